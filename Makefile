@@ -1,0 +1,56 @@
+# Two commands for a new user: `make demo` (the main job) and `make test` (every check).
+# Both set themselves up: a virtualenv per Airflow version, installed from the pinned lock files.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+
+VENV := .venv
+VENV_211 := .venv-2.11
+PY := $(VENV)/bin/python
+PY_211 := $(VENV_211)/bin/python
+
+.PHONY: demo test test-3.3 test-2.11 lint typecheck benchmark lock clean
+
+# $(1): venv dir, $(2): lock file
+define make_venv
+	@test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	@test -x $(1)/bin/uv || $(1)/bin/python -m pip install -q uv==$(UV_VERSION)
+	$(1)/bin/uv pip sync -q --python $(1)/bin/python $(2)
+	$(1)/bin/uv pip install -q --python $(1)/bin/python --no-deps -e .
+	@touch $(1)/.installed
+endef
+
+$(VENV)/.installed: requirements/airflow-3.3.txt pyproject.toml
+	$(call make_venv,$(VENV),requirements/airflow-3.3.txt)
+
+$(VENV_211)/.installed: requirements/airflow-2.11.txt pyproject.toml
+	$(call make_venv,$(VENV_211),requirements/airflow-2.11.txt)
+
+demo: $(VENV)/.installed
+	$(PY) -m example_dags.run_demo
+
+test: lint typecheck test-3.3 test-2.11
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+test-3.3: $(VENV)/.installed
+	$(PY) -m pytest
+
+test-2.11: $(VENV_211)/.installed
+	$(PY_211) -m pytest
+
+benchmark: $(VENV)/.installed
+	$(PY) benchmarks/hook_overhead.py
+
+# Re-pin after editing requirements/*.in (needs the package registry).
+lock: $(VENV)/.installed
+	$(VENV)/bin/uv pip compile -q --universal --python-version 3.10 requirements/airflow-3.3.in -o requirements/airflow-3.3.txt
+	$(VENV)/bin/uv pip compile -q --universal --python-version 3.10 requirements/airflow-2.11.in -o requirements/airflow-2.11.txt
+
+clean:
+	rm -rf $(VENV) $(VENV_211) .airflow-demo .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,72 @@
+"""Apache Airflow provider for the MotherDuck admin REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+DEFAULT_API_URL = "https://api.motherduck.com"
+
+_PACKAGE = "airflow_provider_motherduck"
+_INTEGRATION = "MotherDuck"
+
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "login", "port"],
+    "relabeling": {"host": "API URL", "password": "Admin access token"},
+    "placeholders": {"host": DEFAULT_API_URL, "password": "read/write token of an Admin user"},
+}
+
+
+def _modules(kind: str, *names: str) -> list[dict[str, Any]]:
+    return [{"integration-name": _INTEGRATION, "python-modules": [f"{_PACKAGE}.{kind}.{n}" for n in names]}]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's ProvidersManager (registration only, imports nothing)."""
+    return {
+        "package-name": "airflow-provider-motherduck",
+        "name": "MotherDuck",
+        "description": "Administer a MotherDuck organisation from Airflow: service accounts, access "
+        "tokens, Duckling sizing and active accounts.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://motherduck.com/docs/sql-reference/rest-api/motherduck-rest-api/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": _modules("hooks", "motherduck"),
+        "connection-types": [
+            {
+                "connection-type": "motherduck",
+                "hook-class-name": f"{_PACKAGE}.hooks.motherduck.MotherDuckHook",
+                "hook-name": "MotherDuck",
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Seconds to wait for each API answer.",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
+                    "retry_limit": {
+                        "label": "Retry limit",
+                        "description": "Retries after a throttled (429) or failed (5xx) call.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    "retry_delay": {
+                        "label": "Retry delay (seconds)",
+                        "description": "First backoff delay; doubles on every retry, with jitter.",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
+                    "allow_insecure_http": {
+                        "label": "Allow plain http",
+                        "description": "Send the token over http:// to a remote host (not recommended).",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                },
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+            }
+        ],
+    }

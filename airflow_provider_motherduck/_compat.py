@@ -1,0 +1,52 @@
+"""The one place that tells Airflow 2.11 from 3.x. Everything else imports Airflow names from here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow import __version__ as AIRFLOW_VERSION
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from packaging.version import Version
+
+AIRFLOW_V_3 = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0.0")
+AIRFLOW_V_3_1_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.1.0")
+
+if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
+    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, PokeReturnValue, Variable, conf
+    from airflow.sdk.definitions.context import Context
+    from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+    from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]
+elif AIRFLOW_V_3:
+    from airflow.hooks.base import BaseHook
+    from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, Variable, conf
+    from airflow.sdk.definitions.context import Context
+    from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+    from airflow.sdk.execution_time.secrets_masker import mask_secret, redact
+else:
+    from airflow.configuration import conf
+    from airflow.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+    from airflow.hooks.base import BaseHook
+    from airflow.models import BaseOperator, Variable
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
+    from airflow.utils.context import Context
+    from airflow.utils.log.secrets_masker import mask_secret, redact
+
+
+__all__ = [
+    "AIRFLOW_VERSION",
+    "AIRFLOW_V_3",
+    "AirflowException",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "Context",
+    "PokeReturnValue",
+    "TaskDeferred",
+    "TriggerEvent",
+    "Variable",
+    "conf",
+    "mask_secret",
+    "redact",
+]

@@ -1,0 +1,79 @@
+"""Errors raised by the MotherDuck provider. None of them ever carries a token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_motherduck._compat import AirflowException
+
+
+class MotherDuckError(AirflowException):
+    """Base class of every error this provider raises on purpose."""
+
+
+class MotherDuckConfigError(MotherDuckError):
+    """The connection cannot be used as set up (no token, plain http to a remote host, ...)."""
+
+
+class MotherDuckAPIError(MotherDuckError):
+    """MotherDuck answered with an error, or could not be reached.
+
+    Keeps MotherDuck's ``code``, ``message`` and field-level ``issues`` as sent. ``status_code``
+    is ``None`` when no answer arrived (timeout, refused or dropped connection).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        issues: list[dict[str, Any]] | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.status_code = status_code  # type: ignore[assignment]  # MotherDuck's, not Airflow's
+        self.code = code
+        self.message = message
+        self.issues = issues or []
+        self.method = method
+        self.path = path
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f"{self.method} {self.path}".strip()
+        status = f"HTTP {self.status_code}" if self.status_code is not None else "no answer"
+        head = f"MotherDuck {where} failed ({status}"
+        head += f", {self.code})" if self.code else ")"
+        text = f"{head}: {self.message}"
+        for issue in self.issues:
+            field = ".".join(str(p) for p in issue.get("path") or []) or "-"
+            text += f"\n  - {field}: {issue.get('message', issue)}"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments need help to survive pickling (Airflow pickles task errors).
+        return (_rebuild, (type(self), self.message, self.__dict__.copy()))
+
+
+def _rebuild(cls: type[MotherDuckAPIError], message: str, state: dict[str, Any]) -> MotherDuckAPIError:
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    Exception.__init__(err, err._describe())
+    return err
+
+
+class MotherDuckAuthError(MotherDuckAPIError):
+    """401 (token missing, wrong, expired or revoked) or 403 (token not allowed to do this)."""
+
+
+class MotherDuckNotFoundError(MotherDuckAPIError):
+    """404 with MotherDuck's JSON ``NOT_FOUND``: the user or token does not exist."""
+
+
+class MotherDuckConflictError(MotherDuckAPIError):
+    """The user to create already exists (409, or 400 naming a unique constraint)."""
+
+
+class MotherDuckRouteNotFoundError(MotherDuckAPIError):
+    """A plain-text 404: no such route. The API URL is wrong or the API changed; not a missing object."""

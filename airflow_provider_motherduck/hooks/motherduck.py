@@ -1,0 +1,518 @@
+"""MotherDuckHook: the admin token, the HTTP session and every call to the MotherDuck admin API."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from functools import cached_property
+from typing import Any, NamedTuple, TypedDict
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from airflow_provider_motherduck import DEFAULT_API_URL, UI_FIELD_BEHAVIOUR, __version__
+from airflow_provider_motherduck._compat import AIRFLOW_VERSION, BaseHook, mask_secret
+from airflow_provider_motherduck.exceptions import (
+    MotherDuckAPIError,
+    MotherDuckAuthError,
+    MotherDuckConfigError,
+    MotherDuckConflictError,
+    MotherDuckNotFoundError,
+    MotherDuckRouteNotFoundError,
+)
+from airflow_provider_motherduck.validation import (
+    merge_duckling_config,
+    parse_ttl,
+    validate_duckling_config,
+    validate_token_name,
+    validate_token_type,
+    validate_username,
+)
+
+TOKEN_ENV_VAR = "MOTHERDUCK_TOKEN"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRY_LIMIT = 3
+DEFAULT_RETRY_DELAY = 1.0
+DEFAULT_MAX_RETRY_WAIT = 60.0
+# 5xx answers worth another try; retried only for methods that are safe to repeat.
+_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
+_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
+
+
+class _TokenRequired(TypedDict):
+    id: str
+    name: str
+    token_type: str
+    read_only: bool
+    created_ts: str
+
+
+class TokenInfo(_TokenRequired, total=False):
+    """An access token's metadata, as listed (never the secret). No ``expire_at``: never expires."""
+
+    expire_at: str
+
+
+class CreatedToken(TokenInfo, total=False):
+    """The answer to creating a token: the metadata plus the secret ``token``, masked in logs."""
+
+    token: str
+
+
+class DucklingHalf(TypedDict, total=False):
+    instance_size: str
+    flock_size: int
+    cooldown_seconds: int
+
+
+class DucklingConfig(TypedDict):
+    """One user's Duckling (instance) settings."""
+
+    read_write: DucklingHalf
+    read_scaling: DucklingHalf
+
+
+class Duckling(TypedDict):
+    id: str
+    type: str
+    status: str
+
+
+class ActiveAccount(TypedDict):
+    """An account with running Ducklings."""
+
+    username: str
+    ducklings: list[Duckling]
+
+
+class _Settings(NamedTuple):
+    base_url: str
+    token: str
+    timeout: float
+    retry_limit: int
+    retry_delay: float
+
+
+class MotherDuckHook(BaseHook):
+    """Talks to the MotherDuck admin REST API with the admin token of an Airflow connection.
+
+    The token is the connection's password, else its extra ``token``, else the environment
+    variable ``MOTHERDUCK_TOKEN``. The host defaults to ``https://api.motherduck.com``. Nothing
+    is looked up until the first call.
+
+    :param motherduck_conn_id: the Airflow connection to use.
+    :param timeout: seconds to wait for each answer (default: extra ``timeout``, else 30).
+    :param retry_limit: retries after 429, 5xx and network errors (default: extra, else 3).
+    :param retry_delay: first backoff in seconds, doubled on each retry (default: extra, else 1).
+    :param max_retry_wait: cap on any one wait, ``Retry-After`` included.
+    :param sleep: how to wait between retries (tests pass a fake clock).
+    """
+
+    conn_name_attr = "motherduck_conn_id"
+    default_conn_name = "motherduck_default"
+    conn_type = "motherduck"
+    hook_name = "MotherDuck"
+
+    def __init__(
+        self,
+        motherduck_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        retry_limit: int | None = None,
+        retry_delay: float | None = None,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.motherduck_conn_id = motherduck_conn_id
+        self._timeout = timeout
+        self._retry_limit = retry_limit
+        self._retry_delay = retry_delay
+        self.max_retry_wait = max_retry_wait
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(motherduck_conn_id={self.motherduck_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form for Airflow < 3.2 (newer versions read the provider metadata)."""
+        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> _Settings:
+        """Where and how to call, read once from the connection."""
+        conn = self.get_connection(self.motherduck_conn_id)
+        extra = conn.extra_dejson
+        token = conn.password or extra.get("token") or os.environ.get(TOKEN_ENV_VAR)
+        if not token:
+            raise MotherDuckConfigError(
+                f"No MotherDuck token for connection {self.motherduck_conn_id!r}: looked in its password, "
+                f"its extra 'token' and the environment variable {TOKEN_ENV_VAR}. Put the read/write "
+                "token of an Admin user in the connection's password."
+            )
+        mask_secret(token)
+        allow_http = _as_bool(extra.get("allow_insecure_http", False), "allow_insecure_http")
+        return _Settings(
+            base_url=_base_url(conn.host, conn.port, allow_http, self.motherduck_conn_id),
+            token=token,
+            timeout=_pick(self._timeout, extra.get("timeout"), DEFAULT_TIMEOUT, float, "timeout"),
+            retry_limit=_pick(
+                self._retry_limit, extra.get("retry_limit"), DEFAULT_RETRY_LIMIT, int, "retry_limit"
+            ),
+            retry_delay=_pick(
+                self._retry_delay, extra.get("retry_delay"), DEFAULT_RETRY_DELAY, float, "retry_delay"
+            ),
+        )
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One keep-alive session per hook, with the auth and identity headers set."""
+        session = requests.Session()
+        session.headers.update(
+            {
+                "Authorization": f"Bearer {self.settings.token}",
+                "Accept": "application/json",
+                "User-Agent": f"airflow-provider-motherduck/{__version__} apache-airflow/{AIRFLOW_VERSION}",
+            }
+        )
+        return session
+
+    def close(self) -> None:
+        """Close the HTTP session (a new one opens on the next call)."""
+        if "session" in self.__dict__:
+            self.__dict__.pop("session").close()
+
+    # -- the one request path -------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Send one API call with retries; return the decoded JSON answer or raise a MotherDuck error."""
+        settings = self.settings
+        url = settings.base_url + path
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                response = self.session.request(method, url, json=body, timeout=settings.timeout)
+            except requests.RequestException as err:
+                reached = _may_have_reached_server(err)
+                if attempt < settings.retry_limit and (not reached or method in _IDEMPOTENT):
+                    attempt += 1
+                    self._wait(method, path, type(err).__name__, self._backoff(attempt), attempt)
+                    continue
+                raise MotherDuckAPIError(
+                    _network_message(err, reached, method), method=method, path=path
+                ) from None
+            if self.log.isEnabledFor(logging.DEBUG):
+                self.log.debug(
+                    "MotherDuck %s %s -> %s in %.0f ms",
+                    method,
+                    path,
+                    response.status_code,
+                    (time.monotonic() - started) * 1000,
+                )
+            status = response.status_code
+            if status < 400:
+                return _decode(response)
+            retryable = status == 429 or (status in _RETRYABLE_5XX and method in _IDEMPOTENT)
+            if retryable and attempt < settings.retry_limit:
+                attempt += 1
+                wait = _retry_after(response.headers.get("Retry-After"))
+                self._wait(
+                    method, path, str(status), self._backoff(attempt) if wait is None else wait, attempt
+                )
+                continue
+            raise self._error(response, method, path)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter: between half and all of ``delay * 2**(attempt-1)``."""
+        ceiling = self.settings.retry_delay * 2 ** (attempt - 1)
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+    def _wait(self, method: str, path: str, cause: str, wait: float, attempt: int) -> None:
+        wait = min(max(wait, 0.0), self.max_retry_wait)
+        self.log.warning(
+            "MotherDuck %s %s failed (%s); retry %d of %d in %.2f s",
+            method,
+            path,
+            cause,
+            attempt,
+            self.settings.retry_limit,
+            wait,
+        )
+        self._sleep(wait)
+
+    def _error(self, response: requests.Response, method: str, path: str) -> MotherDuckAPIError:
+        payload = _decode_error(response)
+        status = response.status_code
+        fields: dict[str, Any] = {"status_code": status, "method": method, "path": path}
+        if payload is None:
+            text = response.text.strip()[:200] or response.reason
+            if status == 404:
+                return MotherDuckRouteNotFoundError(
+                    f"no such route ({text!r}): the connection's API URL {self.settings.base_url!r} is "
+                    "probably wrong, or this endpoint is not offered there",
+                    **fields,
+                )
+            return MotherDuckAPIError(text, **fields)
+        code, message, issues = payload
+        fields.update(code=code, issues=issues)
+        conn = self.motherduck_conn_id
+        if status == 401:
+            message += (
+                f" | The token of connection {conn!r} was rejected: it is wrong, expired or revoked. "
+                "Put a valid read/write token of an Admin user in the connection's password."
+            )
+            return MotherDuckAuthError(message, **fields)
+        if status == 403:
+            message += (
+                f" | The token of connection {conn!r} is valid but not allowed to do this: admin calls need "
+                "a read/write (not read_scaling) token of a user with the Admin role, and an admin may only "
+                "manage service accounts and itself."
+            )
+            return MotherDuckAuthError(message, **fields)
+        if status == 404 and code == "NOT_FOUND":
+            return MotherDuckNotFoundError(message, **fields)
+        if status == 409 or (status == 400 and _names_duplicate(message, issues)):
+            return MotherDuckConflictError(message, **fields)
+        return MotherDuckAPIError(message, **fields)
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def create_user(self, username: str) -> dict[str, str]:
+        """Create a service account. Raises ``MotherDuckConflictError`` if it exists already."""
+        name = validate_username(username)
+        result: dict[str, str] = self._request("POST", "/v1/users", {"username": name})
+        return result
+
+    def delete_user(self, username: str, *, missing_ok: bool = False) -> bool:
+        """Delete a user and all their data (irreversible). ``False`` if missing and ``missing_ok``."""
+        return self._delete(f"/v1/users/{_seg(validate_username(username))}", missing_ok)
+
+    def create_token(
+        self,
+        username: str,
+        name: str,
+        *,
+        ttl: Any = None,
+        token_type: str = "read_write",
+    ) -> CreatedToken:
+        """Create an access token; the secret (``token``) is registered with Airflow's masker.
+
+        ``ttl`` takes any form :func:`~airflow_provider_motherduck.validation.parse_ttl` accepts;
+        ``None`` or ``"never"`` makes a token that never expires.
+        """
+        body: dict[str, Any] = {
+            "name": validate_token_name(name),
+            "token_type": validate_token_type(token_type),
+        }
+        seconds = parse_ttl(ttl)
+        if seconds is not None:
+            body["ttl"] = seconds
+        result: CreatedToken = self._request(
+            "POST", f"/v1/users/{_seg(validate_username(username))}/tokens", body
+        )
+        return result
+
+    def list_tokens(self, username: str) -> list[TokenInfo]:
+        """Every token of a user (metadata only: MotherDuck never shows a secret twice)."""
+        answer = self._request("GET", f"/v1/users/{_seg(validate_username(username))}/tokens")
+        tokens: list[TokenInfo] = answer.get("tokens", [])
+        return tokens
+
+    def delete_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
+        """Invalidate a token by its id. ``False`` if it was missing and ``missing_ok``."""
+        if not isinstance(token_id, str) or not token_id.strip():
+            raise ValueError(
+                f"token_id={token_id!r} is invalid: it is empty. Allowed: a token id from list_tokens."
+            )
+        return self._delete(
+            f"/v1/users/{_seg(validate_username(username))}/tokens/{_seg(token_id)}", missing_ok
+        )
+
+    def get_duckling_config(self, username: str) -> DucklingConfig:
+        """A user's Duckling settings (instance sizes, flock size, cooldowns)."""
+        config: DucklingConfig = self._request(
+            "GET", f"/v1/users/{_seg(validate_username(username))}/instances"
+        )
+        return config
+
+    def set_duckling_config(self, username: str, config: Mapping[str, Any]) -> DucklingConfig:
+        """Replace a user's whole Duckling config (both halves needed)."""
+        body = {"config": validate_duckling_config(config)}
+        result: DucklingConfig = self._request(
+            "PUT", f"/v1/users/{_seg(validate_username(username))}/instances", body
+        )
+        return result
+
+    def update_duckling_config(
+        self,
+        username: str,
+        *,
+        read_write: Mapping[str, Any] | None = None,
+        read_scaling: Mapping[str, Any] | None = None,
+    ) -> DucklingConfig:
+        """Change some fields: read, merge, write. No write when nothing would change."""
+        validate_username(username)
+        current = self.get_duckling_config(username)
+        merged = merge_duckling_config(current, read_write=read_write, read_scaling=read_scaling)
+        if merged == merge_duckling_config(current):
+            return current
+        return self.set_duckling_config(username, merged)
+
+    def list_active_accounts(self) -> list[ActiveAccount]:
+        """Accounts with running Ducklings (``active`` or ``cooldown``); not a list of users."""
+        accounts: list[ActiveAccount] = self._request("GET", "/v1/active_accounts").get("accounts", [])
+        return accounts
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the token with a cheap read-only admin call; used by the UI's Test button."""
+        try:
+            accounts = self.list_active_accounts()
+        except (MotherDuckAPIError, MotherDuckConfigError, ValueError) as err:
+            return False, str(err)
+        return True, (
+            f"Connected to {self.settings.base_url} with an admin token "
+            f"({len(accounts)} account(s) with running Ducklings)."
+        )
+
+    def _delete(self, path: str, missing_ok: bool) -> bool:
+        try:
+            self._request("DELETE", path)
+        except MotherDuckNotFoundError:
+            if missing_ok:
+                return False
+            raise
+        return True
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _seg(value: str) -> str:
+    """Percent-encode one path segment (``/`` included)."""
+    return quote(value, safe="")
+
+
+def _as_bool(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", ""):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise MotherDuckConfigError(f"Connection extra {field}={value!r} is invalid. Allowed: true or false.")
+
+
+def _pick(arg: Any, extra: Any, default: Any, kind: type, field: str) -> Any:
+    """Hook argument, else connection extra, else default; must be a non-negative number."""
+    value = arg if arg is not None else extra if extra not in (None, "") else default
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(value, bool) or number < 0:
+        raise MotherDuckConfigError(f"{field}={value!r} is invalid. Allowed: a number >= 0.")
+    return number
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _base_url(host: str | None, port: int | None, allow_http: bool, conn_id: str) -> str:
+    """The API root from the connection's host (default MotherDuck's); a bare host means https."""
+    raw = (host or "").strip().rstrip("/") or DEFAULT_API_URL
+    if "://" not in raw:
+        raw = f"https://{raw}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise MotherDuckConfigError(f"Connection {conn_id!r}: host {host!r} is not an http(s) URL.")
+    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
+        raise MotherDuckConfigError(
+            f"Connection {conn_id!r}: refusing to send the token over plain http to {parts.hostname}. "
+            "Use https, or set the extra allow_insecure_http to true if you really mean it."
+        )
+    if port and not parts.port:
+        raw = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
+    return raw
+
+
+def _decode(response: requests.Response) -> Any:
+    if not response.content:
+        return {}
+    answer = response.json()
+    if isinstance(answer, dict) and isinstance(answer.get("token"), str):
+        mask_secret(answer["token"])  # the secret of a new token: masked before anything logs it
+    return answer
+
+
+def _decode_error(response: requests.Response) -> tuple[str, str, list[dict[str, Any]]] | None:
+    """MotherDuck's ``code``, ``message`` and ``issues``, or ``None`` if the body is not its JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not ("code" in body or "message" in body):
+        return None
+    issues = [i if isinstance(i, dict) else {"message": str(i)} for i in body.get("issues") or []]
+    message = str(body.get("message") or response.reason or "")
+    return str(body.get("code") or ""), message, issues
+
+
+def _names_duplicate(message: str, issues: list[dict[str, Any]]) -> bool:
+    text = " ".join([message, *(str(i.get("message", "")) for i in issues)]).lower()
+    return "unique constraint" in text or "already exists" in text
+
+
+def _may_have_reached_server(err: requests.RequestException) -> bool:
+    """False only when the request surely never left: connecting failed or timed out."""
+    if isinstance(err, requests.ConnectTimeout):
+        return False
+    if isinstance(err, requests.ConnectionError):
+        reason = getattr(err.args[0], "reason", None) if err.args else None
+        return not (
+            type(reason).__name__ in ("NewConnectionError", "NameResolutionError")
+            or "NewConnectionError" in repr(reason)
+        )
+    return not isinstance(err, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema))
+
+
+def _network_message(err: requests.RequestException, reached: bool, method: str) -> str:
+    kind = "timed out" if isinstance(err, requests.Timeout) else "connection failed"
+    text = f"{kind} ({type(err).__name__})"
+    if reached and method == "POST":
+        text += (
+            "; the request may have reached MotherDuck, so it was not repeated: check whether the user "
+            "or token was created before running again"
+        )
+    return text
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)

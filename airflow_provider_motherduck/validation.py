@@ -1,0 +1,242 @@
+"""Every rule MotherDuck puts on what we send, checked before any request.
+
+Hook and operators both call these. Each failure is a ``ValueError`` that names the field, says
+what is wrong with the value and lists what is allowed. The API is a preview: the limits are the
+constants below, so a change on MotherDuck's side is a one-line edit here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Final, Literal, TypeAlias
+
+import pendulum
+
+USERNAME_MAX_LENGTH: Final = 255
+TOKEN_NAME_MAX_LENGTH: Final = 255
+TOKEN_TYPES: Final = ("read_write", "read_scaling")
+TTL_MIN_SECONDS: Final = 300
+TTL_MAX_SECONDS: Final = 31_536_000
+INSTANCE_SIZES: Final = ("pulse", "standard", "jumbo", "mega", "giga")
+FLOCK_SIZE_MIN: Final = 0
+FLOCK_SIZE_MAX: Final = 64
+COOLDOWN_MIN_SECONDS: Final = 60
+COOLDOWN_MAX_SECONDS: Final = 86_400
+# The keys each half of a Duckling config accepts, in the order the API documents them.
+DUCKLING_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "read_write": ("instance_size", "cooldown_seconds"),
+    "read_scaling": ("instance_size", "flock_size", "cooldown_seconds"),
+}
+# Seconds in each unit of the R package's number-and-unit TTLs (month = 30 days, year = 365 days).
+TTL_UNITS: Final[dict[str, int]] = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3_600,
+    "day": 86_400,
+    "week": 604_800,
+    "month": 2_592_000,
+    "year": 31_536_000,
+}
+
+TokenType: TypeAlias = Literal["read_write", "read_scaling"]
+TTLInput: TypeAlias = "int | float | str | timedelta | None"
+
+_USERNAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_NUMBER_UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+?)s?", re.IGNORECASE)
+_TTL_FORMS = (
+    "None or 'never' (no expiry), seconds (300, '3600'), a timedelta, an ISO-8601 duration "
+    "('PT1H', 'P30D') or a number and unit ('12 hours', '90 days'; units: " + ", ".join(TTL_UNITS) + ")"
+)
+
+
+def _fail(field: str, value: Any, problem: str, allowed: str) -> ValueError:
+    return ValueError(f"{field}={value!r} is invalid: {problem}. Allowed: {allowed}.")
+
+
+def _require_str(field: str, value: Any, allowed: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(field, value, f"expected a string, got {type(value).__name__}", allowed)
+    return value
+
+
+def validate_username(username: Any, field: str = "username") -> str:
+    """Return ``username`` if MotherDuck accepts it as a user name."""
+    allowed = f"1 to {USERNAME_MAX_LENGTH} characters, a letter first, then letters, digits or underscores"
+    name = _require_str(field, username, allowed)
+    if not name:
+        raise _fail(field, name, "it is empty", allowed)
+    if len(name) > USERNAME_MAX_LENGTH:
+        raise _fail(field, f"{name[:20]}...", f"it has {len(name)} characters", allowed)
+    if not name[0].isascii() or not name[0].isalpha():
+        raise _fail(field, name, "it must start with a letter", allowed)
+    if not _USERNAME_RE.fullmatch(name):
+        bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "_"))})
+        raise _fail(field, name, f"it contains {''.join(bad)!r}", allowed)
+    return name
+
+
+def validate_token_name(name: Any, field: str = "token_name") -> str:
+    """Return ``name`` if it is a valid access token name (1 to 255 characters)."""
+    allowed = f"a string of 1 to {TOKEN_NAME_MAX_LENGTH} characters"
+    value = _require_str(field, name, allowed)
+    if not value.strip():
+        raise _fail(field, value, "it is empty", allowed)
+    if len(value) > TOKEN_NAME_MAX_LENGTH:
+        raise _fail(field, f"{value[:20]}...", f"it has {len(value)} characters", allowed)
+    return value
+
+
+def validate_token_type(token_type: Any, field: str = "token_type") -> TokenType:
+    """Return ``token_type`` if it is ``read_write`` or ``read_scaling``."""
+    if token_type not in TOKEN_TYPES:
+        raise _fail(field, token_type, "unknown token type", " or ".join(TOKEN_TYPES))
+    return token_type  # type: ignore[no-any-return]
+
+
+def parse_ttl(ttl: Any, field: str = "ttl") -> int | None:
+    """Turn any accepted TTL form into whole seconds, or ``None`` for a token that never expires.
+
+    Accepts ``None``/``"never"``, seconds (number or numeric string), ``timedelta`` (including
+    ``pendulum.Duration``), ISO-8601 durations (``"P30D"``) and number-and-unit strings
+    (``"90 days"``). The result must lie between 300 and 31,536,000 seconds (365 days).
+    """
+    seconds = _ttl_seconds(ttl, field)
+    if seconds is None:
+        return None
+    if not math.isfinite(seconds):
+        raise _fail(field, ttl, "it is not a finite duration", _TTL_FORMS)
+    whole = round(seconds)
+    if not TTL_MIN_SECONDS <= whole <= TTL_MAX_SECONDS:
+        raise _fail(
+            field,
+            ttl,
+            f"it is {whole} seconds, outside {TTL_MIN_SECONDS} to {TTL_MAX_SECONDS} (5 minutes to 365 days)",
+            f"{TTL_MIN_SECONDS} to {TTL_MAX_SECONDS} seconds, or 'never'",
+        )
+    return whole
+
+
+def _ttl_seconds(ttl: Any, field: str) -> float | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool):
+        raise _fail(field, ttl, "a boolean is not a duration", _TTL_FORMS)
+    if isinstance(ttl, (int, float)):
+        return float(ttl)
+    if isinstance(ttl, timedelta):
+        return ttl.total_seconds()
+    if not isinstance(ttl, str):
+        raise _fail(field, ttl, f"unsupported type {type(ttl).__name__}", _TTL_FORMS)
+    text = ttl.strip()
+    if text.lower() == "never":
+        return None
+    if _NUMBER_RE.fullmatch(text):
+        return float(text)
+    if text[:1] in ("P", "p"):
+        try:
+            parsed = pendulum.parse(text.upper())
+        except (ValueError, TypeError) as err:
+            raise _fail(field, ttl, f"not an ISO-8601 duration ({err})", _TTL_FORMS) from None
+        if not isinstance(parsed, timedelta):
+            raise _fail(field, ttl, "not an ISO-8601 duration", _TTL_FORMS)
+        return parsed.total_seconds()
+    match = _NUMBER_UNIT_RE.fullmatch(text)
+    if match and match.group(2).lower() in TTL_UNITS:
+        return float(match.group(1)) * TTL_UNITS[match.group(2).lower()]
+    raise _fail(field, ttl, "not a duration this provider understands", _TTL_FORMS)
+
+
+def _validate_int(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(field, value, f"expected an integer, got {type(value).__name__}", f"{low} to {high}")
+    if not low <= value <= high:
+        raise _fail(field, value, "out of range", f"{low} to {high}")
+    return value
+
+
+def validate_duckling_half(half: str, values: Any, *, complete: bool) -> dict[str, Any]:
+    """Check one half (``read_write`` or ``read_scaling``) of a Duckling config.
+
+    ``complete=False`` accepts a partial update (any subset of the fields); ``complete=True``
+    requires what a full write needs and checks the rules that span fields.
+    """
+    if half not in DUCKLING_FIELDS:
+        raise _fail("config", half, "unknown Duckling type", " or ".join(DUCKLING_FIELDS))
+    fields = DUCKLING_FIELDS[half]
+    if not isinstance(values, Mapping):
+        raise _fail(half, values, f"expected a mapping, got {type(values).__name__}", f"keys {fields}")
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise _fail(half, dict(values), f"unknown keys {unknown}", f"keys {', '.join(fields)}")
+    out: dict[str, Any] = {}
+    for key in fields:
+        if key not in values or values[key] is None:
+            continue
+        value = values[key]
+        if key == "instance_size" and value not in INSTANCE_SIZES:
+            raise _fail(f"{half}.instance_size", value, "unknown instance size", ", ".join(INSTANCE_SIZES))
+        if key == "flock_size":
+            value = _validate_int(f"{half}.flock_size", value, FLOCK_SIZE_MIN, FLOCK_SIZE_MAX)
+        if key == "cooldown_seconds":
+            value = _validate_int(
+                f"{half}.cooldown_seconds", value, COOLDOWN_MIN_SECONDS, COOLDOWN_MAX_SECONDS
+            )
+        out[key] = value
+    if complete:
+        required = ("instance_size", "flock_size") if half == "read_scaling" else ("instance_size",)
+        missing = [key for key in required if key not in out]
+        if missing:
+            raise _fail(half, dict(values), f"missing {', '.join(missing)}", f"keys {', '.join(fields)}")
+    if out.get("instance_size") == "pulse" and "cooldown_seconds" in out:
+        raise _fail(
+            f"{half}.cooldown_seconds",
+            out["cooldown_seconds"],
+            "pulse Ducklings take no cooldown",
+            "leave cooldown_seconds out with pulse, or pick " + ", ".join(INSTANCE_SIZES[1:]),
+        )
+    return out
+
+
+def validate_duckling_config(config: Any) -> dict[str, dict[str, Any]]:
+    """Check a full Duckling config (both halves), as the instances PUT needs it."""
+    if not isinstance(config, Mapping):
+        raise _fail(
+            "config", config, f"expected a mapping, got {type(config).__name__}", "read_write, read_scaling"
+        )
+    missing = [half for half in DUCKLING_FIELDS if half not in config]
+    extra = sorted(set(config) - set(DUCKLING_FIELDS))
+    if missing or extra:
+        problem = f"missing {missing}" if missing else f"unknown keys {extra}"
+        raise _fail("config", dict(config), problem, "exactly the keys read_write and read_scaling")
+    return {half: validate_duckling_half(half, config[half], complete=True) for half in DUCKLING_FIELDS}
+
+
+def merge_duckling_config(
+    current: Mapping[str, Any],
+    *,
+    read_write: Mapping[str, Any] | None = None,
+    read_scaling: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Apply partial updates to a full config and return the validated result.
+
+    When an update changes ``instance_size`` without giving ``cooldown_seconds``, the old cooldown
+    is dropped so the new size's default applies (a cooldown valid for ``standard`` is refused
+    with ``pulse``).
+    """
+    updates = {"read_write": read_write, "read_scaling": read_scaling}
+    merged: dict[str, dict[str, Any]] = {}
+    for half in DUCKLING_FIELDS:
+        # Only the documented keys of what the server holds go back: the PUT refuses others.
+        base = {k: v for k, v in (current.get(half) or {}).items() if k in DUCKLING_FIELDS[half]}
+        update = updates[half]
+        if update is not None:
+            change = validate_duckling_half(half, update, complete=False)
+            if "instance_size" in change and change["instance_size"] != base.get("instance_size"):
+                base.pop("cooldown_seconds", None)
+            base.update(change)
+        merged[half] = base
+    return validate_duckling_config(merged)
