@@ -38,7 +38,10 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
+        "operators": _modules("operators", "users", "tokens", "ducklings", "accounts"),
+        "sensors": _modules("sensors", "accounts"),
         "hooks": _modules("hooks", "motherduck"),
+        "triggers": _modules("triggers", "accounts"),
         "connection-types": [
             {
                 "connection-type": "motherduck",

@@ -1,0 +1,181 @@
+"""The validation table: every rule, accepted and refused, with the field named in the error."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+import pytest
+
+from airflow_provider_motherduck.validation import (
+    merge_duckling_config,
+    parse_ttl,
+    validate_duckling_config,
+    validate_duckling_half,
+    validate_token_name,
+    validate_token_type,
+    validate_username,
+)
+
+
+@pytest.mark.parametrize("name", ["a", "etl_bot", "A1_b2", "x" * 255, "Z"])
+def test_username_accepted(name: str) -> None:
+    assert validate_username(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "empty"),
+        ("1bot", "start with a letter"),
+        ("_bot", "start with a letter"),
+        ("étl", "start with a letter"),
+        ("etl-bot", "contains '-'"),
+        ("etl bot", "contains ' '"),
+        ("etl/bot", "contains '/'"),
+        ("x" * 256, "256 characters"),
+        (42, "expected a string"),
+        (None, "expected a string"),
+    ],
+)
+def test_username_refused(name: Any, problem: str) -> None:
+    with pytest.raises(ValueError, match="username=") as info:
+        validate_username(name)
+    assert problem in str(info.value)
+    assert "Allowed: 1 to 255 characters" in str(info.value)
+
+
+def test_token_name_rules() -> None:
+    assert validate_token_name("nightly rotation / 2026") == "nightly rotation / 2026"
+    assert validate_token_name("n" * 255) == "n" * 255
+    for bad in ("", "   ", "n" * 256, 7):
+        with pytest.raises(ValueError, match=r"token_name=.*Allowed: a string of 1 to 255"):
+            validate_token_name(bad)
+
+
+def test_token_type_rules() -> None:
+    assert validate_token_type("read_write") == "read_write"
+    assert validate_token_type("read_scaling") == "read_scaling"
+    with pytest.raises(ValueError, match=r"token_type='admin'.*Allowed: read_write or read_scaling"):
+        validate_token_type("admin")
+
+
+@pytest.mark.parametrize(
+    ("ttl", "seconds"),
+    [
+        (None, None),
+        ("never", None),
+        (" Never ", None),
+        (300, 300),
+        (3600.0, 3600),
+        ("86400", 86400),
+        ("300.4", 300),
+        (timedelta(hours=2), 7200),
+        (pendulum.duration(days=30), 2_592_000),
+        ("PT1H", 3600),
+        ("P30D", 2_592_000),
+        ("P1W", 604_800),
+        ("P1Y", 31_536_000),
+        ("P1DT2H", 93_600),
+        ("5 minutes", 300),
+        ("1 hour", 3600),
+        ("12 hours", 43_200),
+        ("1 day", 86_400),
+        ("90 days", 7_776_000),
+        ("2 weeks", 1_209_600),
+        ("1 month", 2_592_000),
+        ("6 months", 15_552_000),
+        ("1 year", 31_536_000),
+        ("3600 seconds", 3600),
+        ("1 HOUR", 3600),
+        ("1.5 hours", 5400),
+    ],
+)
+def test_ttl_accepted(ttl: Any, seconds: int | None) -> None:
+    assert parse_ttl(ttl) == seconds
+
+
+@pytest.mark.parametrize(
+    ("ttl", "problem"),
+    [
+        (299, "299 seconds, outside 300 to 31536000"),
+        ("4 minutes", "240 seconds"),
+        ("2 years", "63072000 seconds"),
+        (31_536_001, "outside"),
+        (0, "outside"),
+        (-5, "outside"),
+        ("PT1M", "60 seconds"),
+        (True, "boolean"),
+        ("soon", "not a duration"),
+        ("3 fortnights", "not a duration"),
+        ("P", "ISO-8601"),
+        ([300], "unsupported type list"),
+        (float("inf"), "finite"),
+    ],
+)
+def test_ttl_refused(ttl: Any, problem: str) -> None:
+    with pytest.raises(ValueError, match=r"^ttl=") as info:
+        parse_ttl(ttl)
+    assert problem in str(info.value)
+    assert "Allowed:" in str(info.value)
+
+
+FULL = {
+    "read_write": {"instance_size": "standard", "cooldown_seconds": 60},
+    "read_scaling": {"instance_size": "standard", "flock_size": 4, "cooldown_seconds": 60},
+}
+
+
+def test_full_config_accepted() -> None:
+    assert validate_duckling_config(FULL) == FULL
+    pulse = {"read_write": {"instance_size": "pulse"}, "read_scaling": {"instance_size": "pulse", "flock_size": 0}}
+    assert validate_duckling_config(pulse) == pulse
+
+
+@pytest.mark.parametrize(
+    ("half", "values", "field", "problem"),
+    [
+        ("read_write", {"instance_size": "huge"}, "read_write.instance_size='huge'", "pulse, standard, jumbo"),
+        ("read_scaling", {"flock_size": 65}, "read_scaling.flock_size=65", "0 to 64"),
+        ("read_scaling", {"flock_size": -1}, "read_scaling.flock_size=-1", "0 to 64"),
+        ("read_scaling", {"flock_size": True}, "read_scaling.flock_size=True", "integer"),
+        ("read_write", {"cooldown_seconds": 59}, "read_write.cooldown_seconds=59", "60 to 86400"),
+        ("read_write", {"cooldown_seconds": 86_401}, "read_write.cooldown_seconds=86401", "60 to 86400"),
+        ("read_write", {"instance_size": "pulse", "cooldown_seconds": 60}, "read_write.cooldown_seconds=60", "pulse"),
+        ("read_write", {"flock_size": 2}, "read_write=", "unknown keys ['flock_size']"),
+        ("read_write", "big", "read_write='big'", "expected a mapping"),
+    ],
+)
+def test_duckling_half_refused(half: str, values: Any, field: str, problem: str) -> None:
+    with pytest.raises(ValueError) as info:
+        validate_duckling_half(half, values, complete=False)
+    assert str(info.value).startswith(field)
+    assert problem in str(info.value)
+
+
+def test_full_config_needs_both_halves_and_required_fields() -> None:
+    with pytest.raises(ValueError, match=r"missing \['read_scaling'\]"):
+        validate_duckling_config({"read_write": FULL["read_write"]})
+    with pytest.raises(ValueError, match="unknown keys"):
+        validate_duckling_config({**FULL, "extra": {}})
+    with pytest.raises(ValueError, match="missing flock_size"):
+        validate_duckling_config({"read_write": FULL["read_write"], "read_scaling": {"instance_size": "jumbo"}})
+
+
+def test_merge_keeps_untouched_fields() -> None:
+    merged = merge_duckling_config(FULL, read_scaling={"flock_size": 8})
+    assert merged["read_scaling"] == {"instance_size": "standard", "flock_size": 8, "cooldown_seconds": 60}
+    assert merged["read_write"] == FULL["read_write"]
+
+
+def test_merge_drops_old_cooldown_when_size_changes() -> None:
+    merged = merge_duckling_config(FULL, read_write={"instance_size": "pulse"})
+    assert merged["read_write"] == {"instance_size": "pulse"}
+    merged = merge_duckling_config(FULL, read_write={"instance_size": "mega", "cooldown_seconds": 900})
+    assert merged["read_write"] == {"instance_size": "mega", "cooldown_seconds": 900}
+
+
+def test_merge_ignores_undocumented_server_fields() -> None:
+    current = {"read_write": {**FULL["read_write"], "region": "us-east-1"}, "read_scaling": FULL["read_scaling"]}
+    assert merge_duckling_config(current) == FULL
