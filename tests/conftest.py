@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,17 +24,7 @@ os.environ.pop("MOTHERDUCK_TOKEN", None)
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook  # noqa: E402
 from airflow_provider_motherduck.testing import MotherDuckEmulator  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONN_ENV = "AIRFLOW_CONN_MOTHERDUCK_DEFAULT"
-
-
-def connection_json(url: str, token: str, **extra: object) -> str:
-    """The JSON form of a motherduck connection, as an AIRFLOW_CONN_* variable holds it."""
-    conn: dict[str, object] = {"conn_type": "motherduck", "host": url, "password": token}
-    if extra:
-        conn["extra"] = extra
-    return json.dumps(conn)
+from tests.support import CONN_ENV, FakeSleep, connection_json, run_airflow_dag  # noqa: E402
 
 
 @pytest.fixture
@@ -51,16 +39,6 @@ def motherduck_conn(emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatc
     """``motherduck_default`` pointing at the emulator with its admin token; returns the conn id."""
     monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, emulator.admin_token))
     return "motherduck_default"
-
-
-class FakeSleep:
-    """Records the waits the hook asks for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture
@@ -83,18 +61,7 @@ def airflow_db() -> str:
     return _AIRFLOW_HOME
 
 
-def run_airflow_dag(
-    dag_id: str, dags_folder: Path, env: dict[str, str], *, logical_date: str | None = None, timeout: int = 300
-) -> subprocess.CompletedProcess[str]:
-    """``airflow dags test DAG_ID`` in a subprocess (real Airflow, real task runner); output captured."""
-    cmd = [sys.executable, "-m", "airflow", "dags", "test", dag_id]
-    if logical_date:
-        cmd.append(logical_date)
-    full_env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder), "PYTHONPATH": str(REPO_ROOT), **env}
-    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
-
-
 @pytest.fixture
 def airflow_dag_runner(airflow_db: str) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Fixture form of :func:`run_airflow_dag` (makes sure the metadata database exists first)."""
+    """:func:`tests.support.run_airflow_dag`, once the metadata database exists."""
     return run_airflow_dag

@@ -8,10 +8,11 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, TypedDict
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -30,10 +31,13 @@ from airflow_provider_motherduck.validation import (
     merge_duckling_config,
     parse_ttl,
     validate_duckling_config,
+    validate_duckling_half,
     validate_token_name,
     validate_token_type,
     validate_username,
 )
+
+log = logging.getLogger(__name__)
 
 TOKEN_ENV_VAR = "MOTHERDUCK_TOKEN"
 DEFAULT_TIMEOUT = 30.0
@@ -91,9 +95,10 @@ class ActiveAccount(TypedDict):
     ducklings: list[Duckling]
 
 
-class _Settings(NamedTuple):
+@dataclass(frozen=True)
+class _Settings:
     base_url: str
-    token: str
+    token: str = field(repr=False)
     timeout: float
     retry_limit: int
     retry_delay: float
@@ -211,8 +216,8 @@ class MotherDuckHook(BaseHook):
                 raise MotherDuckAPIError(
                     _network_message(err, reached, method), method=method, path=path
                 ) from None
-            if self.log.isEnabledFor(logging.DEBUG):
-                self.log.debug(
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
                     "MotherDuck %s %s -> %s in %.0f ms",
                     method,
                     path,
@@ -239,7 +244,7 @@ class MotherDuckHook(BaseHook):
 
     def _wait(self, method: str, path: str, cause: str, wait: float, attempt: int) -> None:
         wait = min(max(wait, 0.0), self.max_retry_wait)
-        self.log.warning(
+        log.warning(
             "MotherDuck %s %s failed (%s); retry %d of %d in %.2f s",
             method,
             path,
@@ -361,7 +366,9 @@ class MotherDuckHook(BaseHook):
         read_scaling: Mapping[str, Any] | None = None,
     ) -> DucklingConfig:
         """Change some fields: read, merge, write. No write when nothing would change."""
-        validate_username(username)
+        for half, change in (("read_write", read_write), ("read_scaling", read_scaling)):
+            if change is not None:  # refuse a bad change before reading anything
+                validate_duckling_half(half, change, complete=False)
         current = self.get_duckling_config(username)
         merged = merge_duckling_config(current, read_write=read_write, read_scaling=read_scaling)
         if merged == merge_duckling_config(current):

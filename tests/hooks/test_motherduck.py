@@ -1,0 +1,423 @@
+"""MotherDuckHook against the emulator over real HTTP: every endpoint, errors, retries, secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+
+from airflow_provider_motherduck._compat import redact
+from airflow_provider_motherduck.exceptions import (
+    MotherDuckAPIError,
+    MotherDuckAuthError,
+    MotherDuckConfigError,
+    MotherDuckConflictError,
+    MotherDuckNotFoundError,
+    MotherDuckRouteNotFoundError,
+)
+from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
+from airflow_provider_motherduck.testing import MotherDuckEmulator
+from tests.support import CONN_ENV, FakeSleep, connection_json
+
+STANDARD = {
+    "read_write": {"instance_size": "standard", "cooldown_seconds": 60},
+    "read_scaling": {"instance_size": "standard", "flock_size": 4, "cooldown_seconds": 60},
+}
+
+
+def writes(emulator: MotherDuckEmulator) -> list[tuple[str, str]]:
+    return [(e.method, e.path) for e in emulator.journal if e.method != "GET"]
+
+
+# -- endpoints -------------------------------------------------------------------------------------
+
+
+def test_user_lifecycle(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    assert hook.create_user("etl_bot") == {"username": "etl_bot"}
+    assert "etl_bot" in emulator.users()
+    assert hook.get_duckling_config("etl_bot") == STANDARD
+    assert hook.delete_user("etl_bot") is True
+    assert "etl_bot" not in emulator.users()
+    assert hook.delete_user("etl_bot", missing_ok=True) is False
+    with pytest.raises(MotherDuckNotFoundError) as info:
+        hook.delete_user("etl_bot")
+    assert info.value.status_code == 404
+    assert info.value.code == "NOT_FOUND"
+    assert info.value.path == "/v1/users/etl_bot"
+
+
+@pytest.mark.parametrize("status", [400, 409])
+def test_create_existing_user_is_a_conflict(status: int, motherduck_conn: str, fake_sleep: FakeSleep) -> None:
+    with MotherDuckEmulator(duplicate_user_status=status) as emu, pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CONN_ENV, connection_json(emu.url, emu.admin_token))
+        emu.add_user("etl_bot")
+        with pytest.raises(MotherDuckConflictError) as info:
+            MotherDuckHook(sleep=fake_sleep).create_user("etl_bot")
+    assert info.value.status_code == status
+    assert fake_sleep.waits == []
+
+
+def test_token_lifecycle(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    emulator.add_user("etl_bot")
+    created = hook.create_token("etl_bot", "nightly", ttl="1 day", token_type="read_scaling")
+    assert created["token"].startswith("mdt_")
+    assert emulator.is_valid_token(created["token"])
+    assert created["token_type"] == "read_scaling"
+    assert created["read_only"] is True
+    assert emulator.journal[-1].body == {"name": "nightly", "token_type": "read_scaling", "ttl": 86400}
+    forever = hook.create_token("etl_bot", "forever")
+    assert "ttl" not in emulator.journal[-1].body  # never expires: ttl left out, not null
+    assert not forever.get("expire_at")
+
+    listed = hook.list_tokens("etl_bot")
+    assert {t["id"] for t in listed} == {created["id"], forever["id"]}
+    assert all("token" not in t for t in listed)
+    expiring = next(t for t in listed if t["id"] == created["id"])
+    assert expiring["expire_at"]
+
+    assert hook.delete_token("etl_bot", created["id"]) is True
+    assert not emulator.is_valid_token(created["token"])
+    assert hook.delete_token("etl_bot", created["id"], missing_ok=True) is False
+    with pytest.raises(MotherDuckNotFoundError):
+        hook.delete_token("etl_bot", created["id"])
+    assert [t["id"] for t in hook.list_tokens("etl_bot")] == [forever["id"]]
+
+
+def test_path_segments_are_percent_encoded(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    emulator.add_user("etl_bot")
+    with pytest.raises(MotherDuckNotFoundError):
+        hook.delete_token("etl_bot", "../../users/admin")
+    assert emulator.journal[-1].path == "/v1/users/etl_bot/tokens/..%2F..%2Fusers%2Fadmin"
+    assert "admin" in emulator.users()
+
+
+def test_duckling_config_set_and_update(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    emulator.add_user("etl_bot")
+    jumbo = {
+        "read_write": {"instance_size": "jumbo", "cooldown_seconds": 600},
+        "read_scaling": {"instance_size": "pulse", "flock_size": 2},
+    }
+    assert hook.set_duckling_config("etl_bot", jumbo) == jumbo
+    assert emulator.duckling_config("etl_bot") == jumbo
+
+    emulator.clear_journal()
+    assert hook.update_duckling_config("etl_bot", read_scaling={"flock_size": 8}) == {
+        **jumbo,
+        "read_scaling": {"instance_size": "pulse", "flock_size": 8},
+    }
+    assert [e.method for e in emulator.journal] == ["GET", "PUT"]
+    assert emulator.journal[-1].body == {"config": emulator.duckling_config("etl_bot")}
+
+    emulator.clear_journal()
+    hook.update_duckling_config("etl_bot", read_write={"instance_size": "jumbo"})
+    assert writes(emulator) == []  # nothing changes, nothing is written
+
+
+def test_plan_limit_error_keeps_code_message_and_issues(
+    motherduck_conn: str, fake_sleep: FakeSleep, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with MotherDuckEmulator(max_flock_size=16) as emu:
+        monkeypatch.setenv(CONN_ENV, connection_json(emu.url, emu.admin_token))
+        emu.add_user("etl_bot")
+        with pytest.raises(MotherDuckAPIError) as info:
+            MotherDuckHook(sleep=fake_sleep).update_duckling_config(
+                "etl_bot", read_scaling={"flock_size": 32}
+            )
+    err = info.value
+    assert (err.status_code, err.code, err.method) == (400, "BAD_REQUEST", "PUT")
+    assert "Invalid config for tier" in err.message
+    assert "Invalid config for tier" in str(err)
+    assert fake_sleep.waits == []
+
+
+def test_server_side_validation_issues_are_kept(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    # Bypass client validation to see the server's field-level issues come through intact.
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook._request("POST", "/v1/users", {"username": "9lives"})
+    assert info.value.code == "BAD_REQUEST"
+    assert info.value.issues
+    assert info.value.issues[0]["path"] == ["username"]
+    assert "username:" in str(info.value)
+
+
+def test_active_accounts(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    assert hook.list_active_accounts() == []
+    emulator.add_user("etl_bot")
+    ducklings = [{"id": "rw", "type": "read_write", "status": "active"}]
+    emulator.set_ducklings("etl_bot", ducklings)
+    assert hook.list_active_accounts() == [{"username": "etl_bot", "ducklings": ducklings}]
+
+
+def test_bad_input_sends_nothing(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    emulator.clear_journal()
+    with pytest.raises(ValueError, match="username="):
+        hook.create_user("etl-bot")
+    with pytest.raises(ValueError, match="ttl="):
+        hook.create_token("etl_bot", "t", ttl="1 minute")
+    with pytest.raises(ValueError, match="token_type="):
+        hook.create_token("etl_bot", "t", token_type="admin")
+    with pytest.raises(ValueError, match=r"read_scaling.flock_size=99"):
+        hook.update_duckling_config("etl_bot", read_scaling={"flock_size": 99})
+    with pytest.raises(ValueError, match="token_id="):
+        hook.delete_token("etl_bot", "")
+    assert emulator.journal == []
+
+
+# -- errors and auth -------------------------------------------------------------------------------
+
+
+def test_wrong_token_is_an_auth_error_without_the_token(
+    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "mdt_wrong_secret_0123456789"
+    monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, wrong))
+    hook = MotherDuckHook()
+    with pytest.raises(MotherDuckAuthError) as info:
+        hook.list_active_accounts()
+    assert info.value.status_code == 401
+    assert "rejected" in str(info.value)
+    assert wrong not in str(info.value)
+    ok, message = hook.test_connection()
+    assert not ok
+    assert "wrong, expired or revoked" in message
+    assert wrong not in message
+
+
+def test_non_admin_token_is_forbidden(emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator.add_user("etl_bot")
+    member = emulator.add_token("etl_bot", "member")["token"]
+    monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, member))
+    ok, message = MotherDuckHook().test_connection()
+    assert not ok
+    assert "HTTP 403" in message
+    assert "Admin role" in message
+
+
+def test_connection_ok(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    ok, message = hook.test_connection()
+    assert ok
+    assert emulator.url in message
+
+
+def test_plain_text_404_is_a_route_error(
+    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CONN_ENV, connection_json(emulator.url + "/wrong-prefix", emulator.admin_token))
+    with pytest.raises(MotherDuckRouteNotFoundError) as info:
+        MotherDuckHook().delete_user("etl_bot", missing_ok=True)  # missing_ok must not hide a wrong host
+    assert "API URL" in str(info.value)
+    assert not isinstance(info.value, MotherDuckNotFoundError)
+
+
+# -- connection settings ---------------------------------------------------------------------------
+
+
+def test_init_looks_nothing_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONN_ENV, raising=False)
+    hook = MotherDuckHook("does_not_exist")
+    assert repr(hook) == "MotherDuckHook(motherduck_conn_id='does_not_exist')"
+
+
+def test_missing_token_names_the_three_places(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_MD_EMPTY", json.dumps({"conn_type": "motherduck"}))
+    with pytest.raises(MotherDuckConfigError) as info:
+        MotherDuckHook("md_empty").list_active_accounts()
+    text = str(info.value)
+    assert "'md_empty'" in text
+    assert "password" in text
+    assert "extra 'token'" in text
+    assert "MOTHERDUCK_TOKEN" in text
+
+
+def test_token_from_extra_then_environment(
+    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MD_EXTRA",
+        json.dumps(
+            {"conn_type": "motherduck", "host": emulator.url, "extra": {"token": emulator.admin_token}}
+        ),
+    )
+    assert MotherDuckHook("md_extra").test_connection()[0]
+    monkeypatch.setenv("AIRFLOW_CONN_MD_ENV", json.dumps({"conn_type": "motherduck", "host": emulator.url}))
+    monkeypatch.setenv("MOTHERDUCK_TOKEN", emulator.admin_token)
+    assert MotherDuckHook("md_env").test_connection()[0]
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "expected"),
+    [
+        (None, {}, "https://api.motherduck.com"),
+        ("api.motherduck.com", {}, "https://api.motherduck.com"),
+        ("https://api.motherduck.com/", {}, "https://api.motherduck.com"),
+        ("http://127.0.0.1:8080", {}, "http://127.0.0.1:8080"),
+        ("http://localhost:9", {}, "http://localhost:9"),
+        ("http://md.internal", {"allow_insecure_http": True}, "http://md.internal"),
+    ],
+)
+def test_base_url(
+    host: str | None, extra: dict[str, object], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MD_URL",
+        json.dumps({"conn_type": "motherduck", "host": host, "password": "x" * 12, "extra": extra}),
+    )
+    assert MotherDuckHook("md_url").settings.base_url == expected
+
+
+def test_plain_http_to_a_remote_host_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MD_HTTP",
+        json.dumps({"conn_type": "motherduck", "host": "http://md.example", "password": "x" * 12}),
+    )
+    with pytest.raises(MotherDuckConfigError, match="plain http"):
+        MotherDuckHook("md_http").list_active_accounts()
+
+
+def test_timeout_and_retries_from_extras_and_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {"conn_type": "motherduck", "password": "x" * 12, "extra": {"timeout": "5", "retry_limit": 7}}
+    monkeypatch.setenv("AIRFLOW_CONN_MD_T", json.dumps(conn))
+    settings = MotherDuckHook("md_t").settings
+    assert (settings.timeout, settings.retry_limit, settings.retry_delay) == (5.0, 7, 1.0)
+    overridden = MotherDuckHook("md_t", timeout=2, retry_limit=0).settings
+    assert (overridden.timeout, overridden.retry_limit) == (2.0, 0)
+    monkeypatch.setenv("AIRFLOW_CONN_MD_T", json.dumps({**conn, "extra": {"timeout": "soon"}}))
+    with pytest.raises(MotherDuckConfigError, match="timeout='soon'"):
+        _ = MotherDuckHook("md_t").settings
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+
+def test_429_with_retry_after_seconds(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=429, retry_after="7", times=2)
+    assert hook.list_active_accounts() == []
+    assert fake_sleep.waits == [7.0, 7.0]
+    assert [e.status for e in emulator.journal] == [429, 429, 200]
+
+
+def test_429_with_retry_after_http_date(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    emulator.inject("GET", "/v1/active_accounts", status=429, retry_after=when)
+    hook.list_active_accounts()
+    assert len(fake_sleep.waits) == 1
+    assert 27 <= fake_sleep.waits[0] <= 30
+
+
+def test_retry_after_is_capped(
+    emulator: MotherDuckEmulator, motherduck_conn: str, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=429, retry_after="86400")
+    MotherDuckHook(max_retry_wait=12, sleep=fake_sleep).list_active_accounts()
+    assert fake_sleep.waits == [12]
+
+
+def test_post_is_retried_on_429(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    emulator.add_user("etl_bot")
+    emulator.inject("POST", "/v1/users/etl_bot/tokens", status=429)
+    hook.create_token("etl_bot", "t")
+    assert len(emulator.tokens("etl_bot")) == 1
+    assert len(fake_sleep.waits) == 1
+
+
+def test_exponential_backoff_with_jitter(
+    motherduck_conn: str, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=503, times=4)
+    hook = MotherDuckHook(retry_limit=4, retry_delay=1.0, sleep=fake_sleep)
+    assert hook.list_active_accounts() == []
+    for attempt, wait in enumerate(fake_sleep.waits):
+        ceiling = 2.0**attempt
+        assert ceiling / 2 <= wait <= ceiling
+    assert len(fake_sleep.waits) == 4
+
+
+def test_retries_run_out(hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=502, times=10)
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.list_active_accounts()
+    assert info.value.status_code == 502
+    assert len(fake_sleep.waits) == 3  # the default retry_limit
+    assert len(emulator.journal) == 4
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_post_is_not_retried_on_5xx(status: int, hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    emulator.inject("POST", "/v1/users", status=status, after=True)
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.create_user("etl_bot")
+    assert info.value.status_code == status
+    assert [e.method for e in emulator.journal] == ["POST"]
+    assert emulator.users().count("etl_bot") == 1  # processed once, never twice
+
+
+def test_post_is_not_repeated_after_a_dropped_answer(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator
+) -> None:
+    emulator.add_user("etl_bot")
+    emulator.inject("POST", "/v1/users/etl_bot/tokens", drop=True, after=True)
+    with pytest.raises(MotherDuckAPIError, match="may have reached MotherDuck"):
+        hook.create_token("etl_bot", "nightly")
+    assert len(emulator.tokens("etl_bot")) == 1  # created once, and the hook did not mint a second
+    assert len([e for e in emulator.journal if e.method == "POST"]) == 1
+
+
+def test_get_is_retried_after_a_dropped_connection(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", drop=True)
+    assert hook.list_active_accounts() == []
+    assert len(fake_sleep.waits) == 1
+
+
+def test_connection_refused_is_retried_even_for_post(
+    monkeypatch: pytest.MonkeyPatch, fake_sleep: FakeSleep
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv(CONN_ENV, connection_json(f"http://127.0.0.1:{port}", "mdt_x_0123456789"))
+    with pytest.raises(MotherDuckAPIError, match="connection failed") as info:
+        MotherDuckHook(retry_limit=2, retry_delay=0.01, sleep=fake_sleep).create_user("etl_bot")
+    assert info.value.status_code is None
+    assert len(fake_sleep.waits) == 2
+
+
+def test_each_retry_is_logged(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=503)
+    with caplog.at_level(logging.WARNING):
+        hook.list_active_accounts()
+    assert any("GET /v1/active_accounts failed (503); retry 1 of 3" in r.getMessage() for r in caplog.records)
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+
+
+def test_secrets_are_masked_and_never_logged(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.add_user("etl_bot")
+    emulator.inject("POST", "/v1/users/etl_bot/tokens", status=429)
+    with caplog.at_level(logging.DEBUG):
+        secret = hook.create_token("etl_bot", "nightly")["token"]
+        hook.list_tokens("etl_bot")
+    assert redact(f"the token is {secret}") == "the token is ***"
+    assert redact(f"admin {emulator.admin_token}") == "admin ***"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "POST /v1/users/etl_bot/tokens -> 200" in logged
+    for value in (secret, emulator.admin_token):
+        assert value not in logged
+        assert value not in repr(hook)
+        assert value not in repr(hook.settings)
