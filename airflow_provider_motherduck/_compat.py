@@ -2,29 +2,49 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 from packaging.version import Version
 
 AIRFLOW_V_3 = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0.0")
 AIRFLOW_V_3_1_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.1.0")
 
+if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+
 if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
     from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, PokeReturnValue, Variable, conf
     from airflow.sdk.definitions.context import Context
-    from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowRescheduleException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
     from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]
 elif AIRFLOW_V_3:
     from airflow.hooks.base import BaseHook
     from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, Variable, conf
     from airflow.sdk.definitions.context import Context
-    from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowRescheduleException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
     from airflow.sdk.execution_time.secrets_masker import mask_secret, redact
 else:
     from airflow.configuration import conf
-    from airflow.exceptions import AirflowException, AirflowSkipException, TaskDeferred
+    from airflow.exceptions import (
+        AirflowException,
+        AirflowRescheduleException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        TaskDeferred,
+    )
     from airflow.hooks.base import BaseHook
     from airflow.models import BaseOperator, Variable
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
@@ -32,10 +52,23 @@ else:
     from airflow.utils.log.secrets_masker import mask_secret, redact
 
 
+
+def __getattr__(name: str) -> Any:
+    # The trigger classes (same path on every version) load on first use: every DAG parse imports
+    # this module, and only the triggerer and deferring sensors need them.
+    if name in ("BaseTrigger", "TriggerEvent"):
+        from airflow.triggers import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3",
     "AirflowException",
+    "AirflowRescheduleException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",

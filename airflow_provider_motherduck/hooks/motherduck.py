@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from functools import cached_property
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlsplit
-
-import requests
 
 from airflow_provider_motherduck import DEFAULT_API_URL, UI_FIELD_BEHAVIOUR, __version__
 from airflow_provider_motherduck._compat import AIRFLOW_VERSION, BaseHook, mask_secret
@@ -36,6 +34,12 @@ from airflow_provider_motherduck.validation import (
     validate_token_type,
     validate_username,
 )
+
+if TYPE_CHECKING:
+    import requests
+
+# requests is imported on first call, not at module import: DAG files import this module at
+# every parse, and requests alone costs more than the rest of the provider.
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +185,8 @@ class MotherDuckHook(BaseHook):
     @cached_property
     def session(self) -> requests.Session:
         """One keep-alive session per hook, with the auth and identity headers set."""
+        import requests
+
         session = requests.Session()
         session.headers.update(
             {
@@ -200,6 +206,8 @@ class MotherDuckHook(BaseHook):
 
     def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """Send one API call with retries; return the decoded JSON answer or raise a MotherDuck error."""
+        import requests
+
         settings = self.settings
         url = settings.base_url + path
         attempt = 0
@@ -485,6 +493,8 @@ def _names_duplicate(message: str, issues: list[dict[str, Any]]) -> bool:
 
 def _may_have_reached_server(err: requests.RequestException) -> bool:
     """False only when the request surely never left: connecting failed or timed out."""
+    import requests
+
     if isinstance(err, requests.ConnectTimeout):
         return False
     if isinstance(err, requests.ConnectionError):
@@ -497,6 +507,8 @@ def _may_have_reached_server(err: requests.RequestException) -> bool:
 
 
 def _network_message(err: requests.RequestException, reached: bool, method: str) -> str:
+    import requests
+
     kind = "timed out" if isinstance(err, requests.Timeout) else "connection failed"
     text = f"{kind} ({type(err).__name__})"
     if reached and method == "POST":

@@ -1,0 +1,269 @@
+"""``MotherDuckEmulator``: an in-memory MotherDuck admin API on a local port."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any
+
+from airflow_provider_motherduck.testing.server import EmulatorHTTPServer
+from airflow_provider_motherduck.testing.state import (
+    FLOCK_MAX,
+    FLOCK_MIN,
+    ApiError,
+    Json,
+    State,
+    User,
+    check_config,
+    check_create_token,
+    new_secret,
+    utc_now,
+)
+from airflow_provider_motherduck.testing.traffic import Fault, JournalEntry, Traffic
+
+SEED_KEYS = ("users", "duckling_configs", "ducklings")
+ANSWERABLE = frozenset(s.value for s in HTTPStatus if s >= 200)
+
+
+class MotherDuckEmulator:
+    """The eight admin endpoints of MotherDuck, served from memory with injectable faults.
+
+    Use it as a context manager (or ``start()``/``stop()``); ``url`` and ``admin_token``
+    then point a client at an organisation whose Admin is ``admin_username``.
+    """
+
+    def __init__(
+        self,
+        *,
+        admin_username: str = "admin",
+        admin_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_flock_size: int = 64,
+        duplicate_user_status: int = 400,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not FLOCK_MIN <= max_flock_size <= FLOCK_MAX:
+            raise ValueError(f"max_flock_size must be between {FLOCK_MIN} and {FLOCK_MAX}")
+        if duplicate_user_status not in (400, 409):
+            raise ValueError("duplicate_user_status must be 400 or 409")
+        if admin_token is not None and (not admin_token or admin_token != admin_token.strip()):
+            raise ValueError("admin_token must be non-empty, without surrounding whitespace")
+        self.admin_username = admin_username
+        self.admin_token = admin_token or new_secret()
+        self._host = host
+        self._port = port
+        self._state = State(
+            max_flock_size=max_flock_size,
+            duplicate_user_status=duplicate_user_status,
+            clock=clock or utc_now,
+        )
+        self._traffic = Traffic()
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.add_user(admin_username, admin=True)
+        self._state.add_token(admin_username, "emulator-admin", None, "read_write", self.admin_token)
+
+    # lifecycle
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server, without a trailing slash."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
+        host = self._server.server_name
+        return f"http://{host}:{self._server.server_port}"
+
+    def start(self) -> None:
+        """Bind, listen and serve in a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        self._server = EmulatorHTTPServer(self._host, self._port, self._state, self._traffic)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="motherduck-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and release the port (state is kept)."""
+        if self._server is None or self._thread is None:
+            return
+        self._server.shutdown()
+        self._server.close_connections()
+        self._server.server_close()
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> MotherDuckEmulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # seeding
+
+    def add_user(self, username: str, *, admin: bool = False) -> None:
+        """Add a service account, or a human Admin with ``admin=True``; ValueError if taken.
+
+        Names are not checked, so tests can seed names a client must percent-encode.
+        """
+        if not self._state.add_user(username, admin=admin):
+            raise ValueError(f"user {username!r} already exists")
+
+    def add_token(
+        self, username: str, name: str, *, ttl: int | None = None, token_type: str = "read_write"
+    ) -> dict[str, Any]:
+        """Create a token for any existing user; the answer includes the ``token`` secret."""
+        body: Json = {"name": name, "token_type": token_type}
+        if ttl is not None:
+            body["ttl"] = ttl
+        with self._state.lock, _seeding():
+            self._user(username)
+            name, ttl_s, kind = check_create_token(body)
+            token = self._state.add_token(username, name, ttl_s, kind, new_secret())
+            return {"token": token.secret, **token.metadata()}
+
+    def set_duckling_config(self, username: str, config: dict[str, Any]) -> None:
+        """Replace a user's Duckling config (validated like a PUT; defaults filled in)."""
+        with _seeding():
+            checked = check_config(config, [], self._state.max_flock_size)
+        with self._state.lock:
+            self._user(username).config = checked
+
+    def set_ducklings(self, username: str, ducklings: list[dict[str, str]]) -> None:
+        """Set the running Ducklings shown by active_accounts; ``[]`` clears them."""
+        if not isinstance(ducklings, list) or not all(
+            isinstance(d, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in d.items())
+            for d in ducklings
+        ):
+            raise ValueError("ducklings must be a list of objects with string values")
+        with self._state.lock:
+            self._user(username).ducklings = copy.deepcopy(ducklings)
+
+    def load_seed(self, seed: dict[str, Any]) -> None:
+        """Apply ``{"users": [...], "duckling_configs": {user: cfg}, "ducklings": {user: [...]}}``.
+
+        A user is a name (a service account) or ``{"username": ..., "admin": bool}``.
+        """
+        if not isinstance(seed, dict):
+            raise ValueError("a seed is a JSON object")
+        unknown = sorted(set(seed) - set(SEED_KEYS))
+        if unknown:
+            raise ValueError(f"unknown seed keys: {unknown}; expected {list(SEED_KEYS)}")
+        users = seed.get("users", [])
+        configs = seed.get("duckling_configs", {})
+        ducklings = seed.get("ducklings", {})
+        if not isinstance(users, list) or not isinstance(configs, dict) or not isinstance(ducklings, dict):
+            raise ValueError("seed users is a list; duckling_configs and ducklings map users to values")
+        for user in users:
+            if isinstance(user, str):
+                self.add_user(user)
+            elif isinstance(user, dict) and isinstance(user.get("username"), str):
+                self.add_user(user["username"], admin=bool(user.get("admin", False)))
+            else:
+                raise ValueError(f"a seed user is a name or {{'username': ..., 'admin': ...}}, not {user!r}")
+        for username, config in configs.items():
+            self.set_duckling_config(username, config)
+        for username, running in ducklings.items():
+            self.set_ducklings(username, running)
+
+    # reading state
+
+    def users(self) -> list[str]:
+        """Every username, the Admin first."""
+        return self._state.usernames()
+
+    def tokens(self, username: str) -> list[dict[str, Any]]:
+        """A user's tokens as the list endpoint shows them (no secrets)."""
+        with self._state.lock:
+            return [t.metadata() for t in self._user(username).tokens.values()]
+
+    def duckling_config(self, username: str) -> dict[str, Any]:
+        """A copy of a user's Duckling config."""
+        with self._state.lock:
+            return copy.deepcopy(self._user(username).config)
+
+    def is_valid_token(self, secret: str) -> bool:
+        """Whether this secret authenticates now (exists, not deleted, not expired)."""
+        return self._state.live_token(secret) is not None
+
+    @property
+    def journal(self) -> list[JournalEntry]:
+        """Every request received, oldest first (no headers, token fields redacted)."""
+        return self._traffic.journal()
+
+    def clear_journal(self) -> None:
+        """Forget the requests received so far."""
+        self._traffic.clear_journal()
+
+    # faults
+
+    def inject(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int | None = None,
+        retry_after: str | None = None,
+        delay: float = 0.0,
+        drop: bool = False,
+        times: int = 1,
+        body: Any = None,
+        after: bool = False,
+    ) -> None:
+        """Misbehave on the next ``times`` requests matching ``method`` and ``path``.
+
+        ``method`` is case-insensitive, ``*`` matches any; ``path`` is compared with the raw
+        request path (query string removed), exactly or as an ``fnmatch`` glob.
+
+        ``status`` answers that status (a MotherDuck-shaped JSON error, or ``body``: a ``str`` is
+        sent as text, anything else as JSON) without touching state; ``retry_after`` adds that
+        header; ``delay`` sleeps first (alone, it only adds latency); ``drop`` closes the
+        connection unanswered; ``after=True`` applies the request to state before the status
+        or drop, as if the answer were lost on the way back.
+        """
+        if status is not None and status not in ANSWERABLE:
+            raise ValueError(f"status must be a known HTTP status of 200 or more, not {status}")
+        if status is not None and drop:
+            raise ValueError("a fault either answers a status or drops the connection, not both")
+        if (retry_after is not None or body is not None) and status is None:
+            raise ValueError("retry_after and body need a status")
+        if after and status is None and not drop:
+            raise ValueError("after=True needs a status or drop")
+        if status is None and not drop and delay <= 0:
+            raise ValueError("a fault needs a status, drop=True or a positive delay")
+        if times < 1 or delay < 0:
+            raise ValueError("times must be at least 1 and delay not negative")
+        self._traffic.add_fault(
+            Fault(method.upper(), path, status, retry_after, delay, drop, times, body, after)
+        )
+
+    def clear_faults(self) -> None:
+        """Forget every pending fault."""
+        self._traffic.clear_faults()
+
+    def _user(self, username: str) -> User:
+        try:
+            return self._state.user(username)
+        except ApiError:
+            raise KeyError(f"no user {username!r}") from None
+
+
+@contextmanager
+def _seeding() -> Iterator[None]:
+    """Turn a server-side 400 into the ValueError a seeding method raises."""
+    try:
+        yield
+    except ApiError as err:
+        raise ValueError(err.message) from None
