@@ -24,8 +24,8 @@ import requests
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="md-bench-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook  # noqa: E402
-from airflow_provider_motherduck.testing import MotherDuckEmulator  # noqa: E402
+from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
+from airflow_provider_motherduck.testing import MotherDuckEmulator
 
 RATIO_TARGET = 1.15
 IMPORT_TARGET_MS = 50.0
@@ -78,13 +78,17 @@ def call_overhead(calls: int, rounds: int) -> tuple[float, float]:
 def import_overhead(samples: int) -> tuple[float, float]:
     runs = []
     for _ in range(samples):
-        out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, check=True
+        )
         runs.append(tuple(float(x) for x in out.stdout.split()))
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--import-samples", type=int, default=5)
@@ -98,7 +102,9 @@ def main() -> int:
     print(f"{'list_tokens x' + str(args.calls) + ' via bare Session (s)':<44} {bare_s:>12.3f}")
     print(f"{'ratio hook / bare':<44} {ratio:>12.3f} {'<= ' + str(RATIO_TARGET):>10}")
     print(f"{'import airflow.sdk (ms, median)':<44} {sdk_ms:>12.1f}")
-    print(f"{'+ import hooks.motherduck after it (ms)':<44} {hook_ms:>12.1f} {'<= ' + str(IMPORT_TARGET_MS):>10}")
+    print(
+        f"{'+ import hooks.motherduck after it (ms)':<44} {hook_ms:>12.1f} {'<= ' + str(IMPORT_TARGET_MS):>10}"
+    )
     return 0 if ratio <= RATIO_TARGET and hook_ms <= IMPORT_TARGET_MS else 1
 
 
