@@ -27,7 +27,7 @@ $(VENV_211)/.installed: requirements/airflow-2.11.txt pyproject.toml
 	$(call make_venv,$(VENV_211),requirements/airflow-2.11.txt)
 
 demo: $(VENV)/.installed
-	$(PY) -m example_dags.run_demo
+	$(PY) scripts/run_demo.py
 
 test: lint typecheck test-3.3 test-2.11
 
