@@ -15,6 +15,10 @@ class MotherDuckConfigError(MotherDuckError):
     """The connection cannot be used as set up (no token, plain http to a remote host, ...)."""
 
 
+class MotherDuckSQLError(MotherDuckError):
+    """The SQL path (DuckDB on ``md:``) failed, or answered without being a MotherDuck session."""
+
+
 class MotherDuckAPIError(MotherDuckError):
     """MotherDuck answered with an error, or could not be reached.
 

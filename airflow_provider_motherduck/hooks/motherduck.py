@@ -24,6 +24,7 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckConflictError,
     MotherDuckNotFoundError,
     MotherDuckRouteNotFoundError,
+    MotherDuckSQLError,
 )
 from airflow_provider_motherduck.validation import (
     merge_duckling_config,
@@ -36,6 +37,7 @@ from airflow_provider_motherduck.validation import (
 )
 
 if TYPE_CHECKING:
+    import duckdb
     import requests
 
 # requests is imported on first call, not at module import: DAG files import this module at
@@ -97,6 +99,20 @@ class ActiveAccount(TypedDict):
 
     username: str
     ducklings: list[Duckling]
+
+
+class CurrentUser(TypedDict):
+    """Who a token belongs to, as MotherDuck's ``md_user_info()`` tells it."""
+
+    user_id: str
+    username: str
+    org_id: str
+    org_name: str
+    org_type: str
+    region: str
+
+
+CURRENT_USER_FIELDS = tuple(CurrentUser.__annotations__)
 
 
 @dataclass(frozen=True)
@@ -388,6 +404,31 @@ class MotherDuckHook(BaseHook):
         accounts: list[ActiveAccount] = self._request("GET", "/v1/active_accounts").get("accounts", [])
         return accounts
 
+    def get_current_user(self, connection: duckdb.DuckDBPyConnection | None = None) -> CurrentUser:
+        """Who the token belongs to: the R package's ``show_current_user``, over SQL (there is no REST call).
+
+        Opens DuckDB on ``md:`` with the token in the ``motherduck_token`` config option (never in
+        the connection string), runs ``FROM md_user_info()`` and closes the connection. Needs the
+        ``duckdb`` extra. A caller may pass an open DuckDB ``connection`` instead; it is left open.
+        Raises ``MotherDuckSQLError`` when the answer does not come from MotherDuck.
+        """
+        if connection is not None:
+            return _read_user_info(connection)
+        try:
+            import duckdb
+        except ImportError:
+            raise MotherDuckConfigError(
+                "get_current_user needs DuckDB: pip install 'airflow-provider-motherduck[duckdb]'"
+            ) from None
+        try:
+            con = duckdb.connect("md:", config={"motherduck_token": self.settings.token})
+        except duckdb.Error as err:
+            raise MotherDuckSQLError(f"could not open a MotherDuck session: {type(err).__name__}") from None
+        try:
+            return _read_user_info(con)
+        finally:
+            con.close()
+
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with a cheap read-only admin call; used by the UI's Test button."""
         try:
@@ -462,6 +503,34 @@ def _base_url(host: str | None, port: int | None, allow_http: bool, conn_id: str
     if port and not parts.port:
         raw = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
     return raw
+
+
+def _read_user_info(con: duckdb.DuckDBPyConnection) -> CurrentUser:
+    import duckdb
+
+    try:
+        cursor = con.execute("FROM md_user_info()")
+        columns = [d[0] for d in cursor.description or ()]
+        rows = cursor.fetchall()
+    except duckdb.Error:
+        try:
+            local = con.execute("SELECT current_user").fetchone()
+        except duckdb.Error:
+            local = None
+        raise MotherDuckSQLError(
+            "not a MotherDuck session: md_user_info() does not exist, so this DuckDB is not connected to "
+            f"MotherDuck (its current_user, {local[0] if local else None!r}, is a local default user, "
+            "not a MotherDuck user)"
+        ) from None
+    missing = [f for f in CURRENT_USER_FIELDS if f not in columns]
+    if len(rows) != 1 or missing:
+        raise MotherDuckSQLError(
+            f"md_user_info() answered {len(rows)} row(s) with columns {columns}; expected one row with "
+            f"{', '.join(CURRENT_USER_FIELDS)}"
+        )
+    info = dict(zip(columns, rows[0], strict=True))
+    user: CurrentUser = {f: str(info[f]) for f in CURRENT_USER_FIELDS}  # type: ignore[assignment]
+    return user
 
 
 def _decode(response: requests.Response) -> Any:

@@ -18,6 +18,7 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckConflictError,
     MotherDuckNotFoundError,
     MotherDuckRouteNotFoundError,
+    MotherDuckSQLError,
 )
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
@@ -421,3 +422,60 @@ def test_secrets_are_masked_and_never_logged(
         assert value not in logged
         assert value not in repr(hook)
         assert value not in repr(hook.settings)
+
+
+# -- current user over SQL -------------------------------------------------------------------------
+
+USER_INFO_MACRO = (
+    "CREATE MACRO md_user_info() AS TABLE SELECT 'u-1' AS user_id, 'etl_bot' AS username, "
+    "'o-1' AS org_id, 'Acme' AS org_name, 'business' AS org_type, 'aws-us-east-1' AS region"
+)
+
+
+def test_current_user_from_md_user_info(hook: MotherDuckHook) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    with duckdb.connect(":memory:") as con:  # a table macro stands in for MotherDuck's md_user_info()
+        con.execute(USER_INFO_MACRO)
+        assert hook.get_current_user(con) == {
+            "user_id": "u-1",
+            "username": "etl_bot",
+            "org_id": "o-1",
+            "org_name": "Acme",
+            "org_type": "business",
+            "region": "aws-us-east-1",
+        }
+
+
+def test_plain_duckdb_is_not_taken_for_motherduck(hook: MotherDuckHook) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    with duckdb.connect(":memory:") as con:
+        local_user = con.execute("SELECT current_user").fetchone()[0]
+        with pytest.raises(MotherDuckSQLError, match="not a MotherDuck session") as info:
+            hook.get_current_user(con)
+    assert repr(local_user) in str(info.value)  # plain DuckDB's default user, reported as such
+
+
+def test_current_user_with_an_unexpected_shape(hook: MotherDuckHook) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    with duckdb.connect(":memory:") as con:
+        con.execute("CREATE MACRO md_user_info() AS TABLE SELECT 'x' AS username")
+        with pytest.raises(MotherDuckSQLError, match="expected one row with user_id"):
+            hook.get_current_user(con)
+
+
+def test_current_user_sends_the_token_only_as_a_config_option(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    opened: list[tuple[str, dict[str, str]]] = []
+    real_connect = duckdb.connect
+
+    def fake_connect(database: str, config: dict[str, str]) -> object:
+        opened.append((database, config))
+        con = real_connect(":memory:")
+        con.execute(USER_INFO_MACRO)
+        return con
+
+    monkeypatch.setattr(duckdb, "connect", fake_connect)
+    assert hook.get_current_user()["username"] == "etl_bot"
+    assert opened == [("md:", {"motherduck_token": emulator.admin_token})]
