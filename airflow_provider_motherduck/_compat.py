@@ -52,7 +52,6 @@ else:
     from airflow.utils.log.secrets_masker import mask_secret, redact
 
 
-
 def __getattr__(name: str) -> Any:
     # The trigger classes (same path on every version) load on first use: every DAG parse imports
     # this module, and only the triggerer and deferring sensors need them.

@@ -41,6 +41,9 @@ TTL_UNITS: Final[dict[str, int]] = {
     "year": 31_536_000,
 }
 
+# MotherDuckHook arguments an operator, sensor or trigger may pass on (plain numbers, serialisable).
+HOOK_PARAMS: Final = ("timeout", "retry_limit", "retry_delay", "max_retry_wait")
+
 TokenType: TypeAlias = Literal["read_write", "read_scaling"]
 TTLInput: TypeAlias = "int | float | str | timedelta | None"
 
@@ -240,3 +243,49 @@ def merge_duckling_config(
             base.update(change)
         merged[half] = base
     return validate_duckling_config(merged)
+
+
+# -- Airflow-side arguments shared by operators, the sensor and the trigger --------------------------
+
+_JINJA_MARKERS = ("{{", "{%", "{#")
+
+
+def is_literal(value: Any) -> bool:
+    """Whether ``value`` is final as written in a DAG file: no Jinja, no XComArg or other lazy value.
+
+    Only literal arguments can be checked when a DAG is parsed; the rest are checked after rendering.
+    """
+    if isinstance(value, str):
+        return not any(marker in value for marker in _JINJA_MARKERS)
+    if value is None or isinstance(value, (bool, int, float, timedelta)):
+        return True
+    if isinstance(value, Mapping):
+        return all(is_literal(k) and is_literal(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(is_literal(v) for v in value)
+    return False  # XComArg, MappedArgument, ...: only known at run time
+
+
+def validate_conn_id(value: Any, field: str = "motherduck_conn_id") -> str:
+    """Return ``value`` if it can name an Airflow connection."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(field, value, "expected a connection id", "a non-empty string")
+    return value
+
+
+def validate_hook_params(value: Any, field: str = "hook_params") -> dict[str, Any]:
+    """A copy of ``value`` without ``None`` entries, if it holds only plain-number hook arguments."""
+    allowed = f"a mapping with keys among {', '.join(HOOK_PARAMS)}, each a number of 0 or more"
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(field, value, f"expected a mapping, got {type(value).__name__}", allowed)
+    unknown = sorted(str(k) for k in value if k not in HOOK_PARAMS)
+    if unknown:
+        raise _fail(field, dict(value), f"unknown keys {unknown}", allowed)
+    for key, number in value.items():
+        if number is not None and (
+            isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0
+        ):
+            raise _fail(f"{field}.{key}", number, "expected a number of 0 or more", allowed)
+    return {key: number for key, number in value.items() if number is not None}

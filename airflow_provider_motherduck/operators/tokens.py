@@ -1,0 +1,263 @@
+"""Operators for access tokens: create, delete and list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow_provider_motherduck._compat import Context, Variable
+from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
+from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
+from airflow_provider_motherduck.validation import (
+    parse_ttl,
+    validate_token_name,
+    validate_token_type,
+    validate_username,
+)
+
+#: Airflow refuses longer Variable keys.
+VARIABLE_KEY_MAX_LENGTH = 250
+
+
+def token_metadata(token: Mapping[str, Any], username: str) -> dict[str, Any]:
+    """The JSON-able XCom form of a token: its metadata and owner, never the secret."""
+    return {
+        "id": token.get("id"),
+        "name": token.get("name"),
+        "token_type": token.get("token_type"),
+        "expire_at": token.get("expire_at") or None,
+        "created_ts": token.get("created_ts"),
+        "read_only": token.get("read_only"),
+        "username": username,
+    }
+
+
+def check_variable_key(value: Any, field: str) -> str:
+    """``value`` if Airflow accepts it as a Variable key."""
+    allowed = f"a string of 1 to {VARIABLE_KEY_MAX_LENGTH} characters, no surrounding spaces"
+    if not isinstance(value, str):
+        raise ValueError(f"{field}={value!r} is invalid: expected a string. Allowed: {allowed}.")
+    if not value or value != value.strip() or len(value) > VARIABLE_KEY_MAX_LENGTH:
+        raise ValueError(f"{field}={value!r} is invalid: empty, padded or too long. Allowed: {allowed}.")
+    return value
+
+
+def check_token_id(value: Any, field: str) -> str:
+    """``value`` if it can be a token id (a non-empty string, as list and create return it)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"{field}={value!r} is invalid: it is empty. Allowed: a token id from list or create."
+        )
+    return value
+
+
+class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
+    """Create an access token for a user; the secret is masked in Airflow's logs at once.
+
+    :param username: the token's owner (templated): a service account, or the Admin itself.
+    :param token_name: a label, 1 to 255 characters (templated); names need not be unique.
+    :param token_type: ``read_write`` (default) or ``read_scaling`` (templated).
+    :param ttl: lifetime (templated): ``None`` or ``"never"`` (no expiry), seconds, a
+        ``timedelta``, an ISO-8601 duration (``"P30D"``) or ``"90 days"``; 300 s to 365 days.
+    :param variable_key: if set, the secret is stored in this Airflow Variable (templated).
+        This is the safe way to hand the secret on. If storing fails, the new token is revoked
+        so that no orphan token is left, and the task fails.
+    :param return_secret: also put the secret in the XCom (key ``token``). Risky: XCom values
+        are stored unmasked in the metadata database, readable by anyone with access to it,
+        and shown in plain text in the UI's XCom tab. Prefer ``variable_key``.
+
+    XCom: ``id``, ``name``, ``token_type``, ``expire_at`` (``None`` if it never expires),
+    ``created_ts``, ``read_only``, ``username``; ``token`` only with ``return_secret=True``.
+    Not idempotent: every run creates one more token (MotherDuck allows duplicate names).
+    """
+
+    template_fields: Sequence[str] = ("username", "token_name", "token_type", "ttl", "variable_key")
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        token_name: str,
+        token_type: str = "read_write",
+        ttl: int | float | str | timedelta | None = None,
+        variable_key: str | None = None,
+        return_secret: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.username = username
+        self.token_name = token_name
+        self.token_type = token_type
+        self.ttl = ttl
+        self.variable_key = variable_key
+        self.return_secret = return_secret
+        self.validate_args(rendered=False)
+
+    def arg_checks(self) -> dict[str, Check]:
+        return {
+            "username": validate_username,
+            "token_name": validate_token_name,
+            "token_type": validate_token_type,
+            "ttl": parse_ttl,
+            "variable_key": optional(check_variable_key),
+            "return_secret": check_bool,
+        }
+
+    def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        username: str = args["username"]
+        variable_key: str | None = args["variable_key"]
+        created = self.hook.create_token(
+            username, args["token_name"], ttl=args["ttl"], token_type=args["token_type"]
+        )
+        result = token_metadata(created, username)
+        self.log.info(
+            "Created MotherDuck %s token %r (id %s) for %s, expiring %s.",
+            result["token_type"],
+            result["name"],
+            result["id"],
+            username,
+            result["expire_at"] or "never",
+        )
+        secret = created.get("token")
+        if not secret and (variable_key or self.return_secret):
+            raise MotherDuckError(f"MotherDuck created token {result['id']} but returned no secret.")
+        if variable_key:
+            try:
+                Variable.set(
+                    variable_key,
+                    secret,
+                    description=f"MotherDuck token {result['name']!r} of {username} (id {result['id']})",
+                )
+            except Exception:
+                self._revoke_orphan(username, str(result["id"]), variable_key)
+                raise
+            self.log.info("Stored the secret in Airflow Variable %s.", variable_key)
+        if self.return_secret:
+            result["token"] = secret
+        return result
+
+    def _revoke_orphan(self, username: str, token_id: str, variable_key: str) -> None:
+        """Revoke a token whose secret could not be stored (nobody could ever use it)."""
+        self.log.error(
+            "Could not store the secret in Variable %s: revoking token %s.", variable_key, token_id
+        )
+        try:
+            self.hook.delete_token(username, token_id, missing_ok=True)
+        except Exception:
+            self.log.exception(
+                "Could not revoke token %s of %s either: delete it by hand.", token_id, username
+            )
+
+
+class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
+    """Invalidate access tokens of a user, by id or by name.
+
+    :param username: the tokens' owner (templated).
+    :param token_id: the id of the token to delete (templated). Give this or ``token_name``.
+    :param token_name: delete the token with this name (templated); ids are looked up with
+        the list endpoint. Give this or ``token_id``.
+    :param missing_ok: succeed with nothing deleted if the token (or the user) is missing.
+    :param all_matching: with ``token_name``, delete every token of that name. Without it,
+        several tokens of that name are an error listing their ids, and nothing is deleted.
+
+    XCom: ``{"username": ..., "deleted": [ids]}``; re-runs with ``missing_ok`` give ``[]``.
+    Raises ``MotherDuckNotFoundError`` (by id) or ``MotherDuckError`` (by name) when nothing
+    matches and ``missing_ok`` is false.
+    """
+
+    template_fields: Sequence[str] = ("username", "token_id", "token_name")
+
+    def __init__(
+        self,
+        *,
+        username: str,
+        token_id: str | None = None,
+        token_name: str | None = None,
+        missing_ok: bool = False,
+        all_matching: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.username = username
+        self.token_id = token_id
+        self.token_name = token_name
+        self.missing_ok = missing_ok
+        self.all_matching = all_matching
+        if (token_id is None) == (token_name is None):
+            raise ValueError(
+                f"{type(self).__name__} {self.task_id!r}: give exactly one of token_id and token_name "
+                f"(got token_id={token_id!r}, token_name={token_name!r})."
+            )
+        self.validate_args(rendered=False)
+
+    def arg_checks(self) -> dict[str, Check]:
+        return {
+            "username": validate_username,
+            "token_id": optional(check_token_id),
+            "token_name": optional(validate_token_name),
+            "missing_ok": check_bool,
+            "all_matching": check_bool,
+        }
+
+    def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        username: str = args["username"]
+        token_id: str | None = args["token_id"]
+        if token_id is not None:
+            deleted = self.hook.delete_token(username, token_id, missing_ok=self.missing_ok)
+            ids = [token_id] if deleted else []
+        else:
+            ids = self._delete_by_name(username, args["token_name"])
+        self.log.info("Deleted %d token(s) of %s: %s", len(ids), username, ids)
+        return {"username": username, "deleted": ids}
+
+    def _delete_by_name(self, username: str, name: str) -> list[str]:
+        try:
+            tokens = self.hook.list_tokens(username)
+        except MotherDuckNotFoundError:
+            if self.missing_ok:
+                self.log.info("MotherDuck user %s does not exist (missing_ok=True).", username)
+                return []
+            raise
+        ids = [token["id"] for token in tokens if token.get("name") == name]
+        if not ids:
+            if self.missing_ok:
+                self.log.info("%s has no token named %r (missing_ok=True).", username, name)
+                return []
+            raise MotherDuckError(
+                f"User {username} has no token named {name!r}; set missing_ok=True to allow."
+            )
+        if len(ids) > 1 and not self.all_matching:
+            raise MotherDuckError(
+                f"User {username} has {len(ids)} tokens named {name!r} (ids {', '.join(ids)}); nothing was "
+                "deleted. Set all_matching=True to delete them all, or pass one token_id."
+            )
+        # Listed a moment ago: one deleted meanwhile by someone else is gone either way.
+        return [token_id for token_id in ids if self.hook.delete_token(username, token_id, missing_ok=True)]
+
+
+class MotherDuckListTokensOperator(MotherDuckBaseOperator):
+    """List a user's access tokens (metadata only: MotherDuck never shows a secret twice).
+
+    :param username: whose tokens (templated).
+
+    XCom: a list of ``{"id", "name", "token_type", "expire_at", "created_ts", "read_only",
+    "username"}`` (``expire_at`` is ``None`` for tokens that never expire).
+    Raises ``MotherDuckNotFoundError`` if the user does not exist.
+    """
+
+    template_fields: Sequence[str] = ("username",)
+
+    def __init__(self, *, username: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.username = username
+        self.validate_args(rendered=False)
+
+    def arg_checks(self) -> dict[str, Check]:
+        return {"username": validate_username}
+
+    def run(self, args: dict[str, Any], context: Context) -> list[dict[str, Any]]:
+        username: str = args["username"]
+        tokens = [token_metadata(token, username) for token in self.hook.list_tokens(username)]
+        self.log.info("%s has %d token(s).", username, len(tokens))
+        return tokens
