@@ -9,7 +9,7 @@ VENV_211 := .venv-2.11
 PY := $(VENV)/bin/python
 PY_211 := $(VENV_211)/bin/python
 
-.PHONY: demo test test-3.3 test-2.11 lint typecheck benchmark lock clean
+.PHONY: demo test test-3.3 test-2.11 test-ui lint typecheck benchmark docs lock clean
 
 # $(1): venv dir, $(2): lock file
 define make_venv
@@ -44,8 +44,19 @@ test-3.3: $(VENV)/.installed
 test-2.11: $(VENV_211)/.installed
 	$(PY_211) -m pytest
 
+# The browser test alone (test-3.3 runs it too, whenever /usr/bin/chromium exists); this one also
+# refreshes the screenshots the docs show.
+test-ui: $(VENV)/.installed
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	MOTHERDUCK_SCREENSHOT_DIR=docs/_static/screenshots $(PY) -m pytest -m browser tests/ui
+
 benchmark: $(VENV)/.installed
 	$(PY) benchmarks/hook_overhead.py
+
+# The documentation site into docs/_build/html, warnings as errors (graphviz's dot from Debian if missing).
+docs: $(VENV)/.installed
+	@command -v dot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz; }
+	$(VENV)/bin/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
 # Re-pin after editing requirements/*.in (needs the package registry).
 lock: $(VENV)/.installed
@@ -53,4 +64,4 @@ lock: $(VENV)/.installed
 	$(VENV)/bin/uv pip compile -q --universal --python-version 3.10 requirements/airflow-2.11.in -o requirements/airflow-2.11.txt
 
 clean:
-	rm -rf $(VENV) $(VENV_211) .airflow-demo .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VENV_211) .airflow-demo .mypy_cache .ruff_cache .pytest_cache docs/_build
