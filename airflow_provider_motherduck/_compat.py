@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
-    from airflow.sdk import BaseHook, BaseOperator, BaseSensorOperator, PokeReturnValue, Variable, conf
+    from airflow.sdk import (
+        BaseHook,
+        BaseOperator,
+        BaseSensorOperator,
+        PokeReturnValue,
+        TaskGroup,
+        Variable,
+        conf,
+    )
     from airflow.sdk.definitions.context import Context
     from airflow.sdk.exceptions import (
         AirflowException,
@@ -26,7 +34,7 @@ if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
     from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]
 elif AIRFLOW_V_3:
     from airflow.hooks.base import BaseHook
-    from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, Variable, conf
+    from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, TaskGroup, Variable, conf
     from airflow.sdk.definitions.context import Context
     from airflow.sdk.exceptions import (
         AirflowException,
@@ -50,6 +58,7 @@ else:
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
     from airflow.utils.context import Context
     from airflow.utils.log.secrets_masker import mask_secret, redact
+    from airflow.utils.task_group import TaskGroup
 
 
 def __getattr__(name: str) -> Any:
@@ -76,6 +85,7 @@ __all__ = [
     "Context",
     "PokeReturnValue",
     "TaskDeferred",
+    "TaskGroup",
     "TriggerEvent",
     "Variable",
     "conf",

@@ -153,6 +153,31 @@ def _ttl_seconds(ttl: Any, field: str) -> float | None:
     raise _fail(field, ttl, "not a duration this provider understands", _TTL_FORMS)
 
 
+_DURATION_FORMS = (
+    "seconds (3600, '3600'), a timedelta, an ISO-8601 duration ('PT1H', 'P7D') or a number and unit "
+    "('12 hours', '7 days'; units: " + ", ".join(TTL_UNITS) + ")"
+)
+
+
+def parse_duration(value: Any, field: str) -> float:
+    """A duration of 0 seconds or more in any form :func:`parse_ttl` reads, without its range or ``never``.
+
+    For waits and grace periods rather than token lifetimes: ``"7 days"``, ``"PT12H"``, ``3600``, a
+    ``timedelta``. Returns seconds.
+    """
+    try:
+        seconds = None if value is None else _ttl_seconds(value, field)
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise _fail(field, value, "not a duration", _DURATION_FORMS)
+    if not math.isfinite(seconds):
+        raise _fail(field, value, "it is not finite", _DURATION_FORMS)
+    if seconds < 0:
+        raise _fail(field, value, "it is negative", _DURATION_FORMS)
+    return seconds
+
+
 def _validate_int(field: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(field, value, f"expected an integer, got {type(value).__name__}", f"{low} to {high}")

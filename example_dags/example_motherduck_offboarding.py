@@ -1,10 +1,11 @@
-"""Offboard service accounts: revoke their Airflow tokens, then delete the users.
+"""Offboard service accounts: wait until none has a running Duckling, then remove each one.
 
-Mapped over the accounts, one task instance each. Safe to re-run: tokens or users already gone
-are skipped (``missing_ok=True``), and every token named ``airflow`` is revoked, however many
-there are (``all_matching=True``). Deleting a user also deletes all its data: irreversible.
-Revoked secrets may still sit in Variables (``motherduck_token_<user>``); they no longer work.
-Uses the ``motherduck_default`` connection.
+``offboard_account_group`` builds the task group ``offboard``: the sensor ``wait_until_idle``
+(reschedule mode, a look every 5 minutes, 6 hours at most) waits until no Duckling of these
+accounts is active or cooling down; then ``offboard_account``, one mapped task per account,
+revokes every token of the account, deletes the user with all its data (irreversible), and
+deletes the Variable holding its secret (``motherduck_token_<user>``) with its delivery record.
+Safe to re-run: an account already gone counts as done. Uses the ``motherduck_default`` connection.
 """
 
 from __future__ import annotations
@@ -16,13 +17,10 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2.11
     from airflow import DAG
 
-from airflow_provider_motherduck.operators import (
-    MotherDuckDeleteTokenOperator,
-    MotherDuckDeleteUserOperator,
-)
+from airflow_provider_motherduck.operators import offboard_account_group
 
 USERNAMES = ["etl_loader", "bi_dashboards", "ml_features"]
-TOKEN_NAME = "airflow"
+VARIABLE_PREFIX = "motherduck_token_"  # as in the onboarding examples
 
 with DAG(
     dag_id="example_motherduck_offboarding",
@@ -32,11 +30,11 @@ with DAG(
     tags=["example", "motherduck"],
     doc_md=__doc__,
 ):
-    revoke_tokens = MotherDuckDeleteTokenOperator.partial(
-        task_id="revoke_tokens", token_name=TOKEN_NAME, missing_ok=True, all_matching=True
-    ).expand(username=USERNAMES)
-    delete_user = MotherDuckDeleteUserOperator.partial(task_id="delete_user", missing_ok=True).expand(
-        username=USERNAMES
+    # [START howto_operator_motherduck_offboard_account_group]
+    offboard_account_group(
+        [{"username": user, "variable_key": f"{VARIABLE_PREFIX}{user}"} for user in USERNAMES],
+        poke_interval=300,
+        timeout=6 * 3600,
+        mode="reschedule",
     )
-
-    revoke_tokens >> delete_user
+    # [END howto_operator_motherduck_offboard_account_group]

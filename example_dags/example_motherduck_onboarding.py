@@ -8,6 +8,7 @@ token rotation example revokes the older ones. Uses the ``motherduck_default`` c
 
 from __future__ import annotations
 
+# [START example_motherduck_onboarding]
 from datetime import datetime
 
 try:  # Airflow 3
@@ -51,9 +52,12 @@ with DAG(
     tags=["example", "motherduck"],
     doc_md=__doc__,
 ):
+    # [START howto_operator_motherduck_create_user]
     create_user = MotherDuckCreateUserOperator.partial(task_id="create_user", exists_ok=True).expand(
         username=[account["username"] for account in SERVICE_ACCOUNTS]
     )
+    # [END howto_operator_motherduck_create_user]
+    # [START howto_operator_motherduck_set_duckling_config]
     size_ducklings = MotherDuckSetDucklingConfigOperator.partial(task_id="size_ducklings").expand_kwargs(
         [
             {
@@ -64,6 +68,8 @@ with DAG(
             for account in SERVICE_ACCOUNTS
         ]
     )
+    # [END howto_operator_motherduck_set_duckling_config]
+    # [START howto_operator_motherduck_create_token_mapped]
     create_token = MotherDuckCreateTokenOperator.partial(
         task_id="create_token", token_name=TOKEN_NAME, ttl=TOKEN_TTL
     ).expand_kwargs(
@@ -72,5 +78,7 @@ with DAG(
             for account in SERVICE_ACCOUNTS
         ]
     )
+    # [END howto_operator_motherduck_create_token_mapped]
 
     create_user >> size_ducklings >> create_token
+# [END example_motherduck_onboarding]

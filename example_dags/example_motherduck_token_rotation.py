@@ -1,36 +1,31 @@
-"""Rotate a service account's token every week: create a new one, store it, revoke the old ones.
+"""Rotate a service account's token every week, safely: the Variable always holds a working secret.
 
-1. ``create_token`` makes a token named ``airflow`` valid for 35 days and writes its secret to
-   the Variable ``motherduck_token_etl_loader`` (the secret never reaches XCom or the logs).
-2. ``list_tokens`` lists the account's tokens (metadata only).
-3. ``older_token_ids`` keeps the ids of the other tokens with that name.
-4. ``revoke_token`` deletes each of them by id, one mapped task per id; ``missing_ok=True`` makes
-   a re-run harmless.
+One task, ``MotherDuckRotateTokenOperator``:
 
-Consumers read the Variable each time they connect, so they pick up the new token. Uses the
-``motherduck_default`` connection.
+1. creates a token for ``etl_loader`` named ``airflow@<logical date>``, valid for 35 days;
+2. writes its secret to the Variable ``motherduck_token_etl_loader`` (never to XCom or the logs),
+   and a delivery record (token id, no secret) to ``motherduck_token_etl_loader__delivery``;
+3. only then revokes older ``airflow`` tokens: ``keep=2`` leaves the previous one working until
+   the next rotation, for consumers that read the Variable only when they start, and
+   ``revoke_after="1 day"`` never revokes a token younger than a day (say, after a manual run).
+
+If a step fails, nothing is lost: the old secret stays in place until the new one is delivered.
+If a revoke fails, the task fails naming the tokens still live; clearing it (or a retry) finishes
+the job without creating a second token for the same week. Uses ``motherduck_default``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 try:  # Airflow 3
-    from airflow.sdk import DAG, task
+    from airflow.sdk import DAG
 except ImportError:  # Airflow 2.11
     from airflow import DAG
-    from airflow.decorators import task
 
-from airflow_provider_motherduck.operators import (
-    MotherDuckCreateTokenOperator,
-    MotherDuckDeleteTokenOperator,
-    MotherDuckListTokensOperator,
-)
+from airflow_provider_motherduck.operators import MotherDuckRotateTokenOperator
 
 USERNAME = "etl_loader"
-TOKEN_NAME = "airflow"
-VARIABLE_KEY = f"motherduck_token_{USERNAME}"
 
 with DAG(
     dag_id="example_motherduck_token_rotation",
@@ -40,23 +35,14 @@ with DAG(
     tags=["example", "motherduck"],
     doc_md=__doc__,
 ):
-    create_token = MotherDuckCreateTokenOperator(
-        task_id="create_token",
+    # [START howto_operator_motherduck_rotate_token]
+    MotherDuckRotateTokenOperator(
+        task_id="rotate_token",
         username=USERNAME,
-        token_name=TOKEN_NAME,
-        ttl="35 days",  # a week of overlap after the next rotation
-        variable_key=VARIABLE_KEY,
+        token_name="airflow",
+        ttl="35 days",  # outlives the next rotation, and the one after (keep=2)
+        variable_key=f"motherduck_token_{USERNAME}",
+        keep=2,
+        revoke_after="1 day",
     )
-    list_tokens = MotherDuckListTokensOperator(task_id="list_tokens", username=USERNAME)
-
-    @task
-    def older_token_ids(tokens: list[dict[str, Any]], new_token: dict[str, Any]) -> list[str]:
-        """Ids of the tokens named like the new one, except the new one."""
-        return [t["id"] for t in tokens if t["name"] == new_token["name"] and t["id"] != new_token["id"]]
-
-    old_ids = older_token_ids(list_tokens.output, create_token.output)
-    revoke_token = MotherDuckDeleteTokenOperator.partial(
-        task_id="revoke_token", username=USERNAME, missing_ok=True
-    ).expand(token_id=old_ids)
-
-    create_token >> list_tokens
+    # [END howto_operator_motherduck_rotate_token]

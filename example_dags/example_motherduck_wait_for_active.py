@@ -10,6 +10,7 @@ DAG params, templated into ``usernames``. Uses the ``motherduck_default`` connec
 
 from __future__ import annotations
 
+# [START example_motherduck_wait_for_active]
 from datetime import datetime, timedelta
 
 try:  # Airflow 3
@@ -29,6 +30,7 @@ with DAG(
     tags=["example", "motherduck"],
     doc_md=__doc__,
 ):
+    # [START howto_sensor_motherduck_active_accounts]
     wait_for_active = MotherDuckActiveAccountsSensor(
         task_id="wait_for_active",
         usernames=["{{ params.active_user }}"],
@@ -37,7 +39,11 @@ with DAG(
         poke_interval=timedelta(minutes=1),
         timeout=timedelta(hours=1),
     )
+    # [END howto_sensor_motherduck_active_accounts]
+    # [START howto_operator_motherduck_list_active_accounts]
     list_active_accounts = MotherDuckListActiveAccountsOperator(task_id="list_active_accounts")
+    # [END howto_operator_motherduck_list_active_accounts]
+    # [START howto_sensor_motherduck_active_accounts_deferrable]
     wait_until_idle = MotherDuckActiveAccountsSensor(
         task_id="wait_until_idle",
         usernames=["{{ params.idle_user }}"],
@@ -47,5 +53,7 @@ with DAG(
         poke_interval=timedelta(seconds=30),
         timeout=timedelta(hours=2),
     )
+    # [END howto_sensor_motherduck_active_accounts_deferrable]
 
     wait_for_active >> list_active_accounts >> wait_until_idle
+# [END example_motherduck_wait_for_active]

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from airflow_provider_motherduck.operators.accounts import MotherDuckListActiveAccountsOperator
+from airflow_provider_motherduck.operators.current_user import MotherDuckCurrentUserOperator
 from airflow_provider_motherduck.operators.ducklings import (
     MotherDuckGetDucklingConfigOperator,
     MotherDuckSetDucklingConfigOperator,
 )
+from airflow_provider_motherduck.operators.onboarding import (
+    MotherDuckBulkOnboardOperator,
+    MotherDuckOffboardAccountOperator,
+    MotherDuckOnboardAccountOperator,
+    offboard_account_group,
+)
+from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.operators.tokens import (
     MotherDuckCreateTokenOperator,
     MotherDuckDeleteTokenOperator,
@@ -18,12 +26,18 @@ from airflow_provider_motherduck.operators.users import (
 )
 
 __all__ = [
+    "MotherDuckBulkOnboardOperator",
     "MotherDuckCreateTokenOperator",
     "MotherDuckCreateUserOperator",
+    "MotherDuckCurrentUserOperator",
     "MotherDuckDeleteTokenOperator",
     "MotherDuckDeleteUserOperator",
     "MotherDuckGetDucklingConfigOperator",
     "MotherDuckListActiveAccountsOperator",
     "MotherDuckListTokensOperator",
+    "MotherDuckOffboardAccountOperator",
+    "MotherDuckOnboardAccountOperator",
+    "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
+    "offboard_account_group",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from airflow_provider_motherduck._compat import Context, Variable
 from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
+from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
 from airflow_provider_motherduck.validation import (
     parse_ttl,
@@ -31,6 +32,60 @@ def token_metadata(token: Mapping[str, Any], username: str) -> dict[str, Any]:
         "read_only": token.get("read_only"),
         "username": username,
     }
+
+
+#: Hands a new token's secret on (e.g. to a Variable); gets the secret and the token's metadata.
+Deliver = Callable[[str, Mapping[str, Any]], None]
+
+
+def create_delivered_token(
+    hook: MotherDuckHook,
+    username: str,
+    token_name: str,
+    *,
+    ttl: Any,
+    token_type: str,
+    deliver: Deliver | None,
+    log: Any,
+) -> tuple[dict[str, Any], str | None]:
+    """Create a token and hand its secret to ``deliver``; revoke the token if delivery fails.
+
+    Returns the token's metadata (:func:`token_metadata`) and its secret. With ``deliver`` the
+    secret must be in the answer; a token whose secret could not be delivered is revoked (nobody
+    could ever use it) and the delivery error is raised.
+    """
+    created = hook.create_token(username, token_name, ttl=ttl, token_type=token_type)
+    result = token_metadata(created, username)
+    log.info(
+        "Created MotherDuck %s token %r (id %s) for %s, expiring %s.",
+        result["token_type"],
+        result["name"],
+        result["id"],
+        username,
+        result["expire_at"] or "never",
+    )
+    secret = created.get("token") or None
+    if deliver is None:
+        return result, secret
+    try:
+        if not secret:
+            raise MotherDuckError(f"MotherDuck created token {result['id']} but returned no secret.")
+        deliver(secret, result)
+    except Exception:
+        log.error("Could not deliver the secret of token %s of %s: revoking it.", result["id"], username)
+        try:
+            hook.delete_token(username, str(result["id"]), missing_ok=True)
+        except Exception:
+            log.exception(
+                "Could not revoke token %s of %s either: delete it by hand.", result["id"], username
+            )
+        raise
+    return result, secret
+
+
+def revoke_tokens(hook: MotherDuckHook, username: str, token_ids: Iterable[str]) -> list[str]:
+    """Delete tokens by id; return the ids deleted now (one already gone is skipped)."""
+    return [token_id for token_id in token_ids if hook.delete_token(username, token_id, missing_ok=True)]
 
 
 def check_variable_key(value: Any, field: str) -> str:
@@ -107,47 +162,30 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
     def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
         username: str = args["username"]
         variable_key: str | None = args["variable_key"]
-        created = self.hook.create_token(
-            username, args["token_name"], ttl=args["ttl"], token_type=args["token_type"]
-        )
-        result = token_metadata(created, username)
-        self.log.info(
-            "Created MotherDuck %s token %r (id %s) for %s, expiring %s.",
-            result["token_type"],
-            result["name"],
-            result["id"],
+
+        def store(secret: str, token: Mapping[str, Any]) -> None:
+            key = str(variable_key)
+            Variable.set(
+                key,
+                secret,
+                description=f"MotherDuck token {token['name']!r} of {username} (id {token['id']})",
+            )
+            self.log.info("Stored the secret in Airflow Variable %s.", key)
+
+        result, secret = create_delivered_token(
+            self.hook,
             username,
-            result["expire_at"] or "never",
+            args["token_name"],
+            ttl=args["ttl"],
+            token_type=args["token_type"],
+            deliver=store if variable_key else None,
+            log=self.log,
         )
-        secret = created.get("token")
-        if not secret and (variable_key or self.return_secret):
-            raise MotherDuckError(f"MotherDuck created token {result['id']} but returned no secret.")
-        if variable_key:
-            try:
-                Variable.set(
-                    variable_key,
-                    secret,
-                    description=f"MotherDuck token {result['name']!r} of {username} (id {result['id']})",
-                )
-            except Exception:
-                self._revoke_orphan(username, str(result["id"]), variable_key)
-                raise
-            self.log.info("Stored the secret in Airflow Variable %s.", variable_key)
         if self.return_secret:
+            if not secret:
+                raise MotherDuckError(f"MotherDuck created token {result['id']} but returned no secret.")
             result["token"] = secret
         return result
-
-    def _revoke_orphan(self, username: str, token_id: str, variable_key: str) -> None:
-        """Revoke a token whose secret could not be stored (nobody could ever use it)."""
-        self.log.error(
-            "Could not store the secret in Variable %s: revoking token %s.", variable_key, token_id
-        )
-        try:
-            self.hook.delete_token(username, token_id, missing_ok=True)
-        except Exception:
-            self.log.exception(
-                "Could not revoke token %s of %s either: delete it by hand.", token_id, username
-            )
 
 
 class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
@@ -233,7 +271,7 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
                 "deleted. Set all_matching=True to delete them all, or pass one token_id."
             )
         # Listed a moment ago: one deleted meanwhile by someone else is gone either way.
-        return [token_id for token_id in ids if self.hook.delete_token(username, token_id, missing_ok=True)]
+        return revoke_tokens(self.hook, username, ids)
 
 
 class MotherDuckListTokensOperator(MotherDuckBaseOperator):

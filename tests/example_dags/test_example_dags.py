@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from tests.operators.helpers import (
     everything_printed,
     failure_excerpt,
     leaked_secrets,
+    set_variable,
     variable,
 )
 from tests.support import CONN_ENV, REPO_ROOT, connection_json
@@ -32,6 +33,7 @@ MINE = (
     "example_motherduck_onboarding",
     "example_motherduck_token_rotation",
     "example_motherduck_offboarding",
+    "example_motherduck_bulk_onboarding",
 )
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
@@ -99,54 +101,101 @@ def test_onboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, ai
 
 
 @pytest.mark.airflow_run
-def test_token_rotation(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str) -> None:
-    emulator.add_user("etl_loader")
-    old = [emulator.add_token("etl_loader", "airflow") for _ in range(2)]
-    dbt = emulator.add_token("etl_loader", "dbt")  # another name: left alone
-    record, printed = _run("example_motherduck_token_rotation", emulator, airflow_dag_runner, airflow_db)
+def test_token_rotation(airflow_dag_runner: Runner, airflow_db: str) -> None:
+    """A weekly rotation whose run cannot revoke one old token, then a re-run of the same week."""
+    dag_id = "example_motherduck_token_rotation"
+    age = {"days": 0}  # the emulator's clock runs this many days behind, to seed earlier tokens
+    with MotherDuckEmulator(
+        clock=lambda: datetime.now(timezone.utc) - timedelta(days=age["days"])
+    ) as emulator:
+        emulator.add_user("etl_loader")
+        old = []
+        for age["days"] in (20, 13, 6):  # made by three earlier weekly rotations
+            old.append(emulator.add_token("etl_loader", "airflow"))
+        age["days"] = 0
+        dbt = emulator.add_token("etl_loader", "dbt")  # another name: left alone
+        env = {CONN_ENV: connection_json(emulator.url, emulator.admin_token, retry_delay=0.01)}
+        stuck = old[0]["id"]
+        # The oldest token's revoke fails past the hook's 3 retries.
+        emulator.inject("DELETE", f"/v1/users/etl_loader/tokens/{stuck}", status=503, times=4)
 
-    xcom = record.xcom()
-    new_id = xcom[("create_token", -1)]["id"]
-    assert sorted(xcom[("older_token_ids", -1)]) == sorted(t["id"] for t in old)
-    assert sorted(xcom[("revoke_token", i)]["deleted"][0] for i in range(2)) == sorted(t["id"] for t in old)
+        first = airflow_dag_runner(dag_id, EXAMPLES, env, logical_date="2025-01-06")
+        printed = everything_printed(first, airflow_db, dag_id)
+        assert DagRunRecord(airflow_db, dag_id).states() == {("rotate_token", -1): "failed"}, failure_excerpt(
+            printed
+        )
+        assert f"still live: {stuck}" in printed
+        (new,) = [t for t in emulator.tokens("etl_loader") if t["name"] == "airflow@20250106T000000Z"]
+        # Delivered before anything was revoked: the Variable holds the new, working secret.
+        secret = variable(airflow_db, "motherduck_token_etl_loader")
+        assert secret is not None
+        assert emulator.is_valid_token(secret)
+        delivery = json.loads(variable(airflow_db, "motherduck_token_etl_loader__delivery") or "{}")
+        assert (delivery["token_id"], delivery["token_name"]) == (new["id"], new["name"])
+        assert not SECRET_RE.search(json.dumps(delivery))
+        # keep=2: the new token and the newest old one stay; the middle one went, the oldest is stuck.
+        assert [t["id"] for t in emulator.tokens("etl_loader")] == [stuck, old[2]["id"], dbt["id"], new["id"]]
 
-    tokens = {t["name"]: t for t in emulator.tokens("etl_loader")}
-    assert sorted(tokens) == ["airflow", "dbt"]
-    assert tokens["airflow"]["id"] == new_id
-    assert _lifetime_days(tokens["airflow"]) == pytest.approx(35, abs=0.01)
-    assert not any(emulator.is_valid_token(t["token"]) for t in old)
-    assert emulator.is_valid_token(dbt["token"])
+        # Clearing the run (here: the same logical date again) finishes the job, creating nothing.
+        second = airflow_dag_runner(dag_id, EXAMPLES, env, logical_date="2025-01-06")
+        printed += everything_printed(second, airflow_db, dag_id)
+        record = DagRunRecord(airflow_db, dag_id)
+        assert record.states() == {("rotate_token", -1): "success"}, failure_excerpt(printed)
+        summary = record.xcom()[("rotate_token", -1)]
+        assert (summary["created"], summary["new_token"]["id"]) == (False, new["id"])
+        assert (summary["revoked"], summary["kept"], summary["still_live"]) == (
+            [stuck],
+            [new["id"], old[2]["id"]],
+            [],
+        )
+        assert [e.method for e in emulator.journal].count("POST") == 1  # one new token in all
+        assert [t["id"] for t in emulator.tokens("etl_loader")] == [old[2]["id"], dbt["id"], new["id"]]
+        assert _lifetime_days(new) == pytest.approx(35, abs=0.01)
+        assert variable(airflow_db, "motherduck_token_etl_loader") == secret
+        assert emulator.is_valid_token(secret)
+        assert emulator.is_valid_token(dbt["token"])
 
-    secret = variable(airflow_db, "motherduck_token_etl_loader")
-    assert secret is not None
-    assert emulator.is_valid_token(secret)  # the only live "airflow" token is the new one
-
-    _no_secret_in_xcom(record)
-    known = [secret, dbt["token"], emulator.admin_token, *(t["token"] for t in old)]
-    assert leaked_secrets(printed, known) == []
+        _no_secret_in_xcom(record)
+        known = [secret, dbt["token"], emulator.admin_token, *(t["token"] for t in old)]
+        assert leaked_secrets(printed, known) == []
 
 
 @pytest.mark.airflow_run
 def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str) -> None:
-    emulator.load_seed({"users": ["etl_loader", "bi_dashboards"]})  # ml_features is gone already
+    emulator.load_seed(
+        {"users": ["etl_loader", "bi_dashboards", "busy_other"]}
+    )  # ml_features is gone already
+    emulator.set_ducklings("busy_other", [{"id": "rw", "type": "read_write", "status": "active"}])  # not ours
     etl = [emulator.add_token("etl_loader", "airflow") for _ in range(2)]
     dbt = emulator.add_token("etl_loader", "dbt")
     bi = emulator.add_token("bi_dashboards", "airflow")
+    for user in ("bi_dashboards", "ml_features"):  # the metadata database is shared by the session's tests
+        set_variable(airflow_db, f"motherduck_token_{user}", None)
+        set_variable(airflow_db, f"motherduck_token_{user}__delivery", None)
+    set_variable(airflow_db, "motherduck_token_etl_loader", etl[1]["token"])
+    set_variable(airflow_db, "motherduck_token_etl_loader__delivery", json.dumps({"token_id": etl[1]["id"]}))
     record, printed = _run("example_motherduck_offboarding", emulator, airflow_dag_runner, airflow_db)
 
-    assert emulator.users() == ["admin"]
+    assert emulator.users() == ["admin", "busy_other"]
     xcom = record.xcom()
-    assert [xcom[("revoke_tokens", i)] for i in range(3)] == [
-        {"username": "etl_loader", "deleted": [t["id"] for t in etl]},
-        {"username": "bi_dashboards", "deleted": [bi["id"]]},
-        {"username": "ml_features", "deleted": []},
+    assert xcom[("offboard.wait_until_idle", -1)] == []
+    assert [xcom[("offboard.offboard_account", i)] for i in range(3)] == [
+        {
+            "username": "etl_loader",
+            "revoked": [t["id"] for t in [*etl, dbt]],  # every token, whatever its name
+            "deleted": True,
+            "variables_deleted": ["motherduck_token_etl_loader", "motherduck_token_etl_loader__delivery"],
+        },
+        {"username": "bi_dashboards", "revoked": [bi["id"]], "deleted": True, "variables_deleted": []},
+        {"username": "ml_features", "revoked": [], "deleted": False, "variables_deleted": []},
     ]
-    assert [xcom[("delete_user", i)]["deleted"] for i in range(3)] == [True, True, False]
+    assert variable(airflow_db, "motherduck_token_etl_loader") is None
+    assert variable(airflow_db, "motherduck_token_etl_loader__delivery") is None
 
     deletes = sorted(e.path for e in emulator.journal if e.method == "DELETE")
     assert deletes == sorted(
         [
-            *(f"/v1/users/etl_loader/tokens/{t['id']}" for t in etl),
+            *(f"/v1/users/etl_loader/tokens/{t['id']}" for t in [*etl, dbt]),
             f"/v1/users/bi_dashboards/tokens/{bi['id']}",
             "/v1/users/etl_loader",
             "/v1/users/bi_dashboards",

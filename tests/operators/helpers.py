@@ -99,6 +99,14 @@ def variable(airflow_home: str, key: str) -> str | None:
     return MultiFernet(keys).decrypt(value.encode()).decode()
 
 
+def set_variable(airflow_home: str, key: str, value: str | None) -> None:
+    """Write an Airflow Variable straight into the metadata database (unencrypted); ``None`` deletes it."""
+    with sqlite3.connect(Path(airflow_home) / "airflow.db") as conn:
+        conn.execute("DELETE FROM variable WHERE key = ?", (key,))
+        if value is not None:
+            conn.execute("INSERT INTO variable (key, val, is_encrypted) VALUES (?, ?, 0)", (key, value))
+
+
 def everything_printed(result: subprocess.CompletedProcess[str], airflow_home: str, dag_id: str) -> str:
     """The run's stdout and stderr plus any task log files of the DAG (the real log path)."""
     logs = Path(airflow_home) / "logs"

@@ -1,0 +1,576 @@
+"""Onboarding and offboarding against the emulator: declared state, idempotence, faults mid-way, secrecy.
+
+Airflow Variables are replaced by an in-memory store here (on Airflow 3 they need a task runner);
+the real Variable path runs in tests/example_dags/test_example_bulk_onboarding.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, cast
+
+import pytest
+
+from airflow_provider_motherduck._compat import Context
+from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError
+from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
+from airflow_provider_motherduck.operators import (
+    MotherDuckBulkOnboardOperator,
+    MotherDuckOffboardAccountOperator,
+    MotherDuckOnboardAccountOperator,
+    _delivery,
+    offboard_account_group,
+)
+from airflow_provider_motherduck.operators._delivery import fingerprint
+from airflow_provider_motherduck.operators.onboarding import check_account, onboard_accounts
+from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
+from airflow_provider_motherduck.testing import MotherDuckEmulator
+from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
+from tests.support import CONN_ENV, connection_json
+
+pytestmark = pytest.mark.usefixtures("motherduck_conn")
+
+NO_RETRY = {"retry_limit": 0}
+USER = "etl_loader"
+KEY = "motherduck_token_etl_loader"
+RECORD = KEY + "__delivery"
+DECLARED: dict[str, Any] = {
+    "username": USER,
+    "token_name": "airflow",
+    "variable_key": KEY,
+    "read_write": {"instance_size": "jumbo"},
+    "read_scaling": {"flock_size": 2},
+    "ttl": "90 days",
+}
+
+
+class FakeVariables:
+    """Airflow's Variable API in memory, counting writes."""
+
+    _NOTSET = object()
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.writes: list[str] = []
+        self.fail_on: set[str] = set()
+
+    def get(self, key: str, default: Any = _NOTSET, /) -> Any:  # keyword names differ by version
+        if key in self.values:
+            return self.values[key]
+        if default is self._NOTSET:
+            raise KeyError(key)
+        return default
+
+    def set(self, key: str, value: str, description: str | None = None, serialize_json: bool = False) -> None:
+        if key in self.fail_on:
+            raise RuntimeError(f"the Variable backend refused {key}")
+        self.writes.append(f"set {key}")
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.writes.append(f"delete {key}")
+        self.values.pop(key, None)
+
+
+@pytest.fixture
+def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
+    fake = FakeVariables()
+    monkeypatch.setattr(_delivery, "Variable", fake)
+    return fake
+
+
+def onboard(**overrides: Any) -> MotherDuckOnboardAccountOperator:
+    return MotherDuckOnboardAccountOperator(
+        task_id="onboard", hook_params=NO_RETRY, **{**DECLARED, **overrides}
+    )
+
+
+def test_reaches_the_declared_state(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+    result = run(onboard())
+
+    assert emulator.users() == ["admin", USER]
+    assert emulator.duckling_config(USER) == {
+        "read_write": {"instance_size": "jumbo", "cooldown_seconds": 60},
+        "read_scaling": {"instance_size": "standard", "flock_size": 2, "cooldown_seconds": 60},
+    }
+    (token,) = emulator.tokens(USER)
+    secret = variables.values[KEY]
+    assert emulator.is_valid_token(secret)
+    assert json.loads(variables.values[RECORD]) == {
+        "token_id": token["id"],
+        "username": USER,
+        "token_name": "airflow",
+        "fingerprint": fingerprint(secret),
+    }
+    assert result["user_created"] is True
+    assert result["token_created"] is True
+    assert result["token"]["id"] == token["id"]
+    assert result["duckling_config"] == emulator.duckling_config(USER)
+    assert result["other_token_ids"] == []
+    assert secret not in json.dumps(result)
+    assert writes_seen(emulator) == [
+        "POST /v1/users",
+        f"PUT /v1/users/{USER}/instances",
+        f"POST /v1/users/{USER}/tokens",
+    ]
+    assert emulator.journal[-1].body == {"name": "airflow", "token_type": "read_write", "ttl": 90 * 86400}
+
+
+def test_rerun_with_the_same_declaration_only_reads(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    first = run(onboard())
+    emulator.clear_journal()
+    variables.writes.clear()
+
+    again = run(onboard())
+
+    assert requests_seen(emulator) == [f"GET /v1/users/{USER}/tokens", f"GET /v1/users/{USER}/instances"]
+    assert variables.writes == []
+    assert again["token"] == first["token"]
+    assert (again["user_created"], again["token_created"]) == (False, False)
+
+
+def test_existing_account_is_brought_into_line(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    emulator.add_user(USER)
+    emulator.set_duckling_config(
+        USER,
+        {
+            "read_write": {"instance_size": "jumbo"},
+            "read_scaling": {"instance_size": "standard", "flock_size": 2},
+        },
+    )
+    other = emulator.add_token(USER, "airflow")  # same name, but its secret was never delivered here
+
+    result = run(onboard())
+
+    assert writes_seen(emulator) == [f"POST /v1/users/{USER}/tokens"]  # config already as declared
+    assert result["user_created"] is False
+    assert result["other_token_ids"] == [other["id"]]
+    assert emulator.is_valid_token(other["token"])  # reported, not revoked
+
+
+@pytest.mark.parametrize(
+    "loss", ["variable overwritten", "variable deleted", "token revoked", "record garbled"]
+)
+def test_a_lost_delivery_is_redone(
+    emulator: MotherDuckEmulator, variables: FakeVariables, hook: MotherDuckHook, loss: str
+) -> None:
+    first = run(onboard())
+    if loss == "variable overwritten":
+        variables.values[KEY] = "mdt_0123456789abcdef0123"
+    elif loss == "variable deleted":
+        del variables.values[KEY]
+    elif loss == "token revoked":
+        hook.delete_token(USER, first["token"]["id"])
+    else:
+        variables.values[RECORD] = "{not json"
+    emulator.clear_journal()
+
+    again = run(onboard())
+
+    assert again["token_created"] is True
+    assert writes_seen(emulator) == [f"POST /v1/users/{USER}/tokens"]
+    assert emulator.is_valid_token(variables.values[KEY])
+    assert json.loads(variables.values[RECORD])["token_id"] == again["token"]["id"]
+
+
+def test_an_expired_token_is_replaced(variables: FakeVariables, monkeypatch: pytest.MonkeyPatch) -> None:
+    long_ago = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the token expires 90 days later, long past
+    with MotherDuckEmulator(clock=lambda: long_ago) as emu:
+        monkeypatch.setenv(CONN_ENV, connection_json(emu.url, emu.admin_token))
+        first = run(onboard())
+        again = run(onboard())
+    assert again["token_created"] is True
+    assert again["token"]["id"] != first["token"]["id"]
+
+
+def test_a_rotated_token_still_counts_as_delivered(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    """Onboard, rotate (the real rotation operator), onboard again: the rotated token is the declared one."""
+    first = run(onboard())
+    rotate = MotherDuckRotateTokenOperator(
+        task_id="rotate", username=USER, token_name="airflow", ttl="35 days", variable_key=KEY
+    )
+    rotate.render_template_fields(cast(Context, {"params": {}}))
+    rotated = rotate.execute(
+        cast(
+            Context, {"params": {}, "run_id": "r", "logical_date": datetime(2025, 1, 6, tzinfo=timezone.utc)}
+        )
+    )
+    assert rotated["revoked"] == [first["token"]["id"]]
+    emulator.clear_journal()
+
+    again = run(onboard())
+
+    assert writes_seen(emulator) == []
+    assert again["token"]["id"] == rotated["new_token"]["id"]
+    assert again["token"]["name"] == "airflow@20250106T000000Z"
+    assert again["token_created"] is False
+
+
+def test_changed_token_type_gets_a_new_token(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+    run(onboard())
+    again = run(onboard(token_type="read_scaling"))
+    assert again["token_created"] is True
+    assert again["token"]["token_type"] == "read_scaling"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "done_before"),
+    [
+        ("POST", "/v1/users", []),
+        ("PUT", f"/v1/users/{USER}/instances", ["user"]),
+        ("POST", f"/v1/users/{USER}/tokens", ["user", "config"]),
+    ],
+)
+def test_a_fault_mid_way_is_finished_by_a_rerun(
+    emulator: MotherDuckEmulator,
+    variables: FakeVariables,
+    method: str,
+    path: str,
+    done_before: list[str],
+) -> None:
+    emulator.inject(method, path, status=500)
+    with pytest.raises(MotherDuckAPIError) as info:
+        run(onboard())
+    assert info.value.status_code == 500
+    assert (USER in emulator.users()) == ("user" in done_before)
+    if "user" in done_before:
+        assert emulator.tokens(USER) == []
+    assert KEY not in variables.values
+    assert RECORD not in variables.values
+
+    run(onboard())
+    (token,) = emulator.tokens(USER)
+    assert emulator.duckling_config(USER)["read_write"]["instance_size"] == "jumbo"
+    assert json.loads(variables.values[RECORD])["token_id"] == token["id"]
+    assert emulator.is_valid_token(variables.values[KEY])
+
+    emulator.clear_journal()
+    run(onboard())
+    assert writes_seen(emulator) == []
+    assert not SECRET_RE.search(str(info.value))
+
+
+def test_a_token_whose_answer_was_lost_is_reported_not_reused(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    emulator.inject("POST", f"/v1/users/{USER}/tokens", drop=True, after=True)
+    with pytest.raises(MotherDuckAPIError, match="not repeated"):
+        run(onboard())
+    (orphan,) = emulator.tokens(USER)  # created, but its secret never reached us
+
+    result = run(onboard())
+
+    assert result["other_token_ids"] == [orphan["id"]]
+    assert json.loads(variables.values[RECORD])["token_id"] == result["token"]["id"] != orphan["id"]
+
+
+def test_failed_delivery_revokes_the_new_token(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    variables.fail_on.add(KEY)
+    with pytest.raises(RuntimeError, match="refused"):
+        run(onboard())
+    assert emulator.tokens(USER) == []  # no orphan whose secret nobody holds
+    assert RECORD not in variables.values
+    assert writes_seen(emulator)[-1].startswith(f"DELETE /v1/users/{USER}/tokens/")
+
+    variables.fail_on.clear()
+    assert run(onboard())["token_created"] is True
+
+
+def test_failed_record_keeps_the_delivered_token(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    """The secret is out: revoking it would break its users. The re-run delivers afresh."""
+    variables.fail_on.add(RECORD)
+    with pytest.raises(RuntimeError):
+        run(onboard())
+    (first,) = emulator.tokens(USER)
+    assert emulator.is_valid_token(variables.values[KEY])  # still works for whoever read it
+
+    variables.fail_on.clear()
+    again = run(onboard())
+    assert again["token_created"] is True
+    assert again["other_token_ids"] == [first["id"]]
+
+
+def test_secret_sink_destination(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+    vault: dict[str, str] = {}
+
+    def sink(secret: str) -> None:
+        vault["etl"] = secret
+
+    op = onboard(variable_key=None, secret_sink=sink, record_key="etl_token_record")
+    result = run(op)
+    assert emulator.is_valid_token(vault["etl"])
+    assert json.loads(variables.values["etl_token_record"]) == {
+        "token_id": result["token"]["id"],
+        "username": USER,
+        "token_name": "airflow",
+        "fingerprint": None,
+    }
+    assert set(variables.values) == {"etl_token_record"}  # the secret went only to the sink
+
+    emulator.clear_journal()
+    vault.clear()
+    assert (
+        run(onboard(variable_key=None, secret_sink=sink, record_key="etl_token_record"))["token_created"]
+        is False
+    )
+    assert writes_seen(emulator) == []
+    assert vault == {}
+
+
+def test_nothing_secret_in_logs_xcom_or_errors(
+    emulator: MotherDuckEmulator,
+    variables: FakeVariables,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    errors: list[BaseException] = []
+    with caplog.at_level(logging.DEBUG):
+        results = [run(onboard())]
+        variables.values[KEY] = "stale"  # forces a new token...
+        emulator.inject("POST", f"/v1/users/{USER}/tokens", status=503)  # ...whose creation fails
+        with pytest.raises(MotherDuckAPIError) as api_error:
+            run(onboard())
+        errors.append(api_error.value)
+        variables.fail_on.add(KEY)  # then one whose delivery fails
+        with pytest.raises(RuntimeError) as store_error:
+            run(onboard())
+        errors.append(store_error.value)
+        variables.fail_on.clear()
+        results.append(run(onboard()))
+        results.append(run(MotherDuckOffboardAccountOperator(task_id="off", username=USER, variable_key=KEY)))
+    printed = caplog.text + "".join(capfd.readouterr())
+
+    assert "delivered the secret" in printed  # the log path was captured
+    assert len({r["token"]["id"] for r in results[:2]}) == 2
+    everything = printed + json.dumps(results) + "".join(map(str, errors))
+    assert not SECRET_RE.search(everything)
+    assert emulator.admin_token not in everything
+
+
+def test_offboarding_revokes_deletes_and_is_rerunnable(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    run(onboard())
+    extra = emulator.add_token(USER, "dbt")
+    secret = variables.values[KEY]
+    emulator.clear_journal()
+    op = MotherDuckOffboardAccountOperator(task_id="off", username=USER, variable_key=KEY)
+
+    result = run(op)
+
+    assert result["deleted"] is True
+    assert len(result["revoked"]) == 2
+    assert result["variables_deleted"] == [KEY, RECORD]
+    assert emulator.users() == ["admin"]
+    assert not emulator.is_valid_token(secret)
+    assert not emulator.is_valid_token(extra["token"])
+    assert [w.split("/tokens/")[0] for w in writes_seen(emulator)] == [
+        f"DELETE /v1/users/{USER}",
+        f"DELETE /v1/users/{USER}",
+        f"DELETE /v1/users/{USER}",
+    ]
+    assert variables.values == {}
+
+    again = run(MotherDuckOffboardAccountOperator(task_id="off", username=USER, variable_key=KEY))
+    assert again == {"username": USER, "revoked": [], "deleted": False, "variables_deleted": []}
+
+
+def test_offboarding_after_a_failed_user_delete(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    run(onboard())
+    emulator.inject("DELETE", f"/v1/users/{USER}", status=500)
+    op = MotherDuckOffboardAccountOperator(task_id="off", username=USER, hook_params=NO_RETRY)
+    with pytest.raises(MotherDuckAPIError):
+        run(op)
+    assert emulator.tokens(USER) == []  # revoked before the failure
+    assert run(MotherDuckOffboardAccountOperator(task_id="off", username=USER))["deleted"] is True
+
+
+# -- bulk ---------------------------------------------------------------------------------------
+
+
+def _accounts(n: int) -> list[dict[str, Any]]:
+    return [
+        {"username": f"svc_{i:03d}", "variable_key": f"md_svc_{i:03d}", "read_scaling": {"flock_size": i % 5}}
+        for i in range(n)
+    ]
+
+
+def test_bulk_onboarding_converges_and_reruns_read_only(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    accounts = _accounts(24)
+    emulator.add_user("svc_003")
+    emulator.inject("PUT", "/v1/users/svc_007/instances", status=500)
+    emulator.inject("POST", "/v1/users/svc_011/tokens", status=500)
+    bulk = MotherDuckBulkOnboardOperator(
+        task_id="bulk",
+        accounts=json.dumps(accounts),
+        defaults={"token_name": "airflow", "ttl": "30 days"},
+        max_workers=8,
+        hook_params=NO_RETRY,
+    )
+    with pytest.raises(MotherDuckError, match="2 of 24 account") as info:
+        run(bulk)
+    assert "svc_007" in str(info.value)
+    assert "svc_011" in str(info.value)
+
+    summary = run(bulk)
+    assert summary["accounts"] == 24
+    assert summary["users_created"] == []
+    assert summary["tokens_created"] == ["svc_007", "svc_011"]
+    for i, account in enumerate(accounts):
+        (token,) = emulator.tokens(account["username"])
+        assert summary["tokens"][account["username"]] == token["id"]
+        assert emulator.duckling_config(account["username"])["read_scaling"]["flock_size"] == i % 5
+        assert emulator.is_valid_token(variables.values[account["variable_key"]])
+
+    emulator.clear_journal()
+    variables.writes.clear()
+    assert run(bulk)["tokens_created"] == []
+    assert writes_seen(emulator) == []
+    assert variables.writes == []
+    assert not SECRET_RE.search(json.dumps(summary))
+
+
+def test_bulk_stops_early_when_every_account_would_fail(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    emulator.inject("GET", "/v1/users/*/tokens", status=401, times=1)
+    bulk = MotherDuckBulkOnboardOperator(
+        task_id="bulk", accounts=[{**a, "token_name": "t"} for a in _accounts(40)], max_workers=1
+    )
+    with pytest.raises(MotherDuckError, match="40 of 40") as info:
+        run(bulk)
+    assert str(info.value).count("skipped") == 39
+    assert len(emulator.journal) == 1
+
+
+def test_bulk_goes_on_after_a_403_that_concerns_one_account(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    emulator.add_user("human", admin=True)  # not a service account: its token cannot be made (403)
+    accounts = [{"username": "human", "variable_key": "md_human"}, *_accounts(5)]
+    bulk = MotherDuckBulkOnboardOperator(
+        task_id="bulk", accounts=accounts, defaults={"token_name": "t"}, max_workers=1
+    )
+    with pytest.raises(MotherDuckError, match="1 of 6 account") as info:
+        run(bulk)
+    assert "human: MotherDuckAuthError" in str(info.value)
+    assert all(len(emulator.tokens(a["username"])) == 1 for a in accounts[1:])
+
+
+def test_bulk_uses_one_hook_per_worker_thread(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+    emulator.inject("*", "*", delay=0.01, times=10**6)
+    made: list[tuple[MotherDuckHook, int]] = []
+
+    def new_hook() -> MotherDuckHook:
+        hook = MotherDuckHook()
+        made.append((hook, threading.get_ident()))
+        return hook
+
+    accounts = [check_account({**a, "token_name": "t"}) for a in _accounts(30)]
+    results, failed = onboard_accounts(accounts, new_hook, max_workers=6, log=logging.getLogger("t"))
+
+    assert failed == {}
+    assert len(results) == 30
+    assert 1 < len(made) <= 6
+    assert len({thread for _, thread in made}) == len(made)
+    assert all("session" not in hook.__dict__ for hook, _ in made)  # closed afterwards
+
+
+# -- arguments ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"variable_key": None}, "exactly one of variable_key and secret_sink"),
+        ({"secret_sink": print}, "exactly one of variable_key and secret_sink"),
+        ({"variable_key": None, "secret_sink": print}, "secret_sink needs record_key"),
+        ({"username": "1x"}, "username='1x'"),
+        ({"read_write": {"instance_size": "huge"}}, "read_write.instance_size='huge'"),
+        ({"read_scaling": {"flock": 2}}, "unknown keys ['flock']"),
+        ({"ttl": "1 minute"}, "ttl='1 minute'"),
+        ({"token_type": "admin"}, "token_type='admin'"),
+        ({"variable_key": " padded"}, "variable_key=' padded'"),
+        ({"variable_key": None, "secret_sink": "print", "record_key": "r"}, "secret_sink='print'"),
+    ],
+)
+def test_bad_onboarding_arguments_fail_at_parse_time(kwargs: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match="MotherDuckOnboardAccountOperator 'onboard'") as info:
+        MotherDuckOnboardAccountOperator(task_id="onboard", **{**DECLARED, **kwargs})
+    assert named in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("accounts", "named"),
+    [
+        ([], "non-empty list"),
+        ("[{", "not JSON"),
+        ([{"username": "a", "variable_key": "k"}], "missing token_name"),
+        ([{"username": "a", "token_name": "t", "variable_key": "k", "role": "x"}], "unknown keys ['role']"),
+        ([{"username": "a", "token_name": "t", "variable_key": "k", "ttl": 1}], "accounts[0] ('a'): ttl=1"),
+        (
+            [{"username": "a", "token_name": "t", "variable_key": k} for k in "kl"],
+            "username declared twice: a",
+        ),
+        (
+            [{"username": u, "token_name": "t", "variable_key": "k"} for u in "ab"],
+            "variable_key declared twice",
+        ),
+    ],
+)
+def test_bad_bulk_declarations_fail_at_parse_time(accounts: Any, named: str) -> None:
+    with pytest.raises(ValueError, match="MotherDuckBulkOnboardOperator 'bulk'") as info:
+        MotherDuckBulkOnboardOperator(task_id="bulk", accounts=accounts)
+    assert named in str(info.value)
+
+
+@pytest.mark.parametrize("workers", [0, 129, "8", True])
+def test_bulk_max_workers_is_bounded(workers: Any) -> None:
+    with pytest.raises(ValueError, match="max_workers="):
+        MotherDuckBulkOnboardOperator(task_id="bulk", accounts=[{**DECLARED}], max_workers=workers)
+
+
+def test_offboard_group_waits_for_idle_then_offboards_each_account() -> None:
+    from airflow_provider_motherduck._compat import AIRFLOW_V_3
+
+    if AIRFLOW_V_3:
+        from airflow.sdk import DAG
+    else:
+        from airflow import DAG
+
+    with DAG("g", schedule=None) as dag:
+        offboard_account_group(
+            [USER, {"username": "bi", "variable_key": "k_bi", "token_name": "ignored"}], poke_interval=5
+        )
+        offboard_account_group("solo", group_id="one")
+    wait: Any = dag.get_task("offboard.wait_until_idle")
+    assert (wait.usernames, wait.expect_active, wait.statuses) == (
+        [USER, "bi"],
+        False,
+        ("active", "cooldown"),
+    )
+    assert wait.mode == "reschedule"
+    mapped = dag.get_task("offboard.offboard_account")
+    assert wait.downstream_task_ids == {"offboard.offboard_account"}
+    assert type(mapped).__name__ == "MappedOperator"
+    single: Any = dag.get_task("one.offboard_account")
+    assert single.username == "solo"
+    with pytest.raises(ValueError, match="accounts\\[0\\]"):
+        offboard_account_group(["bad-name"])
