@@ -20,13 +20,31 @@ from airflow_provider_motherduck.testing import MotherDuckEmulator
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
 SEED = REPO / "example_dags" / "demo_seed.json"
-# In the order a platform team lives them: onboard, rotate, wait for compute, offboard.
+# In the order a platform team lives them: onboard, size, rotate, wait for compute, offboard.
 DAGS = (
     "example_motherduck_onboarding",
+    "example_motherduck_bulk_onboarding",
+    "example_motherduck_bulk_onboarding_one_task",
+    "example_motherduck_sizing",
     "example_motherduck_token_rotation",
+    "example_motherduck_temporary_account",
     "example_motherduck_wait_for_active",
     "example_motherduck_offboarding",
 )
+
+
+def start_query(emulator: MotherDuckEmulator) -> str:
+    emulator.set_ducklings("etl_loader", [{"id": "rw", "type": "read_write", "status": "active"}])
+    return "etl_loader runs a query: its read_write Duckling is active"
+
+
+def go_idle(emulator: MotherDuckEmulator) -> str:
+    emulator.set_ducklings("etl_loader", [])
+    return "etl_loader's query is done: no Duckling is running"
+
+
+# What happens in MotherDuck between two DAGs (the emulator plays the organisation's users).
+BEFORE = {"example_motherduck_wait_for_active": start_query, "example_motherduck_offboarding": go_idle}
 
 
 def airflow(*args: str, env: dict[str, str]) -> int:
@@ -75,6 +93,8 @@ def main() -> int:
         results = []
         for dag_id in DAGS:
             print(f"\n=== airflow dags test {dag_id} ===", flush=True)
+            if dag_id in BEFORE:
+                print(f"(meanwhile in MotherDuck: {BEFORE[dag_id](emulator)})")
             started = time.monotonic()
             rc = airflow("dags", "test", dag_id, env=env)
             results.append((dag_id, rc, time.monotonic() - started))

@@ -43,13 +43,14 @@ from typing import Any
 
 import pendulum
 
-from airflow_provider_motherduck._compat import Context, redact
+from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
 from airflow_provider_motherduck.operators._delivery import RECORD_SUFFIX, SecretDestination, SecretSink
 from airflow_provider_motherduck.operators.tokens import (
     VARIABLE_KEY_MAX_LENGTH,
     check_variable_key,
+    redacted_error,
     token_metadata,
 )
 from airflow_provider_motherduck.validation import (
@@ -458,7 +459,7 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
                 raise MotherDuckError("MotherDuck's answer carried no secret")
             destination.deliver(secret, token)
         except Exception as err:
-            problem = _redacted(err, secret)
+            problem = redacted_error(err, secret)
             revoked = self._revoke_undelivered(username, token_id)
             summary["new_token"] = token
             summary["still_live"] = untouched if revoked else [token_id, *untouched]
@@ -481,7 +482,7 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
             raise MotherDuckRotationError(
                 f"Delivered the secret of new token {token_id} ({own_name!r}) to {destination.describe()}, "
                 f"but could not write its delivery record to Variable {destination.record}: "
-                f"{_redacted(err, secret)}. The new secret is in place and valid; no old token was touched. "
+                f"{redacted_error(err, secret)}. The new secret is in place and valid; no old token was touched. "
                 "A re-run will deliver a fresh token and then revoke this one.",
                 summary,
             ) from None
@@ -524,14 +525,3 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
                 + "\n".join(f"  - {token_id}: {problem}" for token_id, problem in failures.items()),
                 summary,
             )
-
-
-def _redacted(err: BaseException, secret: str | None) -> str:
-    """``Type: message`` of an error raised while the secret was in play, with the secret blanked.
-
-    A delivery error may quote its input (a database error shows its parameters; a sink may
-    print what it got). Airflow's masker knows the secret, but blank it here too, in case it has
-    not been told.
-    """
-    text = str(redact(f"{type(err).__name__}: {err}"))
-    return text.replace(secret, "***") if secret else text

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_motherduck._compat import Context, Variable
+from airflow_provider_motherduck._compat import Context, Variable, redact
 from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
@@ -71,16 +71,33 @@ def create_delivered_token(
         if not secret:
             raise MotherDuckError(f"MotherDuck created token {result['id']} but returned no secret.")
         deliver(secret, result)
-    except Exception:
+    except Exception as err:
+        # The original error may quote the secret (a database error shows its parameters): it is
+        # reported as text with the secret blanked, and not chained.
+        problem = redacted_error(err, secret)
         log.error("Could not deliver the secret of token %s of %s: revoking it.", result["id"], username)
         try:
             hook.delete_token(username, str(result["id"]), missing_ok=True)
+            outcome = "the token was revoked again"
         except Exception:
             log.exception(
                 "Could not revoke token %s of %s either: delete it by hand.", result["id"], username
             )
-        raise
+            outcome = f"revoking it failed too: token {result['id']} is still live, delete it"
+        raise MotherDuckError(
+            f"Could not deliver the secret of new token {result['id']} of {username}: {problem}; {outcome}."
+        ) from None
     return result, secret
+
+
+def redacted_error(err: BaseException, secret: str | None) -> str:
+    """``Type: message`` of an error raised while a secret was in play, with the secret blanked.
+
+    Airflow's masker knows every secret the hook returned; blank it here too, in case a custom
+    masker configuration does not apply to exception text.
+    """
+    text = str(redact(f"{type(err).__name__}: {err}"))
+    return text.replace(secret, "***") if secret else text
 
 
 def revoke_tokens(hook: MotherDuckHook, username: str, token_ids: Iterable[str]) -> list[str]:

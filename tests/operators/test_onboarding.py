@@ -277,7 +277,7 @@ def test_failed_delivery_revokes_the_new_token(
     emulator: MotherDuckEmulator, variables: FakeVariables
 ) -> None:
     variables.fail_on.add(KEY)
-    with pytest.raises(RuntimeError, match="refused"):
+    with pytest.raises(MotherDuckError, match=r"RuntimeError: .*refused.*revoked again"):
         run(onboard())
     assert emulator.tokens(USER) == []  # no orphan whose secret nobody holds
     assert RECORD not in variables.values
@@ -345,7 +345,7 @@ def test_nothing_secret_in_logs_xcom_or_errors(
             run(onboard())
         errors.append(api_error.value)
         variables.fail_on.add(KEY)  # then one whose delivery fails
-        with pytest.raises(RuntimeError) as store_error:
+        with pytest.raises(MotherDuckError, match="Could not deliver") as store_error:
             run(onboard())
         errors.append(store_error.value)
         variables.fail_on.clear()
