@@ -39,6 +39,27 @@ _AIRFLOW_IO = threading.RLock()
 # Variable.get(key, None): the default goes by position (Airflow 2 names it default_var, 3 default).
 
 
+def check_destination(
+    where: str, variable_key: str | None, secret_sink: SecretSink | None, record_key: str | None
+) -> None:
+    """Refuse anything but exactly one destination, and a sink without its record Variable."""
+    if (variable_key is None) == (secret_sink is None):
+        raise ValueError(
+            f"{where}: give exactly one destination for the new secret, variable_key or secret_sink "
+            f"(got variable_key={variable_key!r}, secret_sink={secret_sink!r})."
+        )
+    if secret_sink is not None and not callable(secret_sink):
+        raise ValueError(
+            f"{where}: secret_sink={secret_sink!r} is invalid: expected a callable taking the secret "
+            "and returning nothing."
+        )
+    if secret_sink is not None and record_key is None:
+        raise ValueError(
+            f"{where}: secret_sink needs record_key, the Airflow Variable that records which token's "
+            "secret the sink holds (a re-run cannot ask the sink)."
+        )
+
+
 def fingerprint(secret: str) -> str:
     """A short, non-reversible tag of a secret (enough to tell two random secrets apart)."""
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]

@@ -25,7 +25,12 @@ from airflow_provider_motherduck.exceptions import (
 )
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, optional
-from airflow_provider_motherduck.operators._delivery import SecretDestination, SecretSink, forget
+from airflow_provider_motherduck.operators._delivery import (
+    SecretDestination,
+    SecretSink,
+    check_destination,
+    forget,
+)
 from airflow_provider_motherduck.operators.rotation import name_pattern
 from airflow_provider_motherduck.operators.tokens import (
     check_variable_key,
@@ -327,15 +332,7 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
         self.read_scaling = read_scaling
         self.token_type = token_type
         self.ttl = ttl
-        where = f"{type(self).__name__} {self.task_id!r}"
-        if (variable_key is None) == (secret_sink is None):
-            raise ValueError(
-                f"{where}: give exactly one of variable_key and secret_sink (the secret's destination)."
-            )
-        if secret_sink is not None and record_key is None:
-            raise ValueError(
-                f"{where}: secret_sink needs record_key, the Variable that records the delivery."
-            )
+        check_destination(f"{type(self).__name__} {self.task_id!r}", variable_key, secret_sink, record_key)
         self.validate_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:

@@ -46,7 +46,12 @@ import pendulum
 from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
-from airflow_provider_motherduck.operators._delivery import RECORD_SUFFIX, SecretDestination, SecretSink
+from airflow_provider_motherduck.operators._delivery import (
+    RECORD_SUFFIX,
+    SecretDestination,
+    SecretSink,
+    check_destination,
+)
 from airflow_provider_motherduck.operators.tokens import (
     VARIABLE_KEY_MAX_LENGTH,
     check_variable_key,
@@ -311,22 +316,7 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
         self.revoke_after = revoke_after
         # Not ``self.dry_run``: that is BaseOperator.dry_run(), which ``airflow tasks test --dry-run`` calls.
         self.plan_only = dry_run
-        where = f"{type(self).__name__} {self.task_id!r}"
-        if (variable_key is None) == (secret_sink is None):
-            raise ValueError(
-                f"{where}: give exactly one destination for the new secret, variable_key or secret_sink "
-                f"(got variable_key={variable_key!r}, secret_sink={secret_sink!r})."
-            )
-        if secret_sink is not None and not callable(secret_sink):
-            raise ValueError(
-                f"{where}: secret_sink={secret_sink!r} is invalid: expected a callable taking the secret "
-                "and returning nothing."
-            )
-        if secret_sink is not None and record_key is None:
-            raise ValueError(
-                f"{where}: secret_sink needs record_key, the Airflow Variable that records which token's "
-                "secret the sink holds (a re-run cannot ask the sink)."
-            )
+        check_destination(f"{type(self).__name__} {self.task_id!r}", variable_key, secret_sink, record_key)
         self.validate_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:

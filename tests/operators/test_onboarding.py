@@ -499,8 +499,8 @@ def test_bulk_uses_one_hook_per_worker_thread(emulator: MotherDuckEmulator, vari
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
-        ({"variable_key": None}, "exactly one of variable_key and secret_sink"),
-        ({"secret_sink": print}, "exactly one of variable_key and secret_sink"),
+        ({"variable_key": None}, "exactly one destination for the new secret, variable_key or secret_sink"),
+        ({"secret_sink": print}, "exactly one destination for the new secret, variable_key or secret_sink"),
         ({"variable_key": None, "secret_sink": print}, "secret_sink needs record_key"),
         ({"username": "1x"}, "username='1x'"),
         ({"read_write": {"instance_size": "huge"}}, "read_write.instance_size='huge'"),
