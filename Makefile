@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
+# uv trusts the system's CA store, like pip: machines behind a TLS-inspecting proxy need that.
+export UV_SYSTEM_CERTS := 1
 
 VENV := .venv
 VENV_211 := .venv-2.11
