@@ -105,7 +105,7 @@ def main() -> int:
     print("\n".join(f"  {w}" for w in writes))
     print("\n=== summary ===")
     for dag_id, rc, seconds in results:
-        print(f"  {'ok    ' if rc == 0 else 'FAILED'} {dag_id:<30} {seconds:6.1f} s")
+        print(f"  {'ok    ' if rc == 0 else 'FAILED'} {dag_id:<44} {seconds:6.1f} s")
     return 1 if any(rc for _, rc, _ in results) else 0
 
 
