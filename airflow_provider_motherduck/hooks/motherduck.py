@@ -156,6 +156,8 @@ class MotherDuckHook(BaseHook):
     ) -> None:
         super().__init__()
         self.motherduck_conn_id = motherduck_conn_id
+        # How messages name the connection; the UI's Test button runs under a random id (see test_connection).
+        self._conn_label = f"connection {motherduck_conn_id!r}"
         self._timeout = timeout
         self._retry_limit = retry_limit
         self._retry_delay = retry_delay
@@ -180,14 +182,14 @@ class MotherDuckHook(BaseHook):
         token = conn.password or extra.get("token") or os.environ.get(TOKEN_ENV_VAR)
         if not token:
             raise MotherDuckConfigError(
-                f"No MotherDuck token for connection {self.motherduck_conn_id!r}: looked in its password, "
+                f"No MotherDuck token for {self._conn_label}: looked in its password, "
                 f"its extra 'token' and the environment variable {TOKEN_ENV_VAR}. Put the read/write "
                 "token of an Admin user in the connection's password."
             )
         mask_secret(token)
         allow_http = _as_bool(extra.get("allow_insecure_http", False), "allow_insecure_http")
         return _Settings(
-            base_url=_base_url(conn.host, conn.port, allow_http, self.motherduck_conn_id),
+            base_url=_base_url(conn.host, conn.port, allow_http, self._conn_label),
             token=token,
             timeout=_pick(self._timeout, extra.get("timeout"), DEFAULT_TIMEOUT, float, "timeout"),
             retry_limit=_pick(
@@ -294,16 +296,16 @@ class MotherDuckHook(BaseHook):
             return MotherDuckAPIError(text, **fields)
         code, message, issues = payload
         fields.update(code=code, issues=issues)
-        conn = self.motherduck_conn_id
+        conn = self._conn_label
         if status == 401:
             message += (
-                f" | The token of connection {conn!r} was rejected: it is wrong, expired or revoked. "
+                f" | The token of {conn} was rejected: it is wrong, expired or revoked. "
                 "Put a valid read/write token of an Admin user in the connection's password."
             )
             return MotherDuckAuthError(message, **fields)
         if status == 403:
             message += (
-                f" | The token of connection {conn!r} is valid but not allowed to do this: admin calls need "
+                f" | The token of {conn} is valid but not allowed to do this: admin calls need "
                 "a read/write (not read_scaling) token of a user with the Admin role, and an admin may only "
                 "manage service accounts and itself."
             )
@@ -431,13 +433,12 @@ class MotherDuckHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with a cheap read-only admin call; used by the UI's Test button."""
+        # The Test button tests a copy of the form under a random connection id: naming it would confuse.
+        self._conn_label = "this connection"
         try:
             accounts = self.list_active_accounts()
         except (MotherDuckAPIError, MotherDuckConfigError, ValueError) as err:
-            # Airflow's Test button tests a copy of the connection under a random id: name none.
-            named = f"connection {self.motherduck_conn_id!r}"
-            message = str(err).replace(named, "this connection").replace(f"C{named[1:]}", "This connection")
-            return False, message
+            return False, str(err)
         return True, (
             f"Connected to {self.settings.base_url} with an admin token "
             f"({len(accounts)} account(s) with running Ducklings)."
@@ -490,17 +491,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _base_url(host: str | None, port: int | None, allow_http: bool, conn_id: str) -> str:
+def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: str) -> str:
     """The API root from the connection's host (default MotherDuck's); a bare host means https."""
     raw = (host or "").strip().rstrip("/") or DEFAULT_API_URL
     if "://" not in raw:
         raw = f"https://{raw}"
     parts = urlsplit(raw)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise MotherDuckConfigError(f"Connection {conn_id!r}: host {host!r} is not an http(s) URL.")
+        raise MotherDuckConfigError(f"The host {host!r} of {conn_label} is not an http(s) URL.")
     if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
         raise MotherDuckConfigError(
-            f"Connection {conn_id!r}: refusing to send the token over plain http to {parts.hostname}. "
+            f"Refusing to send the token of {conn_label} over plain http to {parts.hostname}. "
             "Use https, or set the extra allow_insecure_http to true if you really mean it."
         )
     if port and not parts.port:
