@@ -38,7 +38,9 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "operators": _modules("operators", "users", "tokens", "ducklings", "accounts"),
+        "operators": _modules(
+            "operators", "users", "tokens", "ducklings", "accounts", "current_user", "rotation", "onboarding"
+        ),
         "sensors": _modules("sensors", "accounts"),
         "hooks": _modules("hooks", "motherduck"),
         "triggers": _modules("triggers", "accounts"),

@@ -3,8 +3,8 @@
 A real ``airflow api-server`` (throwaway home, SQLite, simple auth manager, connection testing
 enabled) and the emulator; Playwright drives Debian's Chromium through Admin, Connections, Add,
 checks the form, saves, presses Test with the right and with a wrong token, and finally runs a DAG
-task that uses the saved connection. Screenshots go to ``.artifacts/screenshots/`` (``make test-ui`` puts them in the docs; or to
-``$MOTHERDUCK_SCREENSHOT_DIR``).
+task that uses the saved connection. Screenshots go to ``.artifacts/screenshots/``, or to
+``$MOTHERDUCK_SCREENSHOT_DIR`` (``make test-ui`` points it at the docs' screenshots).
 
 Airflow 3's UI has its Test button in the connection list, not in the form: it tests the *saved*
 connection, so the flow saves before each Test. Airflow 3.3.2's Test button fails with "Bad
