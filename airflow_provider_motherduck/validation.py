@@ -100,6 +100,13 @@ def validate_token_type(token_type: Any, field: str = "token_type") -> TokenType
     return token_type  # type: ignore[no-any-return]
 
 
+def validate_token_id(token_id: Any, field: str = "token_id") -> str:
+    """Return ``token_id`` if it can be a token id (a non-empty string, as list and create return it)."""
+    if not isinstance(token_id, str) or not token_id.strip():
+        raise _fail(field, token_id, "it is empty", "a token id from listing or creating tokens")
+    return token_id
+
+
 def parse_ttl(ttl: Any, field: str = "ttl") -> int | None:
     """Turn any accepted TTL form into whole seconds, or ``None`` for a token that never expires.
 

@@ -31,6 +31,7 @@ from airflow_provider_motherduck.validation import (
     parse_ttl,
     validate_duckling_config,
     validate_duckling_half,
+    validate_token_id,
     validate_token_name,
     validate_token_type,
     validate_username,
@@ -361,12 +362,9 @@ class MotherDuckHook(BaseHook):
 
     def delete_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
         """Invalidate a token by its id. ``False`` if it was missing and ``missing_ok``."""
-        if not isinstance(token_id, str) or not token_id.strip():
-            raise ValueError(
-                f"token_id={token_id!r} is invalid: it is empty. Allowed: a token id from list_tokens."
-            )
         return self._delete(
-            f"/v1/users/{_seg(validate_username(username))}/tokens/{_seg(token_id)}", missing_ok
+            f"/v1/users/{_seg(validate_username(username))}/tokens/{_seg(validate_token_id(token_id))}",
+            missing_ok,
         )
 
     def get_duckling_config(self, username: str) -> DucklingConfig:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import pendulum
+
 from airflow_provider_motherduck._compat import Variable
 from airflow_provider_motherduck.operators.tokens import check_variable_key
 
@@ -88,15 +90,27 @@ def _named(name: str, wanted: str | re.Pattern[str]) -> bool:
     return name == wanted if isinstance(wanted, str) else wanted.fullmatch(name) is not None
 
 
-def _expired(token: Mapping[str, Any], now: datetime) -> bool:
-    expire_at = token.get("expire_at")
-    if not expire_at:
-        return False
+def parse_timestamp(value: Any) -> datetime | None:
+    """An API timestamp (ISO-8601, ``Z`` or offset; naive means UTC), or ``None`` if unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
     try:
-        when = datetime.fromisoformat(str(expire_at).replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return False  # unreadable: MotherDuck still lists it, let it decide
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)) <= now
+        try:  # any other ISO-8601 spelling
+            parsed = pendulum.parse(value)
+        except (ValueError, TypeError):
+            return None
+        if not isinstance(parsed, datetime):
+            return None
+        when = parsed
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def is_expired(token: Mapping[str, Any], now: datetime) -> bool:
+    """Whether ``expire_at`` has passed; an unreadable one counts as live (MotherDuck still lists it)."""
+    expire_at = parse_timestamp(token.get("expire_at"))
+    return expire_at is not None and expire_at <= now
 
 
 @dataclass(frozen=True)
@@ -158,7 +172,7 @@ class SecretDestination:
                     if t.get("id") == record.token_id
                     and t.get("name") == record.token_name
                     and t.get("token_type", "read_write") == token_type
-                    and not _expired(t, now)
+                    and not is_expired(t, now)
                 ),
                 None,
             )

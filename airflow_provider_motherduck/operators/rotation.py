@@ -41,8 +41,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pendulum
-
 from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
@@ -51,6 +49,8 @@ from airflow_provider_motherduck.operators._delivery import (
     SecretDestination,
     SecretSink,
     check_destination,
+    is_expired,
+    parse_timestamp,
 )
 from airflow_provider_motherduck.operators.tokens import (
     VARIABLE_KEY_MAX_LENGTH,
@@ -126,27 +126,6 @@ def name_pattern(token_name: str) -> re.Pattern[str]:
 # -- the plan -----------------------------------------------------------------------------------
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:  # any other ISO-8601 spelling
-            parsed = pendulum.parse(value)
-        except (ValueError, TypeError):
-            return None
-        if not isinstance(parsed, datetime):
-            return None
-        when = parsed
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _expired(token: Mapping[str, Any], now: datetime) -> bool:
-    expire_at = _timestamp(token.get("expire_at"))
-    return expire_at is not None and expire_at <= now
-
-
 @dataclass(frozen=True)
 class RotationPlan:
     """What to do with each listed token of the logical name (the new token not included)."""
@@ -181,16 +160,18 @@ def plan_rotation(
     others = [t for t in family if t.get("name") != own_name]
     # Newest first; MotherDuck lists in creation order, which breaks ties.
     order = sorted(
-        range(len(others)), key=lambda i: (_timestamp(others[i].get("created_ts")) or _EPOCH, i), reverse=True
+        range(len(others)),
+        key=lambda i: (parse_timestamp(others[i].get("created_ts")) or _EPOCH, i),
+        reverse=True,
     )
     newest_first = [others[i] for i in order]
-    live = [t for t in newest_first if not _expired(t, now)]
-    expired = [t for t in newest_first if _expired(t, now)]
+    live = [t for t in newest_first if not is_expired(t, now)]
+    expired = [t for t in newest_first if is_expired(t, now)]
     kept = live[: keep - 1]
     in_grace: list[Mapping[str, Any]] = []
     revoke = list(expired)
     for token in live[keep - 1 :]:
-        created = _timestamp(token.get("created_ts"))
+        created = parse_timestamp(token.get("created_ts"))
         if revoke_after is None or (created is not None and (now - created).total_seconds() >= revoke_after):
             revoke.append(token)
         else:

@@ -12,6 +12,7 @@ from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
 from airflow_provider_motherduck.validation import (
     parse_ttl,
+    validate_token_id,
     validate_token_name,
     validate_token_type,
     validate_username,
@@ -112,15 +113,6 @@ def check_variable_key(value: Any, field: str) -> str:
         raise ValueError(f"{field}={value!r} is invalid: expected a string. Allowed: {allowed}.")
     if not value or value != value.strip() or len(value) > VARIABLE_KEY_MAX_LENGTH:
         raise ValueError(f"{field}={value!r} is invalid: empty, padded or too long. Allowed: {allowed}.")
-    return value
-
-
-def check_token_id(value: Any, field: str) -> str:
-    """``value`` if it can be a token id (a non-empty string, as list and create return it)."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(
-            f"{field}={value!r} is invalid: it is empty. Allowed: a token id from list or create."
-        )
     return value
 
 
@@ -249,7 +241,7 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
     def arg_checks(self) -> dict[str, Check]:
         return {
             "username": validate_username,
-            "token_id": optional(check_token_id),
+            "token_id": optional(validate_token_id),
             "token_name": optional(validate_token_name),
             "missing_ok": check_bool,
             "all_matching": check_bool,
