@@ -306,11 +306,20 @@ def test_429_with_retry_after_seconds(
 def test_429_with_retry_after_http_date(
     hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
 ) -> None:
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
-    emulator.inject("GET", "/v1/active_accounts", status=429, retry_after=when)
+    # The wait is measured against the real clock, so bound it by the time the call took.
+    target = (datetime.now(timezone.utc) + timedelta(seconds=30)).replace(microsecond=0)
+    emulator.inject(
+        "GET", "/v1/active_accounts", status=429, retry_after=format_datetime(target, usegmt=True)
+    )
+    started = datetime.now(timezone.utc)
     hook.list_active_accounts()
+    finished = datetime.now(timezone.utc)
     assert len(fake_sleep.waits) == 1
-    assert 27 <= fake_sleep.waits[0] <= 30
+    assert (
+        (target - finished).total_seconds() - 0.01
+        <= fake_sleep.waits[0]
+        <= (target - started).total_seconds()
+    )
 
 
 def test_retry_after_is_capped(

@@ -676,17 +676,17 @@ def test_fault_body_can_be_text_or_json(api: Api, md: MotherDuckEmulator) -> Non
 
 
 def test_delay_alone_adds_latency_and_handles_normally(api: Api, md: MotherDuckEmulator) -> None:
-    md.inject("*", "*", delay=0.1, times=1000)
+    md.inject("*", "*", delay=0.3, times=1000)
     begin = time.perf_counter()
     assert api("POST", "/v1/users", json={"username": "slow"}).status_code == 200
     assert api("GET", "/v1/active_accounts").status_code == 200
-    assert time.perf_counter() - begin >= 0.2
+    assert time.perf_counter() - begin >= 0.6
     assert "slow" in md.users()
     assert [e.fault for e in md.journal] == [False, False]
     md.clear_faults()
     begin = time.perf_counter()
     api("GET", "/v1/active_accounts")
-    assert time.perf_counter() - begin < 0.1
+    assert time.perf_counter() - begin < 0.3  # no longer delayed (the margin allows a loaded machine)
 
 
 def test_delay_then_status(api: Api, md: MotherDuckEmulator) -> None:
