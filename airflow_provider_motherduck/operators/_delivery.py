@@ -128,14 +128,9 @@ class SecretDestination:
     record_key: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.variable_key is None) == (self.secret_sink is None):
-            raise ValueError("give exactly one of variable_key and secret_sink as the secret's destination")
-        if self.secret_sink is not None and not callable(self.secret_sink):
-            raise ValueError(f"secret_sink={self.secret_sink!r} is invalid: expected a callable")
+        check_destination(type(self).__name__, self.variable_key, self.secret_sink, self.record_key)
         if self.variable_key is not None:
             check_variable_key(self.variable_key, "variable_key")
-        if self.secret_sink is not None and self.record_key is None:
-            raise ValueError("record_key is required with secret_sink: it says which token was delivered")
         check_variable_key(self.record, "record_key")
 
     @property
