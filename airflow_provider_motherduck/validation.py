@@ -25,6 +25,8 @@ FLOCK_SIZE_MIN: Final = 0
 FLOCK_SIZE_MAX: Final = 64
 COOLDOWN_MIN_SECONDS: Final = 60
 COOLDOWN_MAX_SECONDS: Final = 86_400
+#: Airflow refuses longer Variable keys.
+VARIABLE_KEY_MAX_LENGTH: Final = 250
 # The keys each half of a Duckling config accepts, in the order the API documents them.
 DUCKLING_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "read_write": ("instance_size", "cooldown_seconds"),
@@ -303,6 +305,15 @@ def validate_conn_id(value: Any, field: str = "motherduck_conn_id") -> str:
     if not isinstance(value, str) or not value.strip():
         raise _fail(field, value, "expected a connection id", "a non-empty string")
     return value
+
+
+def check_variable_key(value: Any, field: str) -> str:
+    """``value`` if Airflow accepts it as a Variable key."""
+    allowed = f"a string of 1 to {VARIABLE_KEY_MAX_LENGTH} characters, no surrounding spaces"
+    key = _require_str(field, value, allowed)
+    if not key or key != key.strip() or len(key) > VARIABLE_KEY_MAX_LENGTH:
+        raise _fail(field, value, "empty, padded or too long", allowed)
+    return key
 
 
 def validate_hook_params(value: Any, field: str = "hook_params") -> dict[str, Any]:

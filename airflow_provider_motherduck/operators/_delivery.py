@@ -26,7 +26,7 @@ from typing import Any
 import pendulum
 
 from airflow_provider_motherduck._compat import Variable
-from airflow_provider_motherduck.operators.tokens import check_variable_key
+from airflow_provider_motherduck.validation import VARIABLE_KEY_MAX_LENGTH, check_variable_key
 
 #: The record of the secret in Variable ``K`` is kept in Variable ``K + RECORD_SUFFIX``.
 RECORD_SUFFIX = "__delivery"
@@ -60,6 +60,37 @@ def check_destination(
             f"{where}: secret_sink needs record_key, the Airflow Variable that records which token's "
             "secret the sink holds (a re-run cannot ask the sink)."
         )
+
+
+def record_key_for(variable_key: str | None, record_key: str | None) -> str:
+    """The delivery record's Variable key: ``record_key``, or ``<variable_key>__delivery``.
+
+    Refuses a key Airflow would not take, and a record that would overwrite the secret.
+    """
+    if record_key is None:
+        key = check_variable_key(variable_key, "variable_key")
+        if len(key) + len(RECORD_SUFFIX) > VARIABLE_KEY_MAX_LENGTH:
+            raise ValueError(
+                f"variable_key={key[:20] + '...'!r} is invalid: {len(key)} characters leave no room for "
+                f"its delivery record {RECORD_SUFFIX!r}. Allowed: up to "
+                f"{VARIABLE_KEY_MAX_LENGTH - len(RECORD_SUFFIX)} characters, or pass record_key."
+            )
+        return key + RECORD_SUFFIX
+    check_variable_key(record_key, "record_key")
+    if record_key == variable_key:
+        raise ValueError(
+            f"record_key={record_key!r} is invalid: it is the variable_key, and the record would "
+            "overwrite the secret. Allowed: any other Variable key."
+        )
+    return record_key
+
+
+def check_secret_variable(value: Any, field: str, record_key: str | None = None) -> str:
+    """``value`` as the Variable for a secret: a valid key with room for the default record key."""
+    key = check_variable_key(value, field)
+    if record_key is None:
+        record_key_for(key, None)
+    return key
 
 
 def fingerprint(secret: str) -> str:
@@ -131,12 +162,12 @@ class SecretDestination:
         check_destination(type(self).__name__, self.variable_key, self.secret_sink, self.record_key)
         if self.variable_key is not None:
             check_variable_key(self.variable_key, "variable_key")
-        check_variable_key(self.record, "record_key")
+        record_key_for(self.variable_key, self.record_key)
 
     @property
     def record(self) -> str:
         """The key of the Variable holding the delivery record."""
-        return self.record_key or f"{self.variable_key}{RECORD_SUFFIX}"
+        return record_key_for(self.variable_key, self.record_key)
 
     def describe(self) -> str:
         """The destination in words, for logs (never the secret)."""

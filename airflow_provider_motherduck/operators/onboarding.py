@@ -30,16 +30,17 @@ from airflow_provider_motherduck.operators._delivery import (
     SecretSink,
     check_destination,
     forget,
+    record_key_for,
 )
 from airflow_provider_motherduck.operators.rotation import name_pattern
 from airflow_provider_motherduck.operators.tokens import (
-    check_variable_key,
     create_delivered_token,
     revoke_tokens,
     token_metadata,
 )
 from airflow_provider_motherduck.sensors.accounts import MotherDuckActiveAccountsSensor
 from airflow_provider_motherduck.validation import (
+    check_variable_key,
     parse_ttl,
     validate_duckling_half,
     validate_token_name,
@@ -99,7 +100,9 @@ def check_account(value: Any, field: str = "account") -> dict[str, Any]:
         )
     merged = {**_ACCOUNT_DEFAULTS, **value}
     try:
-        return {key: check(merged[key], key) for key, check in ACCOUNT_CHECKS.items()}
+        account = {key: check(merged[key], key) for key, check in ACCOUNT_CHECKS.items()}
+        record_key_for(account["variable_key"], account["record_key"])
+        return account
     except ValueError as err:
         raise ValueError(f"{field} ({merged['username']!r}): {err}") from None
 
@@ -123,10 +126,14 @@ def check_accounts(
         check_account({**base, **item} if isinstance(item, Mapping) else item, f"{field}[{i}]")
         for i, item in enumerate(value)
     ]
-    for key in ("username", "variable_key"):
-        twice = sorted(k for k, n in Counter(a[key] for a in accounts).items() if n > 1)
+    # A Variable shared by two accounts, as a secret or a delivery record, would hold only one of them.
+    variables = [
+        k for a in accounts for k in (a["variable_key"], record_key_for(a["variable_key"], a["record_key"]))
+    ]
+    for what, values in (("username", [a["username"] for a in accounts]), ("Variable key", variables)):
+        twice = sorted(k for k, n in Counter(values).items() if n > 1)
         if twice:
-            raise ValueError(f"{field} is invalid: {key} declared twice: {', '.join(twice)}.")
+            raise ValueError(f"{field} is invalid: {what} declared twice: {', '.join(twice)}.")
     return accounts
 
 

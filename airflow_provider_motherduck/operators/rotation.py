@@ -45,19 +45,15 @@ from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
 from airflow_provider_motherduck.operators._delivery import (
-    RECORD_SUFFIX,
     SecretDestination,
     SecretSink,
     check_destination,
+    check_secret_variable,
     is_expired,
     parse_timestamp,
+    record_key_for,
 )
-from airflow_provider_motherduck.operators.tokens import (
-    VARIABLE_KEY_MAX_LENGTH,
-    check_variable_key,
-    redacted_error,
-    token_metadata,
-)
+from airflow_provider_motherduck.operators.tokens import redacted_error, token_metadata
 from airflow_provider_motherduck.validation import (
     TOKEN_NAME_MAX_LENGTH,
     parse_duration,
@@ -314,23 +310,10 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
         }
 
     def _check_variable_key(self, value: Any, field: str) -> str:
-        key = check_variable_key(value, field)
-        if self.record_key is None and len(key) + len(RECORD_SUFFIX) > VARIABLE_KEY_MAX_LENGTH:
-            raise ValueError(
-                f"{field}={key[:20] + '...'!r} is invalid: {len(key)} characters leave no room for its "
-                f"delivery record {RECORD_SUFFIX!r}. Allowed: up to "
-                f"{VARIABLE_KEY_MAX_LENGTH - len(RECORD_SUFFIX)} characters, or pass record_key."
-            )
-        return key
+        return check_secret_variable(value, field, self.record_key)
 
     def _check_record_key(self, value: Any, field: str) -> str:
-        key = check_variable_key(value, field)
-        if key == self.variable_key:
-            raise ValueError(
-                f"{field}={key!r} is invalid: it is the variable_key, and the record would overwrite the "
-                "secret. Allowed: any other Variable key."
-            )
-        return key
+        return record_key_for(self.variable_key, value)
 
     def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
         username: str = args["username"]

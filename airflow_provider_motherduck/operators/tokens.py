@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_motherduck._compat import Context, Variable, redact
+from airflow_provider_motherduck._compat import Context, redact
 from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
+from airflow_provider_motherduck.operators._delivery import SecretDestination, check_secret_variable
 from airflow_provider_motherduck.validation import (
     parse_ttl,
     validate_token_id,
@@ -17,9 +18,6 @@ from airflow_provider_motherduck.validation import (
     validate_token_type,
     validate_username,
 )
-
-#: Airflow refuses longer Variable keys.
-VARIABLE_KEY_MAX_LENGTH = 250
 
 
 def token_metadata(token: Mapping[str, Any], username: str) -> dict[str, Any]:
@@ -106,16 +104,6 @@ def revoke_tokens(hook: MotherDuckHook, username: str, token_ids: Iterable[str])
     return [token_id for token_id in token_ids if hook.delete_token(username, token_id, missing_ok=True)]
 
 
-def check_variable_key(value: Any, field: str) -> str:
-    """``value`` if Airflow accepts it as a Variable key."""
-    allowed = f"a string of 1 to {VARIABLE_KEY_MAX_LENGTH} characters, no surrounding spaces"
-    if not isinstance(value, str):
-        raise ValueError(f"{field}={value!r} is invalid: expected a string. Allowed: {allowed}.")
-    if not value or value != value.strip() or len(value) > VARIABLE_KEY_MAX_LENGTH:
-        raise ValueError(f"{field}={value!r} is invalid: empty, padded or too long. Allowed: {allowed}.")
-    return value
-
-
 class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
     """Create an access token for a user; the secret is masked in Airflow's logs at once.
 
@@ -126,7 +114,10 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
         ``timedelta``, an ISO-8601 duration (``"P30D"``) or ``"90 days"``; 300 s to 365 days.
     :param variable_key: if set, the secret is stored in this Airflow Variable (templated).
         This is the safe way to hand the secret on. If storing fails, the new token is revoked
-        so that no orphan token is left, and the task fails.
+        so that no orphan token is left, and the task fails. A delivery record (token id and
+        a fingerprint, no secret) goes to ``<variable_key>__delivery``, so that
+        :class:`~airflow_provider_motherduck.operators.onboarding.MotherDuckOnboardAccountOperator`
+        recognises the token later instead of creating another.
     :param return_secret: also put the secret in the XCom (key ``token``). Risky: XCom values
         are stored unmasked in the metadata database, readable by anyone with access to it,
         and shown in plain text in the UI's XCom tab. Prefer ``variable_key``.
@@ -164,32 +155,34 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
             "token_name": validate_token_name,
             "token_type": validate_token_type,
             "ttl": parse_ttl,
-            "variable_key": optional(check_variable_key),
+            "variable_key": optional(check_secret_variable),
             "return_secret": check_bool,
         }
 
     def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
         username: str = args["username"]
-        variable_key: str | None = args["variable_key"]
-
-        def store(secret: str, token: Mapping[str, Any]) -> None:
-            key = str(variable_key)
-            Variable.set(
-                key,
-                secret,
-                description=f"MotherDuck token {token['name']!r} of {username} (id {token['id']})",
-            )
-            self.log.info("Stored the secret in Airflow Variable %s.", key)
-
+        destination = SecretDestination(args["variable_key"]) if args["variable_key"] else None
         result, secret = create_delivered_token(
             self.hook,
             username,
             args["token_name"],
             ttl=args["ttl"],
             token_type=args["token_type"],
-            deliver=store if variable_key else None,
+            deliver=destination.deliver if destination else None,
             log=self.log,
         )
+        if destination:
+            self.log.info("Stored the secret in %s.", destination.describe())
+            try:
+                destination.write_record(str(secret), result)
+            except Exception as err:
+                # The secret is stored and the token works; only later recognition is lost.
+                self.log.warning(
+                    "Could not write the delivery record %s (%s): onboarding will not recognise this "
+                    "token and will create its own.",
+                    destination.record,
+                    redacted_error(err, secret),
+                )
         if self.return_secret:
             if not secret:
                 raise MotherDuckError(f"MotherDuck created token {result['id']} but returned no secret.")

@@ -19,6 +19,7 @@ from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuc
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators import (
     MotherDuckBulkOnboardOperator,
+    MotherDuckCreateTokenOperator,
     MotherDuckOffboardAccountOperator,
     MotherDuckOnboardAccountOperator,
     _delivery,
@@ -303,6 +304,42 @@ def test_failed_record_keeps_the_delivered_token(
     assert again["other_token_ids"] == [first["id"]]
 
 
+def test_a_token_from_the_create_operator_is_recognised(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    """MotherDuckCreateTokenOperator leaves a delivery record, so onboarding adopts its token."""
+    emulator.add_user(USER)
+    created = run(
+        MotherDuckCreateTokenOperator(task_id="t", username=USER, token_name="airflow", variable_key=KEY)
+    )
+    assert json.loads(variables.values[RECORD])["token_id"] == created["id"]
+
+    result = run(onboard())
+
+    assert (result["token_created"], result["token"]["id"]) == (False, created["id"])
+    assert [t["id"] for t in emulator.tokens(USER)] == [created["id"]]
+
+
+def test_create_operator_succeeds_when_only_its_record_fails(
+    emulator: MotherDuckEmulator,
+    variables: FakeVariables,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    emulator.add_user(USER)
+    variables.fail_on.add(RECORD)
+    create = MotherDuckCreateTokenOperator(task_id="t", username=USER, token_name="n", variable_key=KEY)
+    with caplog.at_level(logging.WARNING):
+        created = run(create)
+    printed = caplog.text + "".join(capfd.readouterr())  # Airflow 3 logs to stdout, 2.11 to logging
+    secret = variables.values[KEY]
+    assert emulator.is_valid_token(secret)
+    assert [t["id"] for t in emulator.tokens(USER)] == [created["id"]]
+    assert f"Could not write the delivery record {RECORD}" in printed
+    assert "the Variable backend refused" in printed
+    assert secret not in printed
+
+
 def test_secret_sink_destination(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
     vault: dict[str, str] = {}
 
@@ -531,7 +568,22 @@ def test_bad_onboarding_arguments_fail_at_parse_time(kwargs: dict[str, Any], nam
         ),
         (
             [{"username": u, "token_name": "t", "variable_key": "k"} for u in "ab"],
-            "variable_key declared twice",
+            "Variable key declared twice: k, k__delivery",
+        ),
+        (
+            [
+                {"username": "a", "token_name": "t", "variable_key": "k", "record_key": "rec"},
+                {"username": "b", "token_name": "t", "variable_key": "rec"},
+            ],
+            "Variable key declared twice: rec",
+        ),
+        (
+            [{"username": "a", "token_name": "t", "variable_key": "k", "record_key": "k"}],
+            "accounts[0] ('a'): record_key='k' is invalid: it is the variable_key",
+        ),
+        (
+            [{"username": "a", "token_name": "t", "variable_key": "k" * 241}],
+            "leave no room for its delivery record",
         ),
     ],
 )

@@ -101,6 +101,7 @@ def test_secret_that_cannot_be_stored_is_revoked(emulator: MotherDuckEmulator, b
         ({"ttl": True}, "ttl=True"),
         ({"variable_key": ""}, "variable_key=''"),
         ({"variable_key": " padded"}, "variable_key=' padded'"),
+        ({"variable_key": "k" * 241}, "leave no room for its delivery record"),
         ({"return_secret": "no"}, "return_secret='no'"),
     ],
 )
