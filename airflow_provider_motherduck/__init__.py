@@ -12,6 +12,30 @@ _PACKAGE = "airflow_provider_motherduck"
 _INTEGRATION = "MotherDuck"
 
 
+#: The connection's extras as form fields (Airflow 3.2+ reads them declaratively).
+CONN_FIELDS: dict[str, Any] = {
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "description": "Seconds to wait for each API answer.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "retry_limit": {
+        "label": "Retry limit",
+        "description": "Retries after a throttled (429) or failed (5xx) call.",
+        "schema": {"type": ["integer", "null"], "minimum": 0},
+    },
+    "retry_delay": {
+        "label": "Retry delay (seconds)",
+        "description": "First backoff delay; doubles on every retry, with jitter.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "allow_insecure_http": {
+        "label": "Allow plain http",
+        "description": "Send the token over http:// to a remote host (not recommended).",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+}
+
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "login", "port"],
     "relabeling": {"host": "API URL", "password": "Admin access token"},
@@ -49,28 +73,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "motherduck",
                 "hook-class-name": f"{_PACKAGE}.hooks.motherduck.MotherDuckHook",
                 "hook-name": "MotherDuck",
-                "conn-fields": {
-                    "timeout": {
-                        "label": "Timeout (seconds)",
-                        "description": "Seconds to wait for each API answer.",
-                        "schema": {"type": ["number", "null"], "minimum": 0},
-                    },
-                    "retry_limit": {
-                        "label": "Retry limit",
-                        "description": "Retries after a throttled (429) or failed (5xx) call.",
-                        "schema": {"type": ["integer", "null"], "minimum": 0},
-                    },
-                    "retry_delay": {
-                        "label": "Retry delay (seconds)",
-                        "description": "First backoff delay; doubles on every retry, with jitter.",
-                        "schema": {"type": ["number", "null"], "minimum": 0},
-                    },
-                    "allow_insecure_http": {
-                        "label": "Allow plain http",
-                        "description": "Send the token over http:// to a remote host (not recommended).",
-                        "schema": {"type": ["boolean", "null"], "default": False},
-                    },
-                },
+                "conn-fields": CONN_FIELDS,
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],

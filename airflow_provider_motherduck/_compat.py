@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION
@@ -61,6 +62,41 @@ else:
     from airflow.utils.task_group import TaskGroup
 
 
+def legacy_form_widgets(conn_fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra fields of the Flask connection form of Airflow < 3.2, from ``conn-fields``.
+
+    Newer Airflow reads ``conn-fields`` itself and never calls this, so WTForms is imported here only.
+    """
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from wtforms import BooleanField, IntegerField, StringField
+    from wtforms.validators import NumberRange, Optional, Regexp
+
+    widgets: dict[str, Any] = {}
+    for name, field in conn_fields.items():
+        schema = field["schema"]
+        label, description = field["label"], field.get("description", "")
+        if "boolean" in schema["type"]:
+            widgets[name] = BooleanField(label, description=description, default=schema.get("default"))
+        elif "integer" in schema["type"]:
+            widgets[name] = IntegerField(
+                label,
+                validators=[Optional(), NumberRange(min=schema.get("minimum"))],
+                widget=BS3TextFieldWidget(),
+                description=description,
+            )
+        else:  # a number: the form has no float field, the hook reads the text
+            widgets[name] = StringField(
+                label,
+                validators=[
+                    Optional(),
+                    Regexp(r"^\s*(\d+(\.\d*)?|\.\d+)\s*$", message="Expected a number >= 0."),
+                ],
+                widget=BS3TextFieldWidget(),
+                description=description,
+            )
+    return widgets
+
+
 def __getattr__(name: str) -> Any:
     # The trigger classes (same path on every version) load on first use: every DAG parse imports
     # this module, and only the triggerer and deferring sensors need them.
@@ -89,6 +125,7 @@ __all__ = [
     "TriggerEvent",
     "Variable",
     "conf",
+    "legacy_form_widgets",
     "mask_secret",
     "redact",
 ]

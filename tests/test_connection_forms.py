@@ -155,6 +155,16 @@ def test_no_deprecation_warning_on_import_or_dag_parse() -> None:
             importlib.import_module(name)
         for path in {dags!r}:
             runpy.run_path(path, run_name="__airflow_dag_parse__")
+        # The hook keeps the Airflow < 3.2 form methods: the providers manager, importing every hook
+        # as `airflow providers widgets` does, must not warn about it (other providers may warn).
+        import sys
+        from airflow.providers_manager import ProvidersManager
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ProvidersManager().connection_form_widgets
+        assert {HOOK_MODULE!r} in sys.modules
+        ours = [str(w.message) for w in caught if "MotherDuck" in str(w.message)]
+        assert not ours, ours
         print("modules", len(modules), "dags", {len(dags)})
         """
     )
@@ -217,3 +227,60 @@ def test_airflow2_form_comes_from_the_hook() -> None:
     assert set(got["behaviour"]["hidden_fields"]) == {"schema", "login", "port"}
     assert got["behaviour"]["relabeling"]["password"] == "Admin access token"
     assert got["behaviour"]["placeholders"]["host"] == DEFAULT_API_URL
+
+
+@pytest.mark.skipif(AIRFLOW_V_3, reason="Airflow 3 shows conn-fields itself (see the metadata test above)")
+def test_airflow2_form_has_the_extra_fields_and_the_hook_reads_what_they_save() -> None:
+    """Airflow 2.11's Flask form gets the extras from ``get_connection_form_widgets``; fill it in as a
+    user would, save the way 2.11's connection view does (non-empty values under the field name), and
+    the hook reads the numbers back. A value that is not a number is refused by the form."""
+    result = _python(
+        """
+        import json, os
+        from werkzeug.datastructures import MultiDict
+        from wtforms import Form
+        from airflow.providers_manager import ProvidersManager
+        from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
+
+        widgets = {
+            key: info for key, info in ProvidersManager().connection_form_widgets.items()
+            if key.startswith("extra__motherduck__")
+        }
+        form_class = type("MotherDuckForm", (Form,), {key: info.field for key, info in widgets.items()})
+
+        def submit(**values):
+            form = form_class(MultiDict({f"extra__motherduck__{k}": v for k, v in values.items()}))
+            ok = form.validate()
+            saved = {
+                info.field_name: form.data[key] for key, info in widgets.items() if form.data[key] != ""
+            }
+            return ok, saved, {k.split("__")[-1]: v for k, v in form.errors.items()}
+
+        ok, saved, _ = submit(timeout="12.5", retry_limit="2", retry_delay="", allow_insecure_http="y")
+        os.environ["AIRFLOW_CONN_MOTHERDUCK_DEFAULT"] = json.dumps(
+            {"conn_type": "motherduck", "host": "api.example.test", "password": "t", "extra": saved}
+        )
+        settings = MotherDuckHook().settings
+        bad_ok, _, errors = submit(timeout="soon", retry_limit="-1")
+        print(json.dumps({
+            "fields": sorted((info.field_name, info.field.field_class.__name__) for info in widgets.values()),
+            "ok": ok, "saved": saved,
+            "read": [settings.timeout, settings.retry_limit, settings.retry_delay],
+            "bad_ok": bad_ok, "errors": sorted(errors),
+            "sensitive": [info.field_name for info in widgets.values() if info.is_sensitive],
+        }))
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["fields"] == [
+        ["allow_insecure_http", "BooleanField"],
+        ["retry_delay", "StringField"],
+        ["retry_limit", "IntegerField"],
+        ["timeout", "StringField"],
+    ]
+    assert got["ok"] is True
+    assert got["saved"] == {"timeout": "12.5", "retry_limit": 2, "allow_insecure_http": True}
+    assert got["read"] == [12.5, 2, 1.0]  # retry_delay left empty: the default
+    assert (got["bad_ok"], got["errors"]) == (False, ["retry_limit", "timeout"])
+    assert got["sensitive"] == []

@@ -15,8 +15,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlsplit
 
-from airflow_provider_motherduck import DEFAULT_API_URL, UI_FIELD_BEHAVIOUR, __version__
-from airflow_provider_motherduck._compat import AIRFLOW_VERSION, BaseHook, mask_secret
+from airflow_provider_motherduck import CONN_FIELDS, DEFAULT_API_URL, UI_FIELD_BEHAVIOUR, __version__
+from airflow_provider_motherduck._compat import AIRFLOW_VERSION, BaseHook, legacy_form_widgets, mask_secret
 from airflow_provider_motherduck.exceptions import (
     MotherDuckAPIError,
     MotherDuckAuthError,
@@ -172,6 +172,11 @@ class MotherDuckHook(BaseHook):
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form for Airflow < 3.2 (newer versions read the provider metadata)."""
         return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras as form fields for Airflow < 3.2 (newer versions read the provider metadata)."""
+        return legacy_form_widgets(CONN_FIELDS)
 
     # -- set-up -------------------------------------------------------------------------------
 
