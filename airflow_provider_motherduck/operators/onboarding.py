@@ -59,12 +59,6 @@ def _half(value: Any, field: str) -> dict[str, Any]:
     return validate_duckling_half(field, value, complete=False)
 
 
-def _check_callable(value: Any, field: str) -> Any:
-    if not callable(value):
-        raise ValueError(f"{field}={value!r} is invalid: expected a callable taking the secret.")
-    return value
-
-
 #: The checks of one account declaration; the keys are the onboarding operator's arguments.
 ACCOUNT_CHECKS: dict[str, Check] = {
     "username": validate_username,
@@ -343,10 +337,10 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
         self.validate_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
-        return {**ACCOUNT_CHECKS, "secret_sink": optional(_check_callable)}
+        return ACCOUNT_CHECKS  # secret_sink is not templated: check_destination saw it in __init__
 
     def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
-        destination = SecretDestination(args["variable_key"], args["secret_sink"], args["record_key"])
+        destination = SecretDestination(args["variable_key"], self.secret_sink, args["record_key"])
         return onboard_account(self.hook, args, destination, self.log)
 
 
