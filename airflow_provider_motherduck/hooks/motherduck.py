@@ -235,6 +235,7 @@ class MotherDuckHook(BaseHook):
         settings = self.settings
         url = settings.base_url + path
         attempt = 0
+        carried_out = False  # whether a failed attempt may still have been carried out
         while True:
             started = time.monotonic()
             try:
@@ -243,6 +244,7 @@ class MotherDuckHook(BaseHook):
                 reached = _may_have_reached_server(err)
                 if attempt < settings.retry_limit and (not reached or method in _IDEMPOTENT):
                     attempt += 1
+                    carried_out = carried_out or reached
                     self._wait(method, path, type(err).__name__, self._backoff(attempt), attempt)
                     continue
                 raise MotherDuckAPIError(
@@ -262,12 +264,18 @@ class MotherDuckHook(BaseHook):
             retryable = status == 429 or (status in _RETRYABLE_5XX and method in _IDEMPOTENT)
             if retryable and attempt < settings.retry_limit:
                 attempt += 1
+                carried_out = carried_out or status != 429
                 wait = _retry_after(response.headers.get("Retry-After"))
                 self._wait(
                     method, path, str(status), self._backoff(attempt) if wait is None else wait, attempt
                 )
                 continue
-            raise self._error(response, method, path)
+            error = self._error(response, method, path)
+            if method == "DELETE" and carried_out and isinstance(error, MotherDuckNotFoundError):
+                # The earlier attempt deleted it and only its answer was lost.
+                log.info("MotherDuck DELETE %s: gone on retry, so the earlier attempt was carried out", path)
+                return None
+            raise error
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: between half and all of ``delay * 2**(attempt-1)``."""

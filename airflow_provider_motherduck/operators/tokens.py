@@ -78,9 +78,13 @@ def create_delivered_token(
         try:
             hook.delete_token(username, str(result["id"]), missing_ok=True)
             outcome = "the token was revoked again"
-        except Exception:
-            log.exception(
-                "Could not revoke token %s of %s either: delete it by hand.", result["id"], username
+        except Exception as revoke_err:
+            # No traceback: it would chain the delivery error, which may quote the secret.
+            log.error(
+                "Could not revoke token %s of %s either (%s): delete it by hand.",
+                result["id"],
+                username,
+                redacted_error(revoke_err, secret),
             )
             outcome = f"revoking it failed too: token {result['id']} is still live, delete it"
         raise MotherDuckError(

@@ -7,6 +7,7 @@ import logging
 import socket
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
@@ -380,6 +381,43 @@ def test_post_is_not_repeated_after_a_dropped_answer(
         hook.create_token("etl_bot", "nightly")
     assert len(emulator.tokens("etl_bot")) == 1  # created once, and the hook did not mint a second
     assert len([e for e in emulator.journal if e.method == "POST"]) == 1
+
+
+@pytest.mark.parametrize(
+    "fault", [{"status": 503}, {"status": 502}, {"drop": True}], ids=["503", "502", "dropped"]
+)
+@pytest.mark.parametrize("what", ["token", "user"])
+def test_delete_whose_answer_was_lost_is_done_not_missing(
+    hook: MotherDuckHook,
+    emulator: MotherDuckEmulator,
+    fake_sleep: FakeSleep,
+    fault: dict[str, Any],
+    what: str,
+) -> None:
+    """MotherDuck deleted it but the answer was lost: the retry's 404 means done, not "not found"."""
+    emulator.add_user("etl_bot")
+    token_id = emulator.add_token("etl_bot", "t")["id"]
+    path = f"/v1/users/etl_bot/tokens/{token_id}" if what == "token" else "/v1/users/etl_bot"
+    emulator.inject("DELETE", path, after=True, **fault)
+    if what == "token":
+        assert hook.delete_token("etl_bot", token_id) is True
+        assert emulator.tokens("etl_bot") == []
+    else:
+        assert hook.delete_user("etl_bot") is True
+        assert "etl_bot" not in emulator.users()
+    assert [e.method for e in emulator.journal] == ["DELETE", "DELETE"]
+    assert emulator.journal[-1].status == 404
+
+
+def test_delete_of_a_missing_token_after_a_429_is_still_missing(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    """A 429 was not carried out, so the 404 that follows is a real "not found"."""
+    emulator.add_user("etl_bot")
+    emulator.inject("DELETE", "/v1/users/etl_bot/tokens/nope", status=429)
+    with pytest.raises(MotherDuckNotFoundError):
+        hook.delete_token("etl_bot", "nope")
+    assert hook.delete_token("etl_bot", "nope", missing_ok=True) is False
 
 
 def test_get_is_retried_after_a_dropped_connection(

@@ -397,6 +397,31 @@ def test_nothing_secret_in_logs_xcom_or_errors(
     assert emulator.admin_token not in everything
 
 
+def test_no_secret_in_logs_when_delivery_and_its_undo_both_fail(
+    emulator: MotherDuckEmulator,
+    variables: FakeVariables,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The sink's error quotes the secret; the revoke fails too: nothing may print the secret."""
+    seen: list[str] = []
+
+    def leaky_sink(secret: str) -> None:
+        seen.append(secret)
+        raise RuntimeError(f"vault refused INSERT ('etl', '{secret}')")
+
+    emulator.inject("DELETE", f"/v1/users/{USER}/tokens/*", status=503)
+    with caplog.at_level(logging.DEBUG), pytest.raises(MotherDuckError, match="still live") as info:
+        run(onboard(variable_key=None, secret_sink=leaky_sink, record_key="etl_record"))
+    printed = caplog.text + "".join(capfd.readouterr())
+
+    assert "Could not revoke token" in printed
+    (secret,) = seen
+    assert emulator.is_valid_token(secret)  # live, and reported as such
+    assert secret not in printed
+    assert secret not in str(info.value)
+
+
 def test_offboarding_revokes_deletes_and_is_rerunnable(
     emulator: MotherDuckEmulator, variables: FakeVariables
 ) -> None:
