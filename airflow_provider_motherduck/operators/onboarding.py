@@ -41,6 +41,7 @@ from airflow_provider_motherduck.operators.tokens import (
 from airflow_provider_motherduck.sensors.accounts import MotherDuckActiveAccountsSensor
 from airflow_provider_motherduck.validation import (
     check_variable_key,
+    is_literal,
     parse_ttl,
     validate_duckling_half,
     validate_token_name,
@@ -388,7 +389,9 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
             "max_workers": _check_workers,
         }
 
-    def _check_accounts(self, value: Any, field: str) -> list[dict[str, Any]]:
+    def _check_accounts(self, value: Any, field: str) -> Any:
+        if not is_literal(self.defaults):  # before rendering: checked with the rendered defaults
+            return value
         defaults = self.defaults if isinstance(self.defaults, Mapping) else None
         return check_accounts(value, field, defaults)
 

@@ -618,6 +618,22 @@ def test_bad_bulk_declarations_fail_at_parse_time(accounts: Any, named: str) -> 
     assert named in str(info.value)
 
 
+def test_bulk_templated_defaults_are_checked_after_rendering(
+    emulator: MotherDuckEmulator, variables: FakeVariables
+) -> None:
+    accounts = [{"username": "a1", "variable_key": "k_a1"}]
+    defaults = {"token_name": "airflow", "ttl": "{{ params.ttl }}"}
+
+    def bulk() -> MotherDuckBulkOnboardOperator:  # accepted at parse time: ttl is not known yet
+        return MotherDuckBulkOnboardOperator(task_id="bulk", accounts=accounts, defaults=defaults)
+
+    with pytest.raises(ValueError, match=r"accounts\[0\] \('a1'\): ttl='soon' is invalid"):
+        run(bulk(), {"ttl": "soon"})
+    assert emulator.journal == []
+    run(bulk(), {"ttl": "30 days"})
+    assert emulator.journal[-1].body == {"name": "airflow", "token_type": "read_write", "ttl": 30 * 86400}
+
+
 @pytest.mark.parametrize("workers", [0, 129, "8", True])
 def test_bulk_max_workers_is_bounded(workers: Any) -> None:
     with pytest.raises(ValueError, match="max_workers="):
