@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 from airflow import __version__ as AIRFLOW_VERSION
 from packaging.version import Version
 
-AIRFLOW_V_3 = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0.0")
-AIRFLOW_V_3_1_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.1.0")
+_airflow_version = Version(Version(AIRFLOW_VERSION).base_version)
+AIRFLOW_V_3 = _airflow_version >= Version("3.0.0")
 
 if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
+if TYPE_CHECKING or _airflow_version >= Version("3.2.0"):
     from airflow.sdk import (
         BaseHook,
         BaseOperator,
@@ -33,18 +33,24 @@ if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
         TaskDeferred,
     )
     from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]
-elif AIRFLOW_V_3:
-    from airflow.hooks.base import BaseHook
-    from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, TaskGroup, Variable, conf
-    from airflow.sdk.definitions.context import Context
-    from airflow.sdk.exceptions import (
+elif AIRFLOW_V_3:  # 3.0 and 3.1: the Task SDK has the classes, not yet conf and the exceptions
+    from airflow.configuration import conf
+    from airflow.exceptions import (
         AirflowException,
         AirflowRescheduleException,
         AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferred,
     )
-    from airflow.sdk.execution_time.secrets_masker import mask_secret, redact
+    from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, TaskGroup, Variable
+    from airflow.sdk.definitions.context import Context
+
+    if _airflow_version >= Version("3.1.0"):
+        from airflow.sdk import BaseHook
+        from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]
+    else:
+        from airflow.hooks.base import BaseHook
+        from airflow.sdk.execution_time.secrets_masker import mask_secret, redact
 else:
     from airflow.configuration import conf
     from airflow.exceptions import (

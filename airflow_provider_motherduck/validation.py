@@ -50,6 +50,7 @@ TokenType: TypeAlias = Literal["read_write", "read_scaling"]
 TTLInput: TypeAlias = "int | float | str | timedelta | None"
 
 _USERNAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _NUMBER_UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+?)s?", re.IGNORECASE)
 _TTL_FORMS = (
@@ -68,14 +69,31 @@ def _require_str(field: str, value: Any, allowed: str) -> str:
     return value
 
 
-def validate_username(username: Any, field: str = "username") -> str:
-    """Return ``username`` if MotherDuck accepts it as a user name."""
-    allowed = f"1 to {USERNAME_MAX_LENGTH} characters, a letter first, then letters, digits or underscores"
-    name = _require_str(field, username, allowed)
+def _username(field: str, value: Any, allowed: str) -> str:
+    name = _require_str(field, value, allowed)
     if not name:
         raise _fail(field, name, "it is empty", allowed)
     if len(name) > USERNAME_MAX_LENGTH:
         raise _fail(field, f"{name[:20]}...", f"it has {len(name)} characters", allowed)
+    return name
+
+
+def validate_username(username: Any, field: str = "username") -> str:
+    """Return ``username`` if it can name an existing user (the path segment is percent-encoded).
+
+    Human users' names need not follow the service-account rule of :func:`validate_new_username`.
+    """
+    allowed = f"1 to {USERNAME_MAX_LENGTH} characters, no surrounding spaces or control characters"
+    name = _username(field, username, allowed)
+    if name != name.strip() or not name.isprintable():
+        raise _fail(field, name, "it has surrounding spaces or control characters", allowed)
+    return name
+
+
+def validate_new_username(username: Any, field: str = "username") -> str:
+    """Return ``username`` if MotherDuck accepts it for a new service account."""
+    allowed = f"1 to {USERNAME_MAX_LENGTH} characters, a letter first, then letters, digits or underscores"
+    name = _username(field, username, allowed)
     if not name[0].isascii() or not name[0].isalpha():
         raise _fail(field, name, "it must start with a letter", allowed)
     if not _USERNAME_RE.fullmatch(name):
@@ -103,9 +121,23 @@ def validate_token_type(token_type: Any, field: str = "token_type") -> TokenType
 
 
 def validate_token_id(token_id: Any, field: str = "token_id") -> str:
-    """Return ``token_id`` if it can be a token id (a non-empty string, as list and create return it)."""
-    if not isinstance(token_id, str) or not token_id.strip():
-        raise _fail(field, token_id, "it is empty", "a token id from listing or creating tokens")
+    """Return ``token_id`` if it is a token id (a UUID, as listing and creating tokens return it).
+
+    The value is not echoed in the error: passing the secret instead of the id (the R package's
+    mistake) must not put the secret in a message.
+    """
+    allowed = (
+        "a token id from listing or creating tokens, a UUID such as 123e4567-e89b-12d3-a456-426614174000"
+    )
+    if not isinstance(token_id, str) or not _UUID_RE.fullmatch(token_id):
+        shown = (
+            f"a {type(token_id).__name__} of {len(token_id)} characters"
+            if isinstance(token_id, str)
+            else repr(token_id)
+        )
+        raise ValueError(
+            f"{field} is invalid: {shown} (not shown, in case it is a secret) is not a UUID. Allowed: {allowed}."
+        )
     return token_id
 
 

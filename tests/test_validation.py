@@ -13,6 +13,7 @@ from airflow_provider_motherduck.validation import (
     parse_ttl,
     validate_duckling_config,
     validate_duckling_half,
+    validate_new_username,
     validate_token_name,
     validate_token_type,
     validate_username,
@@ -20,7 +21,8 @@ from airflow_provider_motherduck.validation import (
 
 
 @pytest.mark.parametrize("name", ["a", "etl_bot", "A1_b2", "x" * 255, "Z"])
-def test_username_accepted(name: str) -> None:
+def test_new_username_accepted(name: str) -> None:
+    assert validate_new_username(name) == name
     assert validate_username(name) == name
 
 
@@ -39,11 +41,35 @@ def test_username_accepted(name: str) -> None:
         (None, "expected a string"),
     ],
 )
-def test_username_refused(name: Any, problem: str) -> None:
+def test_new_username_refused(name: Any, problem: str) -> None:
+    """The service-account rule, checked when a user is created."""
+    with pytest.raises(ValueError, match="username=") as info:
+        validate_new_username(name)
+    assert problem in str(info.value)
+    assert "Allowed: 1 to 255 characters, a letter first" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["jane-doe", "first.last", "1bot", "étl", "a/b", "x" * 255])
+def test_existing_username_need_not_follow_the_service_account_rule(name: str) -> None:
+    """Human users' names can be anything MotherDuck gave them; the hook percent-encodes the path."""
+    assert validate_username(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "empty"),
+        (" etl_bot", "surrounding spaces"),
+        ("etl_bot\n", "control characters"),
+        ("x" * 256, "256 characters"),
+        (None, "expected a string"),
+    ],
+)
+def test_existing_username_refused(name: Any, problem: str) -> None:
     with pytest.raises(ValueError, match="username=") as info:
         validate_username(name)
     assert problem in str(info.value)
-    assert "Allowed: 1 to 255 characters" in str(info.value)
+    assert "Allowed: 1 to 255 characters, no surrounding spaces" in str(info.value)
 
 
 def test_token_name_rules() -> None:

@@ -31,6 +31,7 @@ from airflow_provider_motherduck.validation import (
     parse_ttl,
     validate_duckling_config,
     validate_duckling_half,
+    validate_new_username,
     validate_token_id,
     validate_token_name,
     validate_token_type,
@@ -334,7 +335,7 @@ class MotherDuckHook(BaseHook):
 
     def create_user(self, username: str) -> dict[str, str]:
         """Create a service account. Raises ``MotherDuckConflictError`` if it exists already."""
-        name = validate_username(username)
+        name = validate_new_username(username)
         result: dict[str, str] = self._request("POST", "/v1/users", {"username": name})
         return result
 

@@ -44,6 +44,7 @@ from airflow_provider_motherduck.validation import (
     is_literal,
     parse_ttl,
     validate_duckling_half,
+    validate_new_username,
     validate_token_name,
     validate_token_type,
     validate_username,
@@ -62,7 +63,7 @@ def _half(value: Any, field: str) -> dict[str, Any]:
 
 #: The checks of one account declaration; the keys are the onboarding operator's arguments.
 ACCOUNT_CHECKS: dict[str, Check] = {
-    "username": validate_username,
+    "username": validate_new_username,
     "token_name": validate_token_name,
     "token_type": validate_token_type,
     "ttl": parse_ttl,

@@ -90,11 +90,32 @@ def test_token_lifecycle(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> 
 
 
 def test_path_segments_are_percent_encoded(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
-    emulator.add_user("etl_bot")
     with pytest.raises(MotherDuckNotFoundError):
-        hook.delete_token("etl_bot", "../../users/admin")
-    assert emulator.journal[-1].path == "/v1/users/etl_bot/tokens/..%2F..%2Fusers%2Fadmin"
+        hook.delete_user("../users/admin")
+    assert emulator.journal[-1].path == "/v1/users/..%2Fusers%2Fadmin"
     assert "admin" in emulator.users()
+
+
+def test_human_users_names_need_not_be_service_account_names(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator
+) -> None:
+    emulator.add_user("jane.doe-1")
+    assert hook.list_tokens("jane.doe-1") == []
+    assert hook.delete_user("jane.doe-1") is True
+    assert emulator.journal[-1].path == "/v1/users/jane.doe-1"
+    with pytest.raises(ValueError, match=r"username='jane\.doe-1'.*a letter first"):
+        hook.create_user("jane.doe-1")  # new users are service accounts, which follow the rule
+
+
+def test_a_secret_given_as_token_id_goes_nowhere(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    """The R package's mistake: the secret instead of the id. Refused unsent, and not echoed."""
+    emulator.add_user("etl_bot")
+    secret = emulator.add_token("etl_bot", "t")["token"]
+    emulator.clear_journal()
+    with pytest.raises(ValueError, match="token_id is invalid") as info:
+        hook.delete_token("etl_bot", secret)
+    assert secret not in str(info.value)
+    assert emulator.journal == []
 
 
 def test_duckling_config_set_and_update(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
@@ -164,7 +185,7 @@ def test_bad_input_sends_nothing(hook: MotherDuckHook, emulator: MotherDuckEmula
         hook.create_token("etl_bot", "t", token_type="admin")
     with pytest.raises(ValueError, match=r"read_scaling.flock_size=99"):
         hook.update_duckling_config("etl_bot", read_scaling={"flock_size": 99})
-    with pytest.raises(ValueError, match="token_id="):
+    with pytest.raises(ValueError, match="token_id is invalid"):
         hook.delete_token("etl_bot", "")
     assert emulator.journal == []
 
@@ -414,10 +435,11 @@ def test_delete_of_a_missing_token_after_a_429_is_still_missing(
 ) -> None:
     """A 429 was not carried out, so the 404 that follows is a real "not found"."""
     emulator.add_user("etl_bot")
-    emulator.inject("DELETE", "/v1/users/etl_bot/tokens/nope", status=429)
+    missing = "123e4567-e89b-12d3-a456-426614174000"
+    emulator.inject("DELETE", f"/v1/users/etl_bot/tokens/{missing}", status=429)
     with pytest.raises(MotherDuckNotFoundError):
-        hook.delete_token("etl_bot", "nope")
-    assert hook.delete_token("etl_bot", "nope", missing_ok=True) is False
+        hook.delete_token("etl_bot", missing)
+    assert hook.delete_token("etl_bot", missing, missing_ok=True) is False
 
 
 def test_get_is_retried_after_a_dropped_connection(

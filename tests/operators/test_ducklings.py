@@ -112,7 +112,7 @@ def test_plan_limits_from_motherduck_surface() -> None:
             "missing flock_size",
         ),
         ({"read_write": {"instance_size": "jumbo"}, "replace": "yes"}, "replace='yes'"),
-        ({"read_write": {"instance_size": "jumbo"}, "username": "9"}, "username='9'"),
+        ({"read_write": {"instance_size": "jumbo"}, "username": " etl_bot"}, "username=' etl_bot'"),
     ],
 )
 def test_bad_literal_config_fails_at_parse_time(kwargs: dict[str, Any], problem: str) -> None:

@@ -666,4 +666,4 @@ def test_offboard_group_waits_for_idle_then_offboards_each_account() -> None:
     single: Any = dag.get_task("one.offboard_account")
     assert single.username == "solo"
     with pytest.raises(ValueError, match="accounts\\[0\\]"):
-        offboard_account_group(["bad-name"])
+        offboard_account_group(["bad-name "])

@@ -691,7 +691,7 @@ def _sink(secret: str) -> None:
         ({"variable_key": KEY, "dry_run": "no"}, "dry_run='no' is invalid"),
         ({"variable_key": KEY, "ttl": "1 minute"}, "ttl='1 minute'"),
         ({"variable_key": KEY, "token_type": "admin"}, "token_type='admin'"),
-        ({"variable_key": KEY, "username": "etl-bot"}, "username='etl-bot'"),
+        ({"variable_key": KEY, "username": "etl_bot "}, "username='etl_bot '"),
     ],
 )
 def test_bad_literal_fails_at_parse_time(kwargs: dict[str, Any], named: str) -> None:
@@ -718,7 +718,7 @@ def test_good_literals_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("field", "bad"),
     [
-        ("username", "etl-bot"),
+        ("username", "etl_bot\t"),
         ("token_name", "n" * 300),
         ("ttl", "1 minute"),
         ("revoke_after", "soon"),

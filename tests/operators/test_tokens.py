@@ -29,6 +29,10 @@ def bot(emulator: MotherDuckEmulator) -> str:
     return "etl_bot"
 
 
+#: A well-formed token id that no token has.
+SOME_ID = "123e4567-e89b-12d3-a456-426614174000"
+
+
 def _lifetime(token: dict[str, Any]) -> float:
     created = datetime.fromisoformat(token["created_ts"].replace("Z", "+00:00"))
     expires = datetime.fromisoformat(token["expire_at"].replace("Z", "+00:00"))
@@ -91,7 +95,7 @@ def test_secret_that_cannot_be_stored_is_revoked(emulator: MotherDuckEmulator, b
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
-        ({"username": "1x"}, "username='1x'"),
+        ({"username": " x"}, "username=' x'"),
         ({"token_name": ""}, "token_name=''"),
         ({"token_name": "n" * 256}, "token_name="),
         ({"token_type": "admin"}, "token_type='admin'"),
@@ -114,7 +118,7 @@ def test_create_token_bad_literal_fails_at_parse_time(kwargs: dict[str, Any], na
 
 @pytest.mark.parametrize(
     ("field", "bad"),
-    [("username", "etl-bot"), ("token_name", " "), ("token_type", "root"), ("ttl", "1 minute")],
+    [("username", "etl_bot\n"), ("token_name", " "), ("token_type", "root"), ("ttl", "1 minute")],
 )
 def test_create_token_templated_values_are_checked_after_rendering(
     emulator: MotherDuckEmulator, bot: str, field: str, bad: str
@@ -151,7 +155,9 @@ def test_delete_token_by_id_and_missing_ok(emulator: MotherDuckEmulator, bot: st
     assert run(again) == {"username": bot, "deleted": []}
     with pytest.raises(MotherDuckNotFoundError):
         run(MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"]))
-    gone_user = MotherDuckDeleteTokenOperator(task_id="d", username="nobody", token_id="x", missing_ok=True)
+    gone_user = MotherDuckDeleteTokenOperator(
+        task_id="d", username="nobody", token_id=SOME_ID, missing_ok=True
+    )
     assert run(gone_user) == {"username": "nobody", "deleted": []}
 
 
@@ -203,12 +209,13 @@ def test_delete_token_by_name_without_match(emulator: MotherDuckEmulator, bot: s
     ("kwargs", "problem"),
     [
         ({}, "exactly one of token_id and token_name"),
-        ({"token_id": "a", "token_name": "b"}, "exactly one of token_id and token_name"),
-        ({"token_id": ""}, "token_id=''"),
+        ({"token_id": SOME_ID, "token_name": "b"}, "exactly one of token_id and token_name"),
+        ({"token_id": ""}, "token_id is invalid: a str of 0 characters"),
+        ({"token_id": "mdt_secret_by_mistake"}, "is not a UUID"),
         ({"token_name": ""}, "token_name=''"),
-        ({"token_id": "a", "missing_ok": "true"}, "missing_ok='true'"),
+        ({"token_id": SOME_ID, "missing_ok": "true"}, "missing_ok='true'"),
         ({"token_name": "a", "all_matching": None}, "all_matching=None"),
-        ({"token_id": "a", "username": "x y"}, "username='x y'"),
+        ({"token_id": SOME_ID, "username": "x\ty"}, "username='x\\ty'"),
     ],
 )
 def test_delete_token_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], problem: str) -> None:
@@ -238,5 +245,5 @@ def test_list_tokens(emulator: MotherDuckEmulator, bot: str) -> None:
     assert result[1]["read_only"] is True
     assert not SECRET_RE.search(repr(result))
     assert run(MotherDuckListTokensOperator(task_id="l", username="admin"))[0]["name"] == "emulator-admin"
-    with pytest.raises(ValueError, match="username='no-way'"):
-        MotherDuckListTokensOperator(task_id="l", username="no-way")
+    with pytest.raises(ValueError, match="username='no way '"):
+        MotherDuckListTokensOperator(task_id="l", username="no way ")

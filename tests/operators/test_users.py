@@ -88,8 +88,8 @@ def test_create_user_bad_literal_fails_at_parse_time(kwargs: dict[str, Any], nam
 
 
 def test_delete_user_bad_literal_fails_at_parse_time() -> None:
-    with pytest.raises(ValueError, match=r"username='a b'.*Allowed"):
-        MotherDuckDeleteUserOperator(task_id="d", username="a b")
+    with pytest.raises(ValueError, match=r"username='a b '.*Allowed"):
+        MotherDuckDeleteUserOperator(task_id="d", username="a b ")
     with pytest.raises(ValueError, match="missing_ok=1"):
         MotherDuckDeleteUserOperator(task_id="d", username="ok", missing_ok=1)  # type: ignore[arg-type]
 
@@ -100,8 +100,8 @@ def test_templated_username_is_checked_after_rendering(emulator: MotherDuckEmula
     with pytest.raises(ValueError, match="username='9lives'"):
         run(create, {"name": "9lives"})
     delete = MotherDuckDeleteUserOperator(task_id="d", username="{{ params.name }}")
-    with pytest.raises(ValueError, match="username='a/b'"):
-        run(delete, {"name": "a/b"})
+    with pytest.raises(ValueError, match="username=' a'"):
+        run(delete, {"name": " a"})
     assert emulator.journal == []  # refused before any request
 
     good = MotherDuckCreateUserOperator(task_id="c", username="{{ params.name }}_bot")

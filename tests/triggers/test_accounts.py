@@ -97,7 +97,7 @@ def test_serialize_round_trips_with_plain_values_only(seeded: MotherDuckEmulator
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"usernames": ["bad-name"]}, "usernames="),
+        ({"usernames": ["bad-name "]}, "usernames="),
         ({"usernames": []}, "usernames="),
         ({"duckling_type": "huge"}, "duckling_type="),
         ({"statuses": ["stopped"]}, "statuses="),
