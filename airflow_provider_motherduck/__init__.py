@@ -17,7 +17,7 @@ CONN_FIELDS: dict[str, Any] = {
     "timeout": {
         "label": "Timeout (seconds)",
         "description": "Seconds to wait for each API answer.",
-        "schema": {"type": ["number", "null"], "minimum": 0},
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
     "retry_limit": {
         "label": "Retry limit",

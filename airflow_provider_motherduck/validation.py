@@ -104,10 +104,10 @@ def validate_new_username(username: Any, field: str = "username") -> str:
 
 def validate_token_name(name: Any, field: str = "token_name") -> str:
     """Return ``name`` if it is a valid access token name (1 to 255 characters)."""
-    allowed = f"a string of 1 to {TOKEN_NAME_MAX_LENGTH} characters"
+    allowed = f"a string of 1 to {TOKEN_NAME_MAX_LENGTH} characters, not only spaces"
     value = _require_str(field, name, allowed)
     if not value.strip():
-        raise _fail(field, value, "it is empty", allowed)
+        raise _fail(field, value, "it is empty or blank", allowed)
     if len(value) > TOKEN_NAME_MAX_LENGTH:
         raise _fail(field, f"{value[:20]}...", f"it has {len(value)} characters", allowed)
     return value
@@ -350,7 +350,10 @@ def check_variable_key(value: Any, field: str) -> str:
 
 def validate_hook_params(value: Any, field: str = "hook_params") -> dict[str, Any]:
     """A copy of ``value`` without ``None`` entries, if it holds only plain-number hook arguments."""
-    allowed = f"a mapping with keys among {', '.join(HOOK_PARAMS)}, each a number of 0 or more"
+    allowed = (
+        f"a mapping with keys among {', '.join(HOOK_PARAMS)}, each a finite number of 0 or more "
+        "(timeout above 0)"
+    )
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -360,7 +363,10 @@ def validate_hook_params(value: Any, field: str = "hook_params") -> dict[str, An
         raise _fail(field, dict(value), f"unknown keys {unknown}", allowed)
     for key, number in value.items():
         if number is not None and (
-            isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not 0 <= number < math.inf
+            or (key == "timeout" and number == 0)
         ):
-            raise _fail(f"{field}.{key}", number, "expected a number of 0 or more", allowed)
+            raise _fail(f"{field}.{key}", number, "expected a finite number of 0 or more", allowed)
     return {key: number for key, number in value.items() if number is not None}

@@ -13,6 +13,7 @@ from airflow_provider_motherduck.validation import (
     parse_ttl,
     validate_duckling_config,
     validate_duckling_half,
+    validate_hook_params,
     validate_new_username,
     validate_token_name,
     validate_token_type,
@@ -223,3 +224,26 @@ def test_merge_ignores_undocumented_server_fields() -> None:
         "read_scaling": FULL["read_scaling"],
     }
     assert merge_duckling_config(current) == FULL
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"timeout": 0}, "hook_params.timeout=0"),
+        ({"retry_delay": float("inf")}, "hook_params.retry_delay=inf"),
+        ({"retry_limit": -1}, "hook_params.retry_limit=-1"),
+        ({"timout": 5}, "unknown keys ['timout']"),
+    ],
+)
+def test_hook_params_refused(params: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match="Allowed: a mapping with keys among") as info:
+        validate_hook_params(params)
+    assert problem in str(info.value)
+
+
+def test_hook_params_accepted() -> None:
+    assert validate_hook_params({"timeout": 0.5, "retry_limit": 0, "retry_delay": None}) == {
+        "timeout": 0.5,
+        "retry_limit": 0,
+    }
+    assert validate_hook_params(None) == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import random
 import time
@@ -186,7 +187,8 @@ class MotherDuckHook(BaseHook):
         """Where and how to call, read once from the connection."""
         conn = self.get_connection(self.motherduck_conn_id)
         extra = conn.extra_dejson
-        token = conn.password or extra.get("token") or os.environ.get(TOKEN_ENV_VAR)
+        # Stripped: a pasted token often brings a newline, which no HTTP header can carry.
+        token = str(conn.password or extra.get("token") or os.environ.get(TOKEN_ENV_VAR) or "").strip()
         if not token:
             raise MotherDuckConfigError(
                 f"No MotherDuck token for {self._conn_label}: looked in its password, "
@@ -194,11 +196,18 @@ class MotherDuckHook(BaseHook):
                 "token of an Admin user in the connection's password."
             )
         mask_secret(token)
+        if not token.isprintable() or any(c.isspace() for c in token):
+            raise MotherDuckConfigError(
+                f"The MotherDuck token of {self._conn_label} contains spaces or control characters "
+                "(not shown). Allowed: the token as MotherDuck shows it, on one line."
+            )
         allow_http = _as_bool(extra.get("allow_insecure_http", False), "allow_insecure_http")
         return _Settings(
             base_url=_base_url(conn.host, conn.port, allow_http, self._conn_label),
             token=token,
-            timeout=_pick(self._timeout, extra.get("timeout"), DEFAULT_TIMEOUT, float, "timeout"),
+            timeout=_pick(
+                self._timeout, extra.get("timeout"), DEFAULT_TIMEOUT, float, "timeout", positive=True
+            ),
             retry_limit=_pick(
                 self._retry_limit, extra.get("retry_limit"), DEFAULT_RETRY_LIMIT, int, "retry_limit"
             ),
@@ -261,7 +270,7 @@ class MotherDuckHook(BaseHook):
                 )
             status = response.status_code
             if status < 400:
-                return _decode(response)
+                return _decode(response, method, path)
             retryable = status == 429 or (status in _RETRYABLE_5XX and method in _IDEMPOTENT)
             if retryable and attempt < settings.retry_limit:
                 attempt += 1
@@ -300,17 +309,19 @@ class MotherDuckHook(BaseHook):
         payload = _decode_error(response)
         status = response.status_code
         fields: dict[str, Any] = {"status_code": status, "method": method, "path": path}
-        if payload is None:
-            text = response.text.strip()[:200] or response.reason
+        code: str | None = None
+        issues: list[dict[str, Any]] = []
+        if payload is None:  # not MotherDuck's JSON: a proxy, a gateway, or the wrong host
+            message = response.text.strip()[:200] or response.reason
             if status == 404:
                 return MotherDuckRouteNotFoundError(
-                    f"no such route ({text!r}): the connection's API URL {self.settings.base_url!r} is "
+                    f"no such route ({message!r}): the connection's API URL {self.settings.base_url!r} is "
                     "probably wrong, or this endpoint is not offered there",
                     **fields,
                 )
-            return MotherDuckAPIError(text, **fields)
-        code, message, issues = payload
-        fields.update(code=code, issues=issues)
+        else:
+            code, message, issues = payload
+            fields.update(code=code, issues=issues)
         conn = self._conn_label
         if status == 401:
             message += (
@@ -327,7 +338,7 @@ class MotherDuckHook(BaseHook):
             return MotherDuckAuthError(message, **fields)
         if status == 404 and code == "NOT_FOUND":
             return MotherDuckNotFoundError(message, **fields)
-        if status == 409 or (status == 400 and _names_duplicate(message, issues)):
+        if code is not None and (status == 409 or (status == 400 and _names_duplicate(message, issues))):
             return MotherDuckConflictError(message, **fields)
         return MotherDuckAPIError(message, **fields)
 
@@ -475,22 +486,25 @@ def _seg(value: str) -> str:
 
 
 def _as_bool(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
+    if value is None or isinstance(value, bool):
+        return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", ""):
         return value.strip().lower() in ("true", "1", "yes")
     raise MotherDuckConfigError(f"Connection extra {field}={value!r} is invalid. Allowed: true or false.")
 
 
-def _pick(arg: Any, extra: Any, default: Any, kind: type, field: str) -> Any:
-    """Hook argument, else connection extra, else default; must be a non-negative number."""
+def _pick(arg: Any, extra: Any, default: Any, kind: type, field: str, *, positive: bool = False) -> Any:
+    """Hook argument, else connection extra, else default; must be a finite number >= 0 (or > 0)."""
     value = arg if arg is not None else extra if extra not in (None, "") else default
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = -1
-    if isinstance(value, bool) or number < 0:
-        raise MotherDuckConfigError(f"{field}={value!r} is invalid. Allowed: a number >= 0.")
+    if isinstance(value, bool) or not 0 <= number < math.inf or (positive and number == 0):
+        raise MotherDuckConfigError(
+            f"{field}={value!r} is invalid. Allowed: a finite number {'above' if positive else 'of'} 0"
+            f"{'' if positive else ' or more'}."
+        )
     return number
 
 
@@ -549,10 +563,19 @@ def _read_user_info(con: duckdb.DuckDBPyConnection) -> CurrentUser:
     return user
 
 
-def _decode(response: requests.Response) -> Any:
+def _decode(response: requests.Response, method: str, path: str) -> Any:
     if not response.content:
         return {}
-    answer = response.json()
+    try:
+        answer = response.json()
+    except ValueError:
+        raise MotherDuckAPIError(
+            f"the answer is not JSON ({response.text.strip()[:80]!r}): the connection's API URL is "
+            "probably not MotherDuck's API",
+            status_code=response.status_code,
+            method=method,
+            path=path,
+        ) from None
     if isinstance(answer, dict) and isinstance(answer.get("token"), str):
         mask_secret(answer["token"])  # the secret of a new token: masked before anything logs it
     return answer

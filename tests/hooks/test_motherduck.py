@@ -236,6 +236,27 @@ def test_plain_text_404_is_a_route_error(
     assert not isinstance(info.value, MotherDuckNotFoundError)
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_plain_text_401_403_from_a_proxy_is_still_an_auth_error(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, status: int
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=status, body="Forbidden by the gateway")
+    with pytest.raises(MotherDuckAuthError) as info:
+        hook.list_active_accounts()
+    assert info.value.status_code == status
+    assert "Forbidden by the gateway" in str(info.value)
+    assert "connection 'motherduck_default'" in str(info.value)  # what to fix, and where
+
+
+def test_an_answer_that_is_not_json_is_an_api_error(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=200, body="<html>a login page</html>")
+    with pytest.raises(MotherDuckAPIError, match="not JSON") as info:
+        hook.list_active_accounts()
+    assert (info.value.status_code, info.value.method, info.value.path) == (200, "GET", "/v1/active_accounts")
+
+
 # -- connection settings ---------------------------------------------------------------------------
 
 
@@ -311,6 +332,53 @@ def test_timeout_and_retries_from_extras_and_arguments(monkeypatch: pytest.Monke
     monkeypatch.setenv("AIRFLOW_CONN_MD_T", json.dumps({**conn, "extra": {"timeout": "soon"}}))
     with pytest.raises(MotherDuckConfigError, match="timeout='soon'"):
         _ = MotherDuckHook("md_t").settings
+
+
+def test_a_pasted_token_is_stripped(emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, f" {emulator.admin_token}\n"))
+    assert MotherDuckHook().test_connection()[0]
+
+
+def test_a_token_with_inner_spaces_is_refused_unsent(
+    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = "mdt_first_half second_half"
+    monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, broken))
+    with pytest.raises(MotherDuckConfigError, match="spaces or control characters") as info:
+        MotherDuckHook().list_active_accounts()
+    assert "second_half" not in str(info.value)
+    assert emulator.journal == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"timeout": 0}, "timeout=0 is invalid. Allowed: a finite number above 0."),
+        ({"timeout": "nan"}, "timeout='nan' is invalid"),
+        ({"retry_delay": "inf"}, "retry_delay='inf' is invalid. Allowed: a finite number of 0 or more."),
+        ({"retry_limit": float("inf")}, "retry_limit=inf is invalid"),
+        ({"allow_insecure_http": "maybe"}, "allow_insecure_http='maybe' is invalid"),
+    ],
+)
+def test_unusable_extras_are_refused(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, object], problem: str
+) -> None:
+    monkeypatch.setenv(
+        CONN_ENV, json.dumps({"conn_type": "motherduck", "password": "x" * 12, "extra": extra})
+    )
+    with pytest.raises(MotherDuckConfigError) as info:
+        _ = MotherDuckHook().settings
+    assert problem in str(info.value)
+
+
+def test_null_extras_mean_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the connection form saves for fields left empty."""
+    extra = {"timeout": None, "retry_limit": None, "retry_delay": None, "allow_insecure_http": None}
+    monkeypatch.setenv(
+        CONN_ENV, json.dumps({"conn_type": "motherduck", "password": "x" * 12, "extra": extra})
+    )
+    settings = MotherDuckHook().settings
+    assert (settings.timeout, settings.retry_limit, settings.retry_delay) == (30.0, 3, 1.0)
 
 
 # -- retries ---------------------------------------------------------------------------------------
