@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING or _airflow_version >= Version("3.2.0"):
     from airflow.sdk import (
+        DAG,
         BaseHook,
         BaseOperator,
         BaseSensorOperator,
@@ -42,7 +43,7 @@ elif AIRFLOW_V_3:  # 3.0 and 3.1: the Task SDK has the classes, not yet conf and
         AirflowSkipException,
         TaskDeferred,
     )
-    from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue, TaskGroup, Variable
+    from airflow.sdk import DAG, BaseOperator, BaseSensorOperator, PokeReturnValue, TaskGroup, Variable
     from airflow.sdk.definitions.context import Context
 
     if _airflow_version >= Version("3.1.0"):
@@ -61,7 +62,7 @@ else:
         TaskDeferred,
     )
     from airflow.hooks.base import BaseHook
-    from airflow.models import BaseOperator, Variable
+    from airflow.models import DAG, BaseOperator, Variable
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
     from airflow.utils.context import Context
     from airflow.utils.log.secrets_masker import mask_secret, redact
@@ -116,6 +117,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3",
+    "DAG",
     "AirflowException",
     "AirflowRescheduleException",
     "AirflowSensorTimeout",

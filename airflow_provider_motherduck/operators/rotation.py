@@ -24,8 +24,10 @@ How a rotation is made safe to fail at any step and to re-run:
   never names a secret that was not delivered. On a re-run, this run's token counts as delivered
   only if the record names it, MotherDuck still lists it unexpired and (Variable destination) the
   Variable still holds the fingerprinted secret; then no token is created and the run goes on to
-  revoke. Any other token carrying this run's marker was never (provably) delivered: nobody holds
-  its secret, so it is revoked once a fresh token's secret has been delivered.
+  revoke. Any other token carrying this run's marker was not provably delivered (its answer was
+  lost, its delivery failed, or only its record could not be written): it takes no ``keep`` slot
+  and is revoked, first, once a fresh token's secret has been delivered and ``revoke_after`` (if
+  given) has passed since it was created, as someone may have read its secret.
 
 The invariant: from the first successful rotation on, the destination always holds the secret of
 a live token; no secret is logged, returned or put in an exception; and re-running converges to
@@ -131,9 +133,9 @@ class RotationPlan:
     kept: list[Mapping[str, Any]]
     """Other tokens that stay: the ``keep - 1`` newest unexpired ones, newest first."""
     in_grace: list[Mapping[str, Any]]
-    """Tokens past ``keep`` but younger than ``revoke_after``: left for a later run."""
+    """Tokens past ``keep`` (or this run's unrecorded ones) younger than ``revoke_after``: left for later."""
     revoke: list[Mapping[str, Any]]
-    """To revoke after delivery: this run's undelivered tokens first, then the rest, oldest first."""
+    """To revoke after delivery: this run's unrecorded tokens first, then the rest, oldest first."""
 
 
 def plan_rotation(
@@ -163,17 +165,21 @@ def plan_rotation(
     newest_first = [others[i] for i in order]
     live = [t for t in newest_first if not is_expired(t, now)]
     expired = [t for t in newest_first if is_expired(t, now)]
-    kept = live[: keep - 1]
-    in_grace: list[Mapping[str, Any]] = []
-    revoke = list(expired)
-    for token in live[keep - 1 :]:
+
+    def past_grace(token: Mapping[str, Any]) -> bool:
         created = parse_timestamp(token.get("created_ts"))
-        if revoke_after is None or (created is not None and (now - created).total_seconds() >= revoke_after):
-            revoke.append(token)
-        else:
-            in_grace.append(token)
+        return revoke_after is None or (
+            created is not None and (now - created).total_seconds() >= revoke_after
+        )
+
+    kept = live[: keep - 1]
+    past_keep = live[keep - 1 :]
+    revoke = expired + [t for t in past_keep if past_grace(t)]
     oldest_first = sorted(revoke, key=lambda t: newest_first.index(t), reverse=True)
-    return RotationPlan(current, kept, in_grace, orphans + oldest_first)
+    # An orphan's delivery was not recorded, but its secret may have arrived (only the record
+    # failed): it holds no keep slot, yet gets the same grace as any token someone may hold.
+    in_grace = [t for t in orphans if not past_grace(t)] + [t for t in past_keep if not past_grace(t)]
+    return RotationPlan(current, kept, in_grace, [t for t in orphans if past_grace(t)] + oldest_first)
 
 
 # -- argument checks ----------------------------------------------------------------------------
@@ -244,6 +250,10 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
         ``timedelta``.
     :param dry_run: only list the tokens and say what would be done; writes nothing.
 
+    ``max_active_tis_per_dag`` defaults to 1: two overlapping runs could revoke each other's
+    freshly delivered token. A mapped rotation keeps Airflow's default (the limit would
+    serialise the users); give its DAG ``max_active_runs=1``.
+
     XCom (never a secret)::
 
         {"username", "token_name", "destination", "dry_run",
@@ -281,6 +291,8 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
         dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
+        if "max_active_tis_per_dag" not in {**(kwargs.get("default_args") or {}), **kwargs}:
+            kwargs["max_active_tis_per_dag"] = 1  # see the class docstring
         super().__init__(**kwargs)
         self.username = username
         self.token_name = token_name

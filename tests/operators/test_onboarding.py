@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import pytest
 
-from airflow_provider_motherduck._compat import Context
+from airflow_provider_motherduck._compat import DAG, Context
 from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators import (
@@ -641,13 +641,6 @@ def test_bulk_max_workers_is_bounded(workers: Any) -> None:
 
 
 def test_offboard_group_waits_for_idle_then_offboards_each_account() -> None:
-    from airflow_provider_motherduck._compat import AIRFLOW_V_3
-
-    if AIRFLOW_V_3:
-        from airflow.sdk import DAG
-    else:
-        from airflow import DAG
-
     with DAG("g", schedule=None) as dag:
         offboard_account_group(
             [USER, {"username": "bi", "variable_key": "k_bi", "token_name": "ignored"}], poke_interval=5

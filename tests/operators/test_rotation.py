@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import pytest
 
-from airflow_provider_motherduck._compat import AIRFLOW_V_3, Context
+from airflow_provider_motherduck._compat import AIRFLOW_V_3, DAG, Context
 from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError
 from airflow_provider_motherduck.operators import MotherDuckRotateTokenOperator, _delivery
 from airflow_provider_motherduck.operators._delivery import fingerprint
@@ -455,6 +455,27 @@ def test_failed_record_write_keeps_the_delivered_secret(
     assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
 
 
+def test_an_unrecorded_token_of_this_run_gets_the_grace_too(
+    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables
+) -> None:
+    """Its secret reached the destination (only the record failed): consumers may have read it,
+    so the retry leaves it alive until ``revoke_after`` has passed, like any older token."""
+    old = seed(emulator, variables, None)
+    variables.fail_on.add(RECORD)
+    with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
+        execute(rotate(keep=2, revoke_after="1 day"), emulator)
+    first = info.value.summary["new_token"]
+    handed_out = variables.values[KEY]
+
+    variables.fail_on.clear()
+    result = execute(rotate(keep=2, revoke_after="1 day"), emulator)
+
+    assert result["in_grace"] == [first["id"], old[0]["id"]]
+    assert result["kept"] == [result["new_token"]["id"], old[1]["id"]]
+    assert result["revoked"] == []
+    assert emulator.is_valid_token(handed_out)
+
+
 def test_destination_overwritten_by_someone_else_is_not_trusted(
     emulator: MotherDuckEmulator, bot: str, variables: FakeVariables
 ) -> None:
@@ -597,6 +618,14 @@ def test_dry_run_reports_and_writes_nothing(
     assert {e.method for e in emulator.journal} == {"GET"}
 
 
+def test_runs_of_one_rotation_task_do_not_overlap_by_default() -> None:
+    """Overlapping runs could revoke each other's new token; Airflow serialises them."""
+    assert rotate().max_active_tis_per_dag == 1
+    assert rotate(max_active_tis_per_dag=3).max_active_tis_per_dag == 3
+    with DAG("d", schedule=None, start_date=MONDAY, default_args={"max_active_tis_per_dag": 2}):
+        assert rotate().max_active_tis_per_dag == 2  # the DAG's default_args win over ours
+
+
 def test_plan_with_unreadable_creation_times() -> None:
     """An unreadable created_ts sorts as the oldest, and never counts as older than the grace."""
     now = datetime.now(timezone.utc)
@@ -608,7 +637,7 @@ def test_plan_with_unreadable_creation_times() -> None:
     ]
     ids = lambda found: [t["id"] for t in found]  # noqa: E731
     graced = plan_rotation(tokens, None, "airflow@20250106T000000Z", keep=2, revoke_after=86400.0, now=now)
-    assert (ids(graced.kept), ids(graced.in_grace), ids(graced.revoke)) == (["b"], ["a"], ["d", "c"])
+    assert (ids(graced.kept), ids(graced.in_grace), ids(graced.revoke)) == (["b"], ["d", "a"], ["c"])
     plain = plan_rotation(tokens, None, "airflow@20250106T000000Z", keep=2, revoke_after=None, now=now)
     assert (ids(plain.kept), ids(plain.revoke)) == (["b"], ["d", "a", "c"])
 
