@@ -74,10 +74,15 @@ def legacy_form_widgets(conn_fields: Mapping[str, Any]) -> dict[str, Any]:
 
     Newer Airflow reads ``conn-fields`` itself and never calls this, so WTForms is imported here only.
     """
-    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
     from wtforms import BooleanField, IntegerField, StringField
     from wtforms.validators import NumberRange, Optional, Regexp
 
+    try:  # the Flask UI's look; Airflow 3.0 and 3.1 may run without Flask-AppBuilder
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+
+        text: dict[str, Any] = {"widget": BS3TextFieldWidget()}
+    except ImportError:
+        text = {}
     widgets: dict[str, Any] = {}
     for name, field in conn_fields.items():
         schema = field["schema"]
@@ -88,8 +93,8 @@ def legacy_form_widgets(conn_fields: Mapping[str, Any]) -> dict[str, Any]:
             widgets[name] = IntegerField(
                 label,
                 validators=[Optional(), NumberRange(min=schema.get("minimum"))],
-                widget=BS3TextFieldWidget(),
                 description=description,
+                **text,
             )
         else:  # a number: the form has no float field, the hook reads the text
             widgets[name] = StringField(
@@ -98,8 +103,8 @@ def legacy_form_widgets(conn_fields: Mapping[str, Any]) -> dict[str, Any]:
                     Optional(),
                     Regexp(r"^\s*(\d+(\.\d*)?|\.\d+)\s*$", message="Expected a number >= 0."),
                 ],
-                widget=BS3TextFieldWidget(),
                 description=description,
+                **text,
             )
     return widgets
 
