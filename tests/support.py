@@ -6,10 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_motherduck.testing import MotherDuckEmulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONN_ENV = "AIRFLOW_CONN_MOTHERDUCK_DEFAULT"
+ACTIVE_ACCOUNTS_PATH = "/v1/active_accounts"
 
 
 def connection_json(url: str, token: str, **extra: object) -> str:
@@ -49,3 +57,22 @@ def run_airflow_dag(
         **env,
     }
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def polls(emulator: MotherDuckEmulator) -> list[int | None]:
+    """Statuses of the active-accounts requests the emulator has answered so far."""
+    return [e.status for e in emulator.journal if e.method == "GET" and e.path == ACTIVE_ACCOUNTS_PATH]
+
+
+def after_polls(emulator: MotherDuckEmulator, count: int, action: Callable[[], None]) -> threading.Thread:
+    """Run ``action`` in a thread once ``count`` polls have been answered (state flips between polls)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 10
+        while len(polls(emulator)) < count and time.monotonic() < deadline:
+            time.sleep(0.002)
+        action()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -22,8 +19,9 @@ from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.sensors import MotherDuckActiveAccountsSensor
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.triggers import MotherDuckActiveAccountsTrigger
+from tests.support import ACTIVE_ACCOUNTS_PATH, after_polls, polls
 
-PATH = "/v1/active_accounts"
+PATH = ACTIVE_ACCOUNTS_PATH
 RW_ACTIVE = {"id": "rw", "type": "read_write", "status": "active"}
 RS_COOLDOWN = {"id": "rs.0", "type": "read_scaling", "status": "cooldown"}
 RS_ACTIVE = {"id": "rs.0", "type": "read_scaling", "status": "active"}
@@ -39,24 +37,6 @@ def sensor(**kwargs: Any) -> MotherDuckActiveAccountsSensor:
 
 def context(**values: Any) -> Context:
     return cast(Context, values)
-
-
-def polls(emulator: MotherDuckEmulator) -> list[int | None]:
-    return [e.status for e in emulator.journal if e.method == "GET" and e.path == PATH]
-
-
-def after_polls(emulator: MotherDuckEmulator, count: int, action: Callable[[], None]) -> threading.Thread:
-    """Run ``action`` in a thread once ``count`` polls have been answered."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 10
-        while len(polls(emulator)) < count and time.monotonic() < deadline:
-            time.sleep(0.002)
-        action()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
 
 
 @pytest.fixture

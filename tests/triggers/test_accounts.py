@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,29 +13,10 @@ import pytest
 from airflow_provider_motherduck._compat import TriggerEvent
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.triggers import MotherDuckActiveAccountsTrigger
-from tests.support import CONN_ENV, connection_json
+from tests.support import ACTIVE_ACCOUNTS_PATH, CONN_ENV, after_polls, connection_json, polls
 
-PATH = "/v1/active_accounts"
+PATH = ACTIVE_ACCOUNTS_PATH
 FAST = {"retry_delay": 0.01}
-
-
-def polls(emulator: MotherDuckEmulator) -> list[int | None]:
-    """Statuses of the active-accounts requests received so far."""
-    return [e.status for e in emulator.journal if e.method == "GET" and e.path == PATH]
-
-
-def after_polls(emulator: MotherDuckEmulator, count: int, action: Callable[[], None]) -> threading.Thread:
-    """Run ``action`` in a thread once ``count`` polls have been answered (state flips between polls)."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 10
-        while len(polls(emulator)) < count and time.monotonic() < deadline:
-            time.sleep(0.002)
-        action()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
 
 
 def run_trigger(trigger: MotherDuckActiveAccountsTrigger, limit: float = 10) -> list[TriggerEvent]:
