@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 import pendulum
@@ -162,9 +163,9 @@ class SecretDestination:
         check_destination(type(self).__name__, self.variable_key, self.secret_sink, self.record_key)
         if self.variable_key is not None:
             check_variable_key(self.variable_key, "variable_key")
-        record_key_for(self.variable_key, self.record_key)
+        self.record  # noqa: B018  # computed (and checked) once, here
 
-    @property
+    @cached_property
     def record(self) -> str:
         """The key of the Variable holding the delivery record."""
         return record_key_for(self.variable_key, self.record_key)
