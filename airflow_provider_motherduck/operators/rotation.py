@@ -178,7 +178,7 @@ def plan_rotation(
     oldest_first = sorted(revoke, key=lambda t: newest_first.index(t), reverse=True)
     # An orphan's delivery was not recorded, but its secret may have arrived (only the record
     # failed): it holds no keep slot, yet gets the same grace as any token someone may hold.
-    in_grace = [t for t in orphans if not past_grace(t)] + [t for t in past_keep if not past_grace(t)]
+    in_grace = [t for t in orphans + past_keep if not past_grace(t)]
     return RotationPlan(current, kept, in_grace, [t for t in orphans if past_grace(t)] + oldest_first)
 
 
