@@ -10,7 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-from airflow_provider_motherduck.validation import is_literal, validate_username
+from airflow_provider_motherduck.arguments import is_literal
+from airflow_provider_motherduck.exceptions import invalid
+from airflow_provider_motherduck.validation import check_username
 
 DUCKLING_TYPES: Final = ("read_write", "read_scaling")
 DUCKLING_STATUSES: Final = ("active", "cooldown")
@@ -23,10 +25,6 @@ _USERNAMES_ALLOWED = (
 _COLLECTIONS = (list, tuple, set, frozenset)
 
 
-def _fail(field: str, value: Any, problem: str, allowed: str) -> ValueError:
-    return ValueError(f"{field}={value!r} is invalid: {problem}. Allowed: {allowed}.")
-
-
 def check_usernames_at_parse_time(usernames: Any) -> None:
     """Check what can be checked before rendering: literal names, types, emptiness.
 
@@ -35,10 +33,10 @@ def check_usernames_at_parse_time(usernames: Any) -> None:
     """
     if isinstance(usernames, _COLLECTIONS):
         if not usernames:
-            raise _fail("usernames", usernames, "it is empty", _USERNAMES_ALLOWED)
+            raise invalid("usernames", usernames, "it is empty", _USERNAMES_ALLOWED)
         for item in usernames:
             if is_literal(item):
-                validate_username(item, "usernames")
+                check_username(item, "usernames")
     elif usernames is not None and is_literal(usernames):
         normalize_usernames(usernames)
 
@@ -53,18 +51,18 @@ def normalize_usernames(usernames: Any) -> tuple[str, ...] | None:
             try:
                 items: list[Any] = json.loads(text)
             except ValueError:
-                raise _fail("usernames", usernames, "not a JSON list", _USERNAMES_ALLOWED) from None
+                raise invalid("usernames", usernames, "not a JSON list", _USERNAMES_ALLOWED) from None
         else:
             items = [part.strip() for part in text.split(",") if part.strip()]
     elif isinstance(usernames, _COLLECTIONS):
         items = sorted(usernames) if isinstance(usernames, (set, frozenset)) else list(usernames)
     else:
-        raise _fail(
+        raise invalid(
             "usernames", usernames, f"unsupported type {type(usernames).__name__}", _USERNAMES_ALLOWED
         )
     if not isinstance(items, list) or not items:
-        raise _fail("usernames", usernames, "it names no user", _USERNAMES_ALLOWED)
-    names = [validate_username(item, "usernames") for item in items]
+        raise invalid("usernames", usernames, "it names no user", _USERNAMES_ALLOWED)
+    names = [check_username(item, "usernames") for item in items]
     return tuple(dict.fromkeys(names))
 
 
@@ -73,10 +71,10 @@ def normalize_statuses(statuses: Any) -> tuple[str, ...]:
     allowed = "a non-empty subset of " + ", ".join(DUCKLING_STATUSES)
     items = [statuses] if isinstance(statuses, str) else statuses
     if not isinstance(items, _COLLECTIONS) or not items:
-        raise _fail("statuses", statuses, "expected a non-empty list of statuses", allowed)
+        raise invalid("statuses", statuses, "expected a non-empty list of statuses", allowed)
     unknown = [s for s in items if s not in DUCKLING_STATUSES]
     if unknown:
-        raise _fail("statuses", statuses, f"unknown status {unknown[0]!r}", allowed)
+        raise invalid("statuses", statuses, f"unknown status {unknown[0]!r}", allowed)
     return tuple(s for s in DUCKLING_STATUSES if s in items)
 
 
@@ -160,7 +158,7 @@ def check_options(
 ) -> tuple[str | None, tuple[str, ...], str, bool]:
     """Validate the arguments other than ``usernames`` (``any_account``: ``usernames`` is None)."""
     if duckling_type is not None and duckling_type not in DUCKLING_TYPES:
-        raise _fail(
+        raise invalid(
             "duckling_type",
             duckling_type,
             "unknown Duckling type",
@@ -168,11 +166,13 @@ def check_options(
         )
     checked_statuses = normalize_statuses(statuses)
     if match not in MATCH_MODES:
-        raise _fail("match", match, "unknown match mode", " or ".join(MATCH_MODES))
+        raise invalid("match", match, "unknown match mode", " or ".join(MATCH_MODES))
     if match == "all" and any_account:
-        raise _fail("match", match, "'all' needs usernames to name the accounts", "'any' when usernames=None")
+        raise invalid(
+            "match", match, "'all' needs usernames to name the accounts", "'any' when usernames=None"
+        )
     if not isinstance(expect_active, bool):
-        raise _fail(
+        raise invalid(
             "expect_active",
             expect_active,
             f"expected a bool, got {type(expect_active).__name__}",

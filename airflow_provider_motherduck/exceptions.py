@@ -7,6 +7,20 @@ from typing import Any
 from airflow_provider_motherduck._compat import AirflowException
 
 
+def invalid(field: str, value: Any, problem: str, allowed: str, *, show: bool = True) -> ValueError:
+    """The one "is invalid" error: ``field=value is invalid: problem. Allowed: allowed.``
+
+    Every check of the provider builds its ``ValueError`` here, so all of them read alike.
+    ``show=False`` names only the value's type and length, for a value that may be a secret.
+    """
+    if show:
+        shown = f"{field}={value!r}"
+    else:
+        size = f" of {len(value)} characters" if isinstance(value, str) else ""
+        shown = f"{field} (a {type(value).__name__}{size}, not shown in case it is a secret)"
+    return ValueError(f"{shown} is invalid: {problem}. Allowed: {allowed}.")
+
+
 class MotherDuckError(AirflowException):
     """Base class of every error this provider raises on purpose."""
 

@@ -1,7 +1,9 @@
-"""Every rule MotherDuck puts on what we send, checked before any request.
+"""MotherDuck's rules: what the admin API accepts, checked before any request.
 
-Hook and operators both call these. Each failure is a ``ValueError`` that names the field, says
-what is wrong with the value and lists what is allowed. The API is a preview: the limits are the
+Only MotherDuck's rules live here; Airflow-side argument checks are in
+:mod:`airflow_provider_motherduck.arguments`. ``check_*`` returns the checked value, ``parse_*``
+converts it; each failure is the ``ValueError`` of :func:`~airflow_provider_motherduck.exceptions.invalid`,
+naming the field, the problem and what is allowed. The API is a preview: the limits are the
 constants below, so a change on MotherDuck's side is a one-line edit here.
 """
 
@@ -15,6 +17,8 @@ from typing import Any, Final, Literal, TypeAlias
 
 import pendulum
 
+from airflow_provider_motherduck.exceptions import invalid
+
 USERNAME_MAX_LENGTH: Final = 255
 TOKEN_NAME_MAX_LENGTH: Final = 255
 TOKEN_TYPES: Final = ("read_write", "read_scaling")
@@ -25,8 +29,6 @@ FLOCK_SIZE_MIN: Final = 0
 FLOCK_SIZE_MAX: Final = 64
 COOLDOWN_MIN_SECONDS: Final = 60
 COOLDOWN_MAX_SECONDS: Final = 86_400
-#: Airflow refuses longer Variable keys.
-VARIABLE_KEY_MAX_LENGTH: Final = 250
 # The keys each half of a Duckling config accepts, in the order the API documents them.
 DUCKLING_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "read_write": ("instance_size", "cooldown_seconds"),
@@ -43,9 +45,6 @@ TTL_UNITS: Final[dict[str, int]] = {
     "year": 31_536_000,
 }
 
-# MotherDuckHook arguments an operator, sensor or trigger may pass on (plain numbers, serialisable).
-HOOK_PARAMS: Final = ("timeout", "retry_limit", "retry_delay", "max_retry_wait")
-
 TokenType: TypeAlias = Literal["read_write", "read_scaling"]
 TTLInput: TypeAlias = "int | float | str | timedelta | None"
 
@@ -59,68 +58,64 @@ _TTL_FORMS = (
 )
 
 
-def _fail(field: str, value: Any, problem: str, allowed: str) -> ValueError:
-    return ValueError(f"{field}={value!r} is invalid: {problem}. Allowed: {allowed}.")
-
-
 def _require_str(field: str, value: Any, allowed: str) -> str:
     if not isinstance(value, str):
-        raise _fail(field, value, f"expected a string, got {type(value).__name__}", allowed)
+        raise invalid(field, value, f"expected a string, got {type(value).__name__}", allowed)
     return value
 
 
 def _username(field: str, value: Any, allowed: str) -> str:
     name = _require_str(field, value, allowed)
     if not name:
-        raise _fail(field, name, "it is empty", allowed)
+        raise invalid(field, name, "it is empty", allowed)
     if len(name) > USERNAME_MAX_LENGTH:
-        raise _fail(field, f"{name[:20]}...", f"it has {len(name)} characters", allowed)
+        raise invalid(field, f"{name[:20]}...", f"it has {len(name)} characters", allowed)
     return name
 
 
-def validate_username(username: Any, field: str = "username") -> str:
+def check_username(username: Any, field: str = "username") -> str:
     """Return ``username`` if it can name an existing user (the path segment is percent-encoded).
 
-    Human users' names need not follow the service-account rule of :func:`validate_new_username`.
+    Human users' names need not follow the service-account rule of :func:`check_new_username`.
     """
     allowed = f"1 to {USERNAME_MAX_LENGTH} characters, no surrounding spaces or control characters"
     name = _username(field, username, allowed)
     if name != name.strip() or not name.isprintable():
-        raise _fail(field, name, "it has surrounding spaces or control characters", allowed)
+        raise invalid(field, name, "it has surrounding spaces or control characters", allowed)
     return name
 
 
-def validate_new_username(username: Any, field: str = "username") -> str:
+def check_new_username(username: Any, field: str = "username") -> str:
     """Return ``username`` if MotherDuck accepts it for a new service account."""
     allowed = f"1 to {USERNAME_MAX_LENGTH} characters, a letter first, then letters, digits or underscores"
     name = _username(field, username, allowed)
     if not name[0].isascii() or not name[0].isalpha():
-        raise _fail(field, name, "it must start with a letter", allowed)
+        raise invalid(field, name, "it must start with a letter", allowed)
     if not _USERNAME_RE.fullmatch(name):
         bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "_"))})
-        raise _fail(field, name, f"it contains {''.join(bad)!r}", allowed)
+        raise invalid(field, name, f"it contains {''.join(bad)!r}", allowed)
     return name
 
 
-def validate_token_name(name: Any, field: str = "token_name") -> str:
+def check_token_name(name: Any, field: str = "token_name") -> str:
     """Return ``name`` if it is a valid access token name (1 to 255 characters)."""
     allowed = f"a string of 1 to {TOKEN_NAME_MAX_LENGTH} characters, not only spaces"
     value = _require_str(field, name, allowed)
     if not value.strip():
-        raise _fail(field, value, "it is empty or blank", allowed)
+        raise invalid(field, value, "it is empty or blank", allowed)
     if len(value) > TOKEN_NAME_MAX_LENGTH:
-        raise _fail(field, f"{value[:20]}...", f"it has {len(value)} characters", allowed)
+        raise invalid(field, f"{value[:20]}...", f"it has {len(value)} characters", allowed)
     return value
 
 
-def validate_token_type(token_type: Any, field: str = "token_type") -> TokenType:
+def check_token_type(token_type: Any, field: str = "token_type") -> TokenType:
     """Return ``token_type`` if it is ``read_write`` or ``read_scaling``."""
     if token_type not in TOKEN_TYPES:
-        raise _fail(field, token_type, "unknown token type", " or ".join(TOKEN_TYPES))
+        raise invalid(field, token_type, "unknown token type", " or ".join(TOKEN_TYPES))
     return token_type  # type: ignore[no-any-return]
 
 
-def validate_token_id(token_id: Any, field: str = "token_id") -> str:
+def check_token_id(token_id: Any, field: str = "token_id") -> str:
     """Return ``token_id`` if it is a token id (a UUID, as listing and creating tokens return it).
 
     The value is not echoed in the error: passing the secret instead of the id (the R package's
@@ -130,14 +125,7 @@ def validate_token_id(token_id: Any, field: str = "token_id") -> str:
         "a token id from listing or creating tokens, a UUID such as 123e4567-e89b-12d3-a456-426614174000"
     )
     if not isinstance(token_id, str) or not _UUID_RE.fullmatch(token_id):
-        shown = (
-            f"a {type(token_id).__name__} of {len(token_id)} characters"
-            if isinstance(token_id, str)
-            else repr(token_id)
-        )
-        raise ValueError(
-            f"{field} is invalid: {shown} (not shown, in case it is a secret) is not a UUID. Allowed: {allowed}."
-        )
+        raise invalid(field, token_id, "it is not a UUID", allowed, show=False)
     return token_id
 
 
@@ -152,10 +140,10 @@ def parse_ttl(ttl: Any, field: str = "ttl") -> int | None:
     if seconds is None:
         return None
     if not math.isfinite(seconds):
-        raise _fail(field, ttl, "it is not a finite duration", _TTL_FORMS)
+        raise invalid(field, ttl, "it is not a finite duration", _TTL_FORMS)
     whole = round(seconds)
     if not TTL_MIN_SECONDS <= whole <= TTL_MAX_SECONDS:
-        raise _fail(
+        raise invalid(
             field,
             ttl,
             f"it is {whole} seconds, outside {TTL_MIN_SECONDS} to {TTL_MAX_SECONDS} (5 minutes to 365 days)",
@@ -168,13 +156,13 @@ def _ttl_seconds(ttl: Any, field: str) -> float | None:
     if ttl is None:
         return None
     if isinstance(ttl, bool):
-        raise _fail(field, ttl, "a boolean is not a duration", _TTL_FORMS)
+        raise invalid(field, ttl, "a boolean is not a duration", _TTL_FORMS)
     if isinstance(ttl, (int, float)):
         return float(ttl)
     if isinstance(ttl, timedelta):
         return ttl.total_seconds()
     if not isinstance(ttl, str):
-        raise _fail(field, ttl, f"unsupported type {type(ttl).__name__}", _TTL_FORMS)
+        raise invalid(field, ttl, f"unsupported type {type(ttl).__name__}", _TTL_FORMS)
     text = ttl.strip()
     if text.lower() == "never":
         return None
@@ -184,14 +172,14 @@ def _ttl_seconds(ttl: Any, field: str) -> float | None:
         try:
             parsed = pendulum.parse(text.upper())
         except (ValueError, TypeError) as err:
-            raise _fail(field, ttl, f"not an ISO-8601 duration ({err})", _TTL_FORMS) from None
+            raise invalid(field, ttl, f"not an ISO-8601 duration ({err})", _TTL_FORMS) from None
         if not isinstance(parsed, timedelta):
-            raise _fail(field, ttl, "not an ISO-8601 duration", _TTL_FORMS)
+            raise invalid(field, ttl, "not an ISO-8601 duration", _TTL_FORMS)
         return parsed.total_seconds()
     match = _NUMBER_UNIT_RE.fullmatch(text)
     if match and match.group(2).lower() in TTL_UNITS:
         return float(match.group(1)) * TTL_UNITS[match.group(2).lower()]
-    raise _fail(field, ttl, "not a duration this provider understands", _TTL_FORMS)
+    raise invalid(field, ttl, "not a duration this provider understands", _TTL_FORMS)
 
 
 _DURATION_FORMS = (
@@ -211,57 +199,55 @@ def parse_duration(value: Any, field: str) -> float:
     except ValueError:
         seconds = None
     if seconds is None:
-        raise _fail(field, value, "not a duration", _DURATION_FORMS)
+        raise invalid(field, value, "not a duration", _DURATION_FORMS)
     if not math.isfinite(seconds):
-        raise _fail(field, value, "it is not finite", _DURATION_FORMS)
+        raise invalid(field, value, "it is not finite", _DURATION_FORMS)
     if seconds < 0:
-        raise _fail(field, value, "it is negative", _DURATION_FORMS)
+        raise invalid(field, value, "it is negative", _DURATION_FORMS)
     return seconds
 
 
-def _validate_int(field: str, value: Any, low: int, high: int) -> int:
+def _check_int(field: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(field, value, f"expected an integer, got {type(value).__name__}", f"{low} to {high}")
+        raise invalid(field, value, f"expected an integer, got {type(value).__name__}", f"{low} to {high}")
     if not low <= value <= high:
-        raise _fail(field, value, "out of range", f"{low} to {high}")
+        raise invalid(field, value, "out of range", f"{low} to {high}")
     return value
 
 
-def validate_duckling_half(half: str, values: Any, *, complete: bool) -> dict[str, Any]:
+def check_duckling_half(half: str, values: Any, *, complete: bool) -> dict[str, Any]:
     """Check one half (``read_write`` or ``read_scaling``) of a Duckling config.
 
     ``complete=False`` accepts a partial update (any subset of the fields); ``complete=True``
     requires what a full write needs and checks the rules that span fields.
     """
     if half not in DUCKLING_FIELDS:
-        raise _fail("config", half, "unknown Duckling type", " or ".join(DUCKLING_FIELDS))
+        raise invalid("config", half, "unknown Duckling type", " or ".join(DUCKLING_FIELDS))
     fields = DUCKLING_FIELDS[half]
     if not isinstance(values, Mapping):
-        raise _fail(half, values, f"expected a mapping, got {type(values).__name__}", f"keys {fields}")
+        raise invalid(half, values, f"expected a mapping, got {type(values).__name__}", f"keys {fields}")
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise _fail(half, dict(values), f"unknown keys {unknown}", f"keys {', '.join(fields)}")
+        raise invalid(half, dict(values), f"unknown keys {unknown}", f"keys {', '.join(fields)}")
     out: dict[str, Any] = {}
     for key in fields:
         if key not in values or values[key] is None:
             continue
         value = values[key]
         if key == "instance_size" and value not in INSTANCE_SIZES:
-            raise _fail(f"{half}.instance_size", value, "unknown instance size", ", ".join(INSTANCE_SIZES))
+            raise invalid(f"{half}.instance_size", value, "unknown instance size", ", ".join(INSTANCE_SIZES))
         if key == "flock_size":
-            value = _validate_int(f"{half}.flock_size", value, FLOCK_SIZE_MIN, FLOCK_SIZE_MAX)
+            value = _check_int(f"{half}.flock_size", value, FLOCK_SIZE_MIN, FLOCK_SIZE_MAX)
         if key == "cooldown_seconds":
-            value = _validate_int(
-                f"{half}.cooldown_seconds", value, COOLDOWN_MIN_SECONDS, COOLDOWN_MAX_SECONDS
-            )
+            value = _check_int(f"{half}.cooldown_seconds", value, COOLDOWN_MIN_SECONDS, COOLDOWN_MAX_SECONDS)
         out[key] = value
     if complete:
         required = ("instance_size", "flock_size") if half == "read_scaling" else ("instance_size",)
         missing = [key for key in required if key not in out]
         if missing:
-            raise _fail(half, dict(values), f"missing {', '.join(missing)}", f"keys {', '.join(fields)}")
+            raise invalid(half, dict(values), f"missing {', '.join(missing)}", f"keys {', '.join(fields)}")
     if out.get("instance_size") == "pulse" and "cooldown_seconds" in out:
-        raise _fail(
+        raise invalid(
             f"{half}.cooldown_seconds",
             out["cooldown_seconds"],
             "pulse Ducklings take no cooldown",
@@ -270,18 +256,18 @@ def validate_duckling_half(half: str, values: Any, *, complete: bool) -> dict[st
     return out
 
 
-def validate_duckling_config(config: Any) -> dict[str, dict[str, Any]]:
+def check_duckling_config(config: Any) -> dict[str, dict[str, Any]]:
     """Check a full Duckling config (both halves), as the instances PUT needs it."""
     if not isinstance(config, Mapping):
-        raise _fail(
+        raise invalid(
             "config", config, f"expected a mapping, got {type(config).__name__}", "read_write, read_scaling"
         )
     missing = [half for half in DUCKLING_FIELDS if half not in config]
     extra = sorted(set(config) - set(DUCKLING_FIELDS))
     if missing or extra:
         problem = f"missing {missing}" if missing else f"unknown keys {extra}"
-        raise _fail("config", dict(config), problem, "exactly the keys read_write and read_scaling")
-    return {half: validate_duckling_half(half, config[half], complete=True) for half in DUCKLING_FIELDS}
+        raise invalid("config", dict(config), problem, "exactly the keys read_write and read_scaling")
+    return {half: check_duckling_half(half, config[half], complete=True) for half in DUCKLING_FIELDS}
 
 
 def merge_duckling_config(
@@ -303,70 +289,9 @@ def merge_duckling_config(
         base = {k: v for k, v in (current.get(half) or {}).items() if k in DUCKLING_FIELDS[half]}
         update = updates[half]
         if update is not None:
-            change = validate_duckling_half(half, update, complete=False)
+            change = check_duckling_half(half, update, complete=False)
             if "instance_size" in change and change["instance_size"] != base.get("instance_size"):
                 base.pop("cooldown_seconds", None)
             base.update(change)
         merged[half] = base
-    return validate_duckling_config(merged)
-
-
-# -- Airflow-side arguments shared by operators, the sensor and the trigger --------------------------
-
-_JINJA_MARKERS = ("{{", "{%", "{#")
-
-
-def is_literal(value: Any) -> bool:
-    """Whether ``value`` is final as written in a DAG file: no Jinja, no XComArg or other lazy value.
-
-    Only literal arguments can be checked when a DAG is parsed; the rest are checked after rendering.
-    """
-    if isinstance(value, str):
-        return not any(marker in value for marker in _JINJA_MARKERS)
-    if value is None or isinstance(value, (bool, int, float, timedelta)):
-        return True
-    if isinstance(value, Mapping):
-        return all(is_literal(k) and is_literal(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return all(is_literal(v) for v in value)
-    return False  # XComArg, MappedArgument, ...: only known at run time
-
-
-def validate_conn_id(value: Any, field: str = "motherduck_conn_id") -> str:
-    """Return ``value`` if it can name an Airflow connection."""
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(field, value, "expected a connection id", "a non-empty string")
-    return value
-
-
-def check_variable_key(value: Any, field: str) -> str:
-    """``value`` if Airflow accepts it as a Variable key."""
-    allowed = f"a string of 1 to {VARIABLE_KEY_MAX_LENGTH} characters, no surrounding spaces"
-    key = _require_str(field, value, allowed)
-    if not key or key != key.strip() or len(key) > VARIABLE_KEY_MAX_LENGTH:
-        raise _fail(field, value, "empty, padded or too long", allowed)
-    return key
-
-
-def validate_hook_params(value: Any, field: str = "hook_params") -> dict[str, Any]:
-    """A copy of ``value`` without ``None`` entries, if it holds only plain-number hook arguments."""
-    allowed = (
-        f"a mapping with keys among {', '.join(HOOK_PARAMS)}, each a finite number of 0 or more "
-        "(timeout above 0)"
-    )
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _fail(field, value, f"expected a mapping, got {type(value).__name__}", allowed)
-    unknown = sorted(str(k) for k in value if k not in HOOK_PARAMS)
-    if unknown:
-        raise _fail(field, dict(value), f"unknown keys {unknown}", allowed)
-    for key, number in value.items():
-        if number is not None and (
-            isinstance(number, bool)
-            or not isinstance(number, (int, float))
-            or not 0 <= number < math.inf
-            or (key == "timeout" and number == 0)
-        ):
-            raise _fail(f"{field}.{key}", number, "expected a finite number of 0 or more", allowed)
-    return {key: number for key, number in value.items() if number is not None}
+    return check_duckling_config(merged)

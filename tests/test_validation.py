@@ -8,23 +8,23 @@ from typing import Any
 import pendulum
 import pytest
 
+from airflow_provider_motherduck.arguments import check_hook_params
 from airflow_provider_motherduck.validation import (
+    check_duckling_config,
+    check_duckling_half,
+    check_new_username,
+    check_token_name,
+    check_token_type,
+    check_username,
     merge_duckling_config,
     parse_ttl,
-    validate_duckling_config,
-    validate_duckling_half,
-    validate_hook_params,
-    validate_new_username,
-    validate_token_name,
-    validate_token_type,
-    validate_username,
 )
 
 
 @pytest.mark.parametrize("name", ["a", "etl_bot", "A1_b2", "x" * 255, "Z"])
 def test_new_username_accepted(name: str) -> None:
-    assert validate_new_username(name) == name
-    assert validate_username(name) == name
+    assert check_new_username(name) == name
+    assert check_username(name) == name
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_new_username_accepted(name: str) -> None:
 def test_new_username_refused(name: Any, problem: str) -> None:
     """The service-account rule, checked when a user is created."""
     with pytest.raises(ValueError, match="username=") as info:
-        validate_new_username(name)
+        check_new_username(name)
     assert problem in str(info.value)
     assert "Allowed: 1 to 255 characters, a letter first" in str(info.value)
 
@@ -53,7 +53,7 @@ def test_new_username_refused(name: Any, problem: str) -> None:
 @pytest.mark.parametrize("name", ["jane-doe", "first.last", "1bot", "étl", "a/b", "x" * 255])
 def test_existing_username_need_not_follow_the_service_account_rule(name: str) -> None:
     """Human users' names can be anything MotherDuck gave them; the hook percent-encodes the path."""
-    assert validate_username(name) == name
+    assert check_username(name) == name
 
 
 @pytest.mark.parametrize(
@@ -68,24 +68,24 @@ def test_existing_username_need_not_follow_the_service_account_rule(name: str) -
 )
 def test_existing_username_refused(name: Any, problem: str) -> None:
     with pytest.raises(ValueError, match="username=") as info:
-        validate_username(name)
+        check_username(name)
     assert problem in str(info.value)
     assert "Allowed: 1 to 255 characters, no surrounding spaces" in str(info.value)
 
 
 def test_token_name_rules() -> None:
-    assert validate_token_name("nightly rotation / 2026") == "nightly rotation / 2026"
-    assert validate_token_name("n" * 255) == "n" * 255
+    assert check_token_name("nightly rotation / 2026") == "nightly rotation / 2026"
+    assert check_token_name("n" * 255) == "n" * 255
     for bad in ("", "   ", "n" * 256, 7):
         with pytest.raises(ValueError, match=r"token_name=.*Allowed: a string of 1 to 255"):
-            validate_token_name(bad)
+            check_token_name(bad)
 
 
 def test_token_type_rules() -> None:
-    assert validate_token_type("read_write") == "read_write"
-    assert validate_token_type("read_scaling") == "read_scaling"
+    assert check_token_type("read_write") == "read_write"
+    assert check_token_type("read_scaling") == "read_scaling"
     with pytest.raises(ValueError, match=r"token_type='admin'.*Allowed: read_write or read_scaling"):
-        validate_token_type("admin")
+        check_token_type("admin")
 
 
 @pytest.mark.parametrize(
@@ -155,12 +155,12 @@ FULL = {
 
 
 def test_full_config_accepted() -> None:
-    assert validate_duckling_config(FULL) == FULL
+    assert check_duckling_config(FULL) == FULL
     pulse = {
         "read_write": {"instance_size": "pulse"},
         "read_scaling": {"instance_size": "pulse", "flock_size": 0},
     }
-    assert validate_duckling_config(pulse) == pulse
+    assert check_duckling_config(pulse) == pulse
 
 
 @pytest.mark.parametrize(
@@ -189,20 +189,18 @@ def test_full_config_accepted() -> None:
 )
 def test_duckling_half_refused(half: str, values: Any, field: str, problem: str) -> None:
     with pytest.raises(ValueError, match="is invalid") as info:
-        validate_duckling_half(half, values, complete=False)
+        check_duckling_half(half, values, complete=False)
     assert str(info.value).startswith(field)
     assert problem in str(info.value)
 
 
 def test_full_config_needs_both_halves_and_required_fields() -> None:
     with pytest.raises(ValueError, match=r"missing \['read_scaling'\]"):
-        validate_duckling_config({"read_write": FULL["read_write"]})
+        check_duckling_config({"read_write": FULL["read_write"]})
     with pytest.raises(ValueError, match="unknown keys"):
-        validate_duckling_config({**FULL, "extra": {}})
+        check_duckling_config({**FULL, "extra": {}})
     with pytest.raises(ValueError, match="missing flock_size"):
-        validate_duckling_config(
-            {"read_write": FULL["read_write"], "read_scaling": {"instance_size": "jumbo"}}
-        )
+        check_duckling_config({"read_write": FULL["read_write"], "read_scaling": {"instance_size": "jumbo"}})
 
 
 def test_merge_keeps_untouched_fields() -> None:
@@ -237,13 +235,13 @@ def test_merge_ignores_undocumented_server_fields() -> None:
 )
 def test_hook_params_refused(params: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match="Allowed: a mapping with keys among") as info:
-        validate_hook_params(params)
+        check_hook_params(params)
     assert problem in str(info.value)
 
 
 def test_hook_params_accepted() -> None:
-    assert validate_hook_params({"timeout": 0.5, "retry_limit": 0, "retry_delay": None}) == {
+    assert check_hook_params({"timeout": 0.5, "retry_limit": 0, "retry_delay": None}) == {
         "timeout": 0.5,
         "retry_limit": 0,
     }
-    assert validate_hook_params(None) == {}
+    assert check_hook_params(None) == {}

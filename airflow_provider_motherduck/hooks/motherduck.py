@@ -28,15 +28,15 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckSQLError,
 )
 from airflow_provider_motherduck.validation import (
+    check_duckling_config,
+    check_duckling_half,
+    check_new_username,
+    check_token_id,
+    check_token_name,
+    check_token_type,
+    check_username,
     merge_duckling_config,
     parse_ttl,
-    validate_duckling_config,
-    validate_duckling_half,
-    validate_new_username,
-    validate_token_id,
-    validate_token_name,
-    validate_token_type,
-    validate_username,
 )
 
 if TYPE_CHECKING:
@@ -346,13 +346,13 @@ class MotherDuckHook(BaseHook):
 
     def create_user(self, username: str) -> dict[str, str]:
         """Create a service account. Raises ``MotherDuckConflictError`` if it exists already."""
-        name = validate_new_username(username)
+        name = check_new_username(username)
         result: dict[str, str] = self._request("POST", "/v1/users", {"username": name})
         return result
 
     def delete_user(self, username: str, *, missing_ok: bool = False) -> bool:
         """Delete a user and all their data (irreversible). ``False`` if missing and ``missing_ok``."""
-        return self._delete(f"/v1/users/{_seg(validate_username(username))}", missing_ok)
+        return self._delete(f"/v1/users/{_seg(check_username(username))}", missing_ok)
 
     def create_token(
         self,
@@ -368,42 +368,40 @@ class MotherDuckHook(BaseHook):
         ``None`` or ``"never"`` makes a token that never expires.
         """
         body: dict[str, Any] = {
-            "name": validate_token_name(name),
-            "token_type": validate_token_type(token_type),
+            "name": check_token_name(name),
+            "token_type": check_token_type(token_type),
         }
         seconds = parse_ttl(ttl)
         if seconds is not None:
             body["ttl"] = seconds
         result: CreatedToken = self._request(
-            "POST", f"/v1/users/{_seg(validate_username(username))}/tokens", body
+            "POST", f"/v1/users/{_seg(check_username(username))}/tokens", body
         )
         return result
 
     def list_tokens(self, username: str) -> list[TokenInfo]:
         """Every token of a user (metadata only: MotherDuck never shows a secret twice)."""
-        answer = self._request("GET", f"/v1/users/{_seg(validate_username(username))}/tokens")
+        answer = self._request("GET", f"/v1/users/{_seg(check_username(username))}/tokens")
         tokens: list[TokenInfo] = answer.get("tokens", [])
         return tokens
 
     def delete_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
         """Invalidate a token by its id. ``False`` if it was missing and ``missing_ok``."""
         return self._delete(
-            f"/v1/users/{_seg(validate_username(username))}/tokens/{_seg(validate_token_id(token_id))}",
+            f"/v1/users/{_seg(check_username(username))}/tokens/{_seg(check_token_id(token_id))}",
             missing_ok,
         )
 
     def get_duckling_config(self, username: str) -> DucklingConfig:
         """A user's Duckling settings (instance sizes, flock size, cooldowns)."""
-        config: DucklingConfig = self._request(
-            "GET", f"/v1/users/{_seg(validate_username(username))}/instances"
-        )
+        config: DucklingConfig = self._request("GET", f"/v1/users/{_seg(check_username(username))}/instances")
         return config
 
     def set_duckling_config(self, username: str, config: Mapping[str, Any]) -> DucklingConfig:
         """Replace a user's whole Duckling config (both halves needed)."""
-        body = {"config": validate_duckling_config(config)}
+        body = {"config": check_duckling_config(config)}
         result: DucklingConfig = self._request(
-            "PUT", f"/v1/users/{_seg(validate_username(username))}/instances", body
+            "PUT", f"/v1/users/{_seg(check_username(username))}/instances", body
         )
         return result
 
@@ -417,7 +415,7 @@ class MotherDuckHook(BaseHook):
         """Change some fields: read, merge, write. No write when nothing would change."""
         for half, change in (("read_write", read_write), ("read_scaling", read_scaling)):
             if change is not None:  # refuse a bad change before reading anything
-                validate_duckling_half(half, change, complete=False)
+                check_duckling_half(half, change, complete=False)
         current = self.get_duckling_config(username)
         merged = merge_duckling_config(current, read_write=read_write, read_scaling=read_scaling)
         if merged == merge_duckling_config(current):

@@ -7,8 +7,8 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_motherduck._compat import BaseOperator, Context
+from airflow_provider_motherduck.arguments import check_conn_id, check_hook_params, is_literal
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.validation import is_literal, validate_conn_id, validate_hook_params
 
 #: A check takes a value and the field's name; it returns the value to use or raises ValueError.
 Check = Callable[[Any, str], Any]
@@ -66,8 +66,8 @@ class MotherDuckBaseOperator(BaseOperator):
         Returns the checked values by attribute name (those skipped are left out).
         """
         checks: dict[str, Check] = {
-            "motherduck_conn_id": validate_conn_id,
-            "hook_params": validate_hook_params,
+            "motherduck_conn_id": check_conn_id,
+            "hook_params": check_hook_params,
             **self.arg_checks(),
         }
         values: dict[str, Any] = {}
@@ -84,7 +84,7 @@ class MotherDuckBaseOperator(BaseOperator):
     @cached_property
     def hook(self) -> MotherDuckHook:
         """The hook for ``motherduck_conn_id``, built on first use."""
-        return MotherDuckHook(self.motherduck_conn_id, **validate_hook_params(self.hook_params))
+        return MotherDuckHook(self.motherduck_conn_id, **check_hook_params(self.hook_params))
 
     def execute(self, context: Context) -> Any:
         """Check the rendered arguments, then :meth:`run`; the HTTP session is closed afterwards."""

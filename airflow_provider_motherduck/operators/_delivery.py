@@ -27,7 +27,7 @@ from typing import Any
 import pendulum
 
 from airflow_provider_motherduck._compat import Variable
-from airflow_provider_motherduck.validation import VARIABLE_KEY_MAX_LENGTH, check_variable_key
+from airflow_provider_motherduck.arguments import VARIABLE_KEY_MAX_LENGTH, check_variable_key
 
 #: The record of the secret in Variable ``K`` is kept in Variable ``K + RECORD_SUFFIX``.
 RECORD_SUFFIX = "__delivery"

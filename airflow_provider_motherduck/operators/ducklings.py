@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
-from airflow_provider_motherduck.validation import validate_duckling_half, validate_username
+from airflow_provider_motherduck.validation import check_duckling_half, check_username
 
 
 class MotherDuckGetDucklingConfigOperator(MotherDuckBaseOperator):
@@ -28,7 +28,7 @@ class MotherDuckGetDucklingConfigOperator(MotherDuckBaseOperator):
         self.validate_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
-        return {"username": validate_username}
+        return {"username": check_username}
 
     def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return dict(self.hook.get_duckling_config(args["username"]))
@@ -85,10 +85,10 @@ class MotherDuckSetDucklingConfigOperator(MotherDuckBaseOperator):
         complete = self.replace is True
 
         def half(value: Any, field: str) -> dict[str, Any]:
-            return validate_duckling_half(field, value, complete=complete)
+            return check_duckling_half(field, value, complete=complete)
 
         return {
-            "username": validate_username,
+            "username": check_username,
             "replace": check_bool,
             "read_write": optional(half),
             "read_scaling": optional(half),

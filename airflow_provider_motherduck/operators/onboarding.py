@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow_provider_motherduck._compat import Context, TaskGroup, redact
+from airflow_provider_motherduck.arguments import check_variable_key, is_literal
 from airflow_provider_motherduck.exceptions import (
     MotherDuckAuthError,
     MotherDuckConfigError,
@@ -40,14 +41,12 @@ from airflow_provider_motherduck.operators.tokens import (
 )
 from airflow_provider_motherduck.sensors.accounts import MotherDuckActiveAccountsSensor
 from airflow_provider_motherduck.validation import (
-    check_variable_key,
-    is_literal,
+    check_duckling_half,
+    check_new_username,
+    check_token_name,
+    check_token_type,
+    check_username,
     parse_ttl,
-    validate_duckling_half,
-    validate_new_username,
-    validate_token_name,
-    validate_token_type,
-    validate_username,
 )
 
 #: Makes a hook; the bulk onboarding calls it once per worker thread (a Session is not shared).
@@ -58,14 +57,14 @@ MAX_WORKERS_LIMIT = 128
 
 
 def _half(value: Any, field: str) -> dict[str, Any]:
-    return validate_duckling_half(field, value, complete=False)
+    return check_duckling_half(field, value, complete=False)
 
 
 #: The checks of one account declaration; the keys are the onboarding operator's arguments.
 ACCOUNT_CHECKS: dict[str, Check] = {
-    "username": validate_new_username,
-    "token_name": validate_token_name,
-    "token_type": validate_token_type,
+    "username": check_new_username,
+    "token_name": check_token_name,
+    "token_type": check_token_type,
     "ttl": parse_ttl,
     "variable_key": optional(check_variable_key),
     "record_key": optional(check_variable_key),
@@ -479,7 +478,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
 
     def arg_checks(self) -> dict[str, Check]:
         return {
-            "username": validate_username,
+            "username": check_username,
             "variable_key": optional(check_variable_key),
             "record_key": optional(check_variable_key),
         }
@@ -553,11 +552,11 @@ def offboard_account_group(
 
 def _offboard_kwargs(item: str | Mapping[str, Any], field: str) -> dict[str, Any]:
     if isinstance(item, str):
-        return {"username": validate_username(item, field), "variable_key": None, "record_key": None}
+        return {"username": check_username(item, field), "variable_key": None, "record_key": None}
     if not isinstance(item, Mapping) or "username" not in item:
         raise ValueError(f"{field}={item!r} is invalid: expected a username or a mapping with username.")
     return {
-        "username": validate_username(item["username"], f"{field}.username"),
+        "username": check_username(item["username"], f"{field}.username"),
         "variable_key": optional(check_variable_key)(item.get("variable_key"), f"{field}.variable_key"),
         "record_key": optional(check_variable_key)(item.get("record_key"), f"{field}.record_key"),
     }

@@ -58,11 +58,11 @@ from airflow_provider_motherduck.operators._delivery import (
 from airflow_provider_motherduck.operators.tokens import redacted_error, token_metadata
 from airflow_provider_motherduck.validation import (
     TOKEN_NAME_MAX_LENGTH,
+    check_token_name,
+    check_token_type,
+    check_username,
     parse_duration,
     parse_ttl,
-    validate_token_name,
-    validate_token_type,
-    validate_username,
 )
 
 #: Between the logical token name and the run marker in a token's MotherDuck name.
@@ -185,9 +185,9 @@ def plan_rotation(
 # -- argument checks ----------------------------------------------------------------------------
 
 
-def check_token_name(value: Any, field: str) -> str:
+def check_logical_name(value: Any, field: str) -> str:
     """A valid token name short enough to take a run marker."""
-    name = validate_token_name(value, field)
+    name = check_token_name(value, field)
     if len(name) > TOKEN_NAME_MAX:
         raise ValueError(
             f"{field}={name[:20] + '...'!r} is invalid: it has {len(name)} characters, leaving no room for "
@@ -310,9 +310,9 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
 
     def arg_checks(self) -> dict[str, Check]:
         return {
-            "username": validate_username,
-            "token_name": check_token_name,
-            "token_type": validate_token_type,
+            "username": check_username,
+            "token_name": check_logical_name,
+            "token_type": check_token_type,
             "ttl": parse_ttl,
             "variable_key": optional(self._check_variable_key),
             "record_key": optional(self._check_record_key),

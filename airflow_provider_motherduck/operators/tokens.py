@@ -12,11 +12,11 @@ from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
 from airflow_provider_motherduck.operators._delivery import SecretDestination, check_secret_variable
 from airflow_provider_motherduck.validation import (
+    check_token_id,
+    check_token_name,
+    check_token_type,
+    check_username,
     parse_ttl,
-    validate_token_id,
-    validate_token_name,
-    validate_token_type,
-    validate_username,
 )
 
 
@@ -155,9 +155,9 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
 
     def arg_checks(self) -> dict[str, Check]:
         return {
-            "username": validate_username,
-            "token_name": validate_token_name,
-            "token_type": validate_token_type,
+            "username": check_username,
+            "token_name": check_token_name,
+            "token_type": check_token_type,
             "ttl": parse_ttl,
             "variable_key": optional(check_secret_variable),
             "return_secret": check_bool,
@@ -237,9 +237,9 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
 
     def arg_checks(self) -> dict[str, Check]:
         return {
-            "username": validate_username,
-            "token_id": optional(validate_token_id),
-            "token_name": optional(validate_token_name),
+            "username": check_username,
+            "token_id": optional(check_token_id),
+            "token_name": optional(check_token_name),
             "missing_ok": check_bool,
             "all_matching": check_bool,
         }
@@ -298,7 +298,7 @@ class MotherDuckListTokensOperator(MotherDuckBaseOperator):
         self.validate_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
-        return {"username": validate_username}
+        return {"username": check_username}
 
     def run(self, args: dict[str, Any], context: Context) -> list[dict[str, Any]]:
         username: str = args["username"]

@@ -8,7 +8,7 @@ from typing import Any
 from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.exceptions import MotherDuckConflictError
 from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool
-from airflow_provider_motherduck.validation import validate_new_username, validate_username
+from airflow_provider_motherduck.validation import check_new_username, check_username
 
 
 class MotherDuckCreateUserOperator(MotherDuckBaseOperator):
@@ -32,7 +32,7 @@ class MotherDuckCreateUserOperator(MotherDuckBaseOperator):
         self.validate_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
-        return {"username": validate_new_username, "exists_ok": check_bool}
+        return {"username": check_new_username, "exists_ok": check_bool}
 
     def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
         username: str = args["username"]
@@ -67,7 +67,7 @@ class MotherDuckDeleteUserOperator(MotherDuckBaseOperator):
         self.validate_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
-        return {"username": validate_username, "missing_ok": check_bool}
+        return {"username": check_username, "missing_ok": check_bool}
 
     def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
         username: str = args["username"]

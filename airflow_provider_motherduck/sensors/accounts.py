@@ -14,9 +14,9 @@ from airflow_provider_motherduck._accounts import (
     check_usernames_at_parse_time,
 )
 from airflow_provider_motherduck._compat import BaseSensorOperator, Context, PokeReturnValue, conf
+from airflow_provider_motherduck.arguments import check_conn_id, check_hook_params
 from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.validation import validate_conn_id, validate_hook_params
 
 
 class MotherDuckActiveAccountsSensor(BaseSensorOperator):
@@ -71,8 +71,8 @@ class MotherDuckActiveAccountsSensor(BaseSensorOperator):
         self.duckling_type, self.statuses, self.match, self.expect_active = check_options(
             usernames is None, duckling_type, statuses, match, expect_active
         )
-        self.motherduck_conn_id = validate_conn_id(motherduck_conn_id)
-        self.hook_params = validate_hook_params(hook_params)
+        self.motherduck_conn_id = check_conn_id(motherduck_conn_id)
+        self.hook_params = check_hook_params(hook_params)
         self.deferrable = bool(deferrable)
 
     @cached_property

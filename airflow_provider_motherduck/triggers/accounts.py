@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_motherduck._accounts import AccountsQuery
 from airflow_provider_motherduck._compat import BaseTrigger, TriggerEvent
-from airflow_provider_motherduck.exceptions import MotherDuckError
+from airflow_provider_motherduck.arguments import check_conn_id, check_hook_params
+from airflow_provider_motherduck.exceptions import MotherDuckError, invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.validation import validate_hook_params
 
 
 class MotherDuckActiveAccountsTrigger(BaseTrigger):
@@ -36,20 +37,16 @@ class MotherDuckActiveAccountsTrigger(BaseTrigger):
         hook_params: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        if not isinstance(motherduck_conn_id, str) or not motherduck_conn_id:
-            raise ValueError(
-                f"motherduck_conn_id={motherduck_conn_id!r} is invalid. Allowed: an Airflow connection id."
-            )
+        self.motherduck_conn_id = check_conn_id(motherduck_conn_id)
         if (
             isinstance(poke_interval, bool)
             or not isinstance(poke_interval, (int, float))
-            or poke_interval < 0
+            or not 0 <= poke_interval < math.inf
         ):
-            raise ValueError(f"poke_interval={poke_interval!r} is invalid. Allowed: seconds, a number >= 0.")
-        self.motherduck_conn_id = motherduck_conn_id
+            raise invalid("poke_interval", poke_interval, "expected a number of seconds", "a number >= 0")
         self.query = AccountsQuery.build(usernames, duckling_type, statuses, match, expect_active)
         self.poke_interval = float(poke_interval)
-        self.hook_params = validate_hook_params(hook_params)
+        self.hook_params = check_hook_params(hook_params)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and keyword arguments, plain JSON values only."""

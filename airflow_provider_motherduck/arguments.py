@@ -1,0 +1,109 @@
+"""Airflow-side argument checks shared by operators, the sensor, the trigger and the workflows.
+
+MotherDuck's own rules are in :mod:`airflow_provider_motherduck.validation`; these are the rules
+of Airflow and of this provider's arguments (connection ids, Variable keys, hook parameters,
+booleans, counts). A check takes ``(value, field)`` and returns the checked value or raises the
+``ValueError`` of :func:`~airflow_provider_motherduck.exceptions.invalid`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, Final, TypeAlias
+
+from airflow_provider_motherduck.exceptions import invalid
+
+#: A check: ``(value, field) -> checked value``, raising ``ValueError`` on bad input.
+Check: TypeAlias = Callable[[Any, str], Any]
+
+#: Airflow refuses longer Variable keys.
+VARIABLE_KEY_MAX_LENGTH: Final = 250
+#: MotherDuckHook arguments an operator, sensor or trigger may pass on (plain numbers, serialisable).
+HOOK_PARAMS: Final = ("timeout", "retry_limit", "retry_delay", "max_retry_wait")
+
+_JINJA_MARKERS = ("{{", "{%", "{#")
+
+
+def is_literal(value: Any) -> bool:
+    """Whether ``value`` is final as written in a DAG file: no Jinja, no XComArg or other lazy value.
+
+    Only literal arguments can be checked when a DAG is parsed; the rest are checked after rendering.
+    """
+    if isinstance(value, str):
+        return not any(marker in value for marker in _JINJA_MARKERS)
+    if value is None or isinstance(value, (bool, int, float, timedelta)):
+        return True
+    if isinstance(value, Mapping):
+        return all(is_literal(k) and is_literal(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(is_literal(v) for v in value)
+    return False  # XComArg, MappedArgument, ...: only known at run time
+
+
+def optional(check: Check) -> Check:
+    """``check`` for a field that may also be ``None``."""
+
+    def check_optional(value: Any, field: str) -> Any:
+        return None if value is None else check(value, field)
+
+    return check_optional
+
+
+def check_bool(value: Any, field: str) -> bool:
+    """``value`` if it is a real boolean (a string such as ``"false"`` would be truthy)."""
+    if not isinstance(value, bool):
+        raise invalid(field, value, "expected True or False", "True, False")
+    return value
+
+
+def check_count(value: Any, field: str, low: int, high: int | None = None) -> int:
+    """``value`` if it is a whole number from ``low`` to ``high`` (no upper bound if ``None``)."""
+    allowed = f"an integer from {low} to {high}" if high is not None else f"an integer of {low} or more"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(field, value, f"expected an integer, got {type(value).__name__}", allowed)
+    if value < low or (high is not None and value > high):
+        raise invalid(field, value, "out of range", allowed)
+    return value
+
+
+def check_conn_id(value: Any, field: str = "motherduck_conn_id") -> str:
+    """``value`` if it can name an Airflow connection."""
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(field, value, "expected a connection id", "a non-empty string")
+    return value
+
+
+def check_variable_key(value: Any, field: str) -> str:
+    """``value`` if Airflow accepts it as a Variable key."""
+    allowed = f"a string of 1 to {VARIABLE_KEY_MAX_LENGTH} characters, no surrounding spaces"
+    if not isinstance(value, str):
+        raise invalid(field, value, f"expected a string, got {type(value).__name__}", allowed)
+    if not value or value != value.strip() or len(value) > VARIABLE_KEY_MAX_LENGTH:
+        raise invalid(field, value, "empty, padded or too long", allowed)
+    return value
+
+
+def check_hook_params(value: Any, field: str = "hook_params") -> dict[str, Any]:
+    """A copy of ``value`` without ``None`` entries, if it holds only plain-number hook arguments."""
+    allowed = (
+        f"a mapping with keys among {', '.join(HOOK_PARAMS)}, each a finite number of 0 or more "
+        "(timeout above 0)"
+    )
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise invalid(field, value, f"expected a mapping, got {type(value).__name__}", allowed)
+    unknown = sorted(str(k) for k in value if k not in HOOK_PARAMS)
+    if unknown:
+        raise invalid(field, dict(value), f"unknown keys {unknown}", allowed)
+    for key, number in value.items():
+        if number is not None and (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not 0 <= number < math.inf
+            or (key == "timeout" and number == 0)
+        ):
+            raise invalid(f"{field}.{key}", number, "expected a finite number of 0 or more", allowed)
+    return {key: number for key, number in value.items() if number is not None}
