@@ -109,6 +109,15 @@ def legacy_form_widgets(conn_fields: Mapping[str, Any]) -> dict[str, Any]:
     return widgets
 
 
+def should_hide_value_for_key(name: str) -> bool:
+    """Whether Airflow's UI and REST API mask a Variable (or extra) named ``name``."""
+    try:  # the API server's masker on 3.x
+        from airflow._shared.secrets_masker import should_hide_value_for_key as hide
+    except ImportError:
+        from airflow.utils.log.secrets_masker import should_hide_value_for_key as hide  # type: ignore[no-redef]
+    return bool(hide(name))  # type: ignore[no-untyped-call]
+
+
 def __getattr__(name: str) -> Any:
     # The trigger classes (same path on every version) load on first use: every DAG parse imports
     # this module, and only the triggerer and deferring sensors need them.
@@ -141,4 +150,5 @@ __all__ = [
     "legacy_form_widgets",
     "mask_secret",
     "redact",
+    "should_hide_value_for_key",
 ]

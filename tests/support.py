@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airflow_provider_motherduck.workflows.delivery import DeliveryRecord
+
 if TYPE_CHECKING:
     from airflow_provider_motherduck.testing import MotherDuckEmulator
 
@@ -76,3 +78,9 @@ def after_polls(emulator: MotherDuckEmulator, count: int, action: Callable[[], N
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def delivered_id(text: str | None) -> str | None:
+    """The id of the token a delivery record (its Variable's text) says was delivered."""
+    record = DeliveryRecord.parse(text)
+    return record.delivered.id if record is not None and record.delivered is not None else None

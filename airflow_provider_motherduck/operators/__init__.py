@@ -12,7 +12,6 @@ from airflow_provider_motherduck.operators.onboarding import (
     MotherDuckBulkOnboardOperator,
     MotherDuckOffboardAccountOperator,
     MotherDuckOnboardAccountOperator,
-    offboard_account_group,
 )
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.operators.tokens import (
@@ -24,6 +23,9 @@ from airflow_provider_motherduck.operators.users import (
     MotherDuckCreateUserOperator,
     MotherDuckDeleteUserOperator,
 )
+
+# Re-exported where DAGs have always imported it; it lives with the other task groups.
+from airflow_provider_motherduck.task_groups import offboard_account_group
 
 __all__ = [
     "MotherDuckBulkOnboardOperator",

@@ -16,9 +16,9 @@ class MotherDuckListActiveAccountsOperator(MotherDuckBaseOperator):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.validate_args(rendered=False)
+        self.check_args(rendered=False)
 
-    def run(self, args: dict[str, Any], context: Context) -> list[dict[str, Any]]:
+    def execute_checked(self, context: Context) -> list[dict[str, Any]]:
         accounts = [dict(account) for account in self.hook.list_active_accounts()]
         self.log.info("%d account(s) with running Ducklings.", len(accounts))
         return accounts

@@ -24,9 +24,9 @@ class MotherDuckCurrentUserOperator(MotherDuckBaseOperator):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.validate_args(rendered=False)
+        self.check_args(rendered=False)
 
-    def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def execute_checked(self, context: Context) -> dict[str, Any]:
         user = dict(self.hook.get_current_user())
         self.log.info(
             "The token of connection %s belongs to MotherDuck user %s (id %s) of organisation %s "

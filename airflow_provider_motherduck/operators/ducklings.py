@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_motherduck._compat import Context
-from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool, optional
+from airflow_provider_motherduck.arguments import Check, check_bool, optional
+from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
 from airflow_provider_motherduck.validation import check_duckling_half, check_username
 
 
@@ -25,13 +26,13 @@ class MotherDuckGetDucklingConfigOperator(MotherDuckBaseOperator):
     def __init__(self, *, username: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.username = username
-        self.validate_args(rendered=False)
+        self.check_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
         return {"username": check_username}
 
-    def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
-        return dict(self.hook.get_duckling_config(args["username"]))
+    def execute_checked(self, context: Context) -> dict[str, Any]:
+        return dict(self.hook.get_duckling_config(self.username))
 
 
 class MotherDuckSetDucklingConfigOperator(MotherDuckBaseOperator):
@@ -79,7 +80,7 @@ class MotherDuckSetDucklingConfigOperator(MotherDuckBaseOperator):
             raise ValueError(
                 f"{where}: replace=True writes the whole config: it needs both read_write and read_scaling."
             )
-        self.validate_args(rendered=False)
+        self.check_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
         complete = self.replace is True
@@ -94,14 +95,14 @@ class MotherDuckSetDucklingConfigOperator(MotherDuckBaseOperator):
             "read_scaling": optional(half),
         }
 
-    def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
-        username: str = args["username"]
+    def execute_checked(self, context: Context) -> dict[str, Any]:
+        username: str = self.username
         if self.replace:
-            config = {"read_write": args["read_write"], "read_scaling": args["read_scaling"]}
+            config = {"read_write": self.read_write, "read_scaling": self.read_scaling}
             result = self.hook.set_duckling_config(username, config)
         else:
             result = self.hook.update_duckling_config(
-                username, read_write=args["read_write"], read_scaling=args["read_scaling"]
+                username, read_write=self.read_write, read_scaling=self.read_scaling
             )
         self.log.info("Duckling config of %s is now %s", username, result)
         return dict(result)

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_motherduck._compat import Context
+from airflow_provider_motherduck.arguments import Check, check_bool
 from airflow_provider_motherduck.exceptions import MotherDuckConflictError
-from airflow_provider_motherduck.operators._base import Check, MotherDuckBaseOperator, check_bool
+from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
 from airflow_provider_motherduck.validation import check_new_username, check_username
 
 
@@ -29,13 +30,13 @@ class MotherDuckCreateUserOperator(MotherDuckBaseOperator):
         super().__init__(**kwargs)
         self.username = username
         self.exists_ok = exists_ok
-        self.validate_args(rendered=False)
+        self.check_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
         return {"username": check_new_username, "exists_ok": check_bool}
 
-    def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
-        username: str = args["username"]
+    def execute_checked(self, context: Context) -> dict[str, Any]:
+        username: str = self.username
         try:
             self.hook.create_user(username)
         except MotherDuckConflictError:
@@ -64,13 +65,13 @@ class MotherDuckDeleteUserOperator(MotherDuckBaseOperator):
         super().__init__(**kwargs)
         self.username = username
         self.missing_ok = missing_ok
-        self.validate_args(rendered=False)
+        self.check_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
         return {"username": check_username, "missing_ok": check_bool}
 
-    def run(self, args: dict[str, Any], context: Context) -> dict[str, Any]:
-        username: str = args["username"]
+    def execute_checked(self, context: Context) -> dict[str, Any]:
+        username: str = self.username
         deleted = self.hook.delete_user(username, missing_ok=self.missing_ok)
         if deleted:
             self.log.info("Deleted MotherDuck user %s.", username)

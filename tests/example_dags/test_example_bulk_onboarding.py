@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_motherduck.operators._delivery import fingerprint
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.workflows.delivery import default_record_key, fingerprint
 from tests.operators.helpers import (
     SECRET_RE,
     DagRunRecord,
@@ -55,7 +55,7 @@ def test_bulk_onboarding_example_converges_and_reruns_read_only(
 ) -> None:
     for account in [*DECLARED, NEWCOMER]:  # the metadata database is shared by the session's tests
         set_variable(airflow_db, account["variable_key"], None)
-        set_variable(airflow_db, account["variable_key"] + "__delivery", None)
+        set_variable(airflow_db, default_record_key(variable_key=account["variable_key"]), None)
     emulator.add_user("bi_dashboards")  # onboarded by hand before: taken in its stride
     record, printed = _run(emulator, airflow_dag_runner, airflow_db)
 
@@ -82,7 +82,9 @@ def test_bulk_onboarding_example_converges_and_reruns_read_only(
         secret = variable(airflow_db, account["variable_key"])
         assert secret is not None
         assert emulator.is_valid_token(secret)
-        delivery = json.loads(variable(airflow_db, account["variable_key"] + "__delivery") or "{}")
+        delivery = json.loads(
+            variable(airflow_db, default_record_key(variable_key=account["variable_key"])) or "{}"
+        )
         assert delivery == {
             "token_id": token["id"],
             "username": account["username"],

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.workflows.delivery import default_record_key
 from tests.operators.helpers import (
     SECRET_RE,
     DagRunRecord,
@@ -42,7 +43,7 @@ def test_one_task_onboards_every_declared_account(
 ) -> None:
     for account in DECLARED:  # the metadata database is shared by the session's tests
         set_variable(airflow_db, account["variable_key"], None)
-        set_variable(airflow_db, account["variable_key"] + "__delivery", None)
+        set_variable(airflow_db, default_record_key(variable_key=account["variable_key"]), None)
 
     result = airflow_dag_runner(
         DAG_ID, EXAMPLES, {CONN_ENV: connection_json(emulator.url, emulator.admin_token)}

@@ -17,6 +17,7 @@ import pytest
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.workflows.delivery import default_record_key
 from tests.operators.helpers import (
     SECRET_RE,
     DagRunRecord,
@@ -130,7 +131,9 @@ def test_token_rotation(airflow_dag_runner: Runner, airflow_db: str) -> None:
         secret = variable(airflow_db, "motherduck_token_etl_loader")
         assert secret is not None
         assert emulator.is_valid_token(secret)
-        delivery = json.loads(variable(airflow_db, "motherduck_token_etl_loader__delivery") or "{}")
+        delivery = json.loads(
+            variable(airflow_db, default_record_key(variable_key="motherduck_token_etl_loader")) or "{}"
+        )
         assert (delivery["token_id"], delivery["token_name"]) == (new["id"], new["name"])
         assert not SECRET_RE.search(json.dumps(delivery))
         # keep=2: the new token and the newest old one stay; the middle one went, the oldest is stuck.
@@ -171,9 +174,13 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
     bi = emulator.add_token("bi_dashboards", "airflow")
     for user in ("bi_dashboards", "ml_features"):  # the metadata database is shared by the session's tests
         set_variable(airflow_db, f"motherduck_token_{user}", None)
-        set_variable(airflow_db, f"motherduck_token_{user}__delivery", None)
+        set_variable(airflow_db, default_record_key(variable_key=f"motherduck_token_{user}"), None)
     set_variable(airflow_db, "motherduck_token_etl_loader", etl[1]["token"])
-    set_variable(airflow_db, "motherduck_token_etl_loader__delivery", json.dumps({"token_id": etl[1]["id"]}))
+    set_variable(
+        airflow_db,
+        default_record_key(variable_key="motherduck_token_etl_loader"),
+        json.dumps({"token_id": etl[1]["id"]}),
+    )
     record, printed = _run("example_motherduck_offboarding", emulator, airflow_dag_runner, airflow_db)
 
     assert emulator.users() == ["admin", "busy_other"]
@@ -184,13 +191,16 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
             "username": "etl_loader",
             "revoked": [t["id"] for t in [*etl, dbt]],  # every token, whatever its name
             "deleted": True,
-            "variables_deleted": ["motherduck_token_etl_loader", "motherduck_token_etl_loader__delivery"],
+            "variables_deleted": [
+                "motherduck_token_etl_loader",
+                default_record_key(variable_key="motherduck_token_etl_loader"),
+            ],
         },
         {"username": "bi_dashboards", "revoked": [bi["id"]], "deleted": True, "variables_deleted": []},
         {"username": "ml_features", "revoked": [], "deleted": False, "variables_deleted": []},
     ]
     assert variable(airflow_db, "motherduck_token_etl_loader") is None
-    assert variable(airflow_db, "motherduck_token_etl_loader__delivery") is None
+    assert variable(airflow_db, default_record_key(variable_key="motherduck_token_etl_loader")) is None
 
     deletes = sorted(e.path for e in emulator.journal if e.method == "DELETE")
     assert deletes == sorted(

@@ -112,7 +112,9 @@ def test_a_secret_given_as_token_id_goes_nowhere(hook: MotherDuckHook, emulator:
     emulator.add_user("etl_bot")
     secret = emulator.add_token("etl_bot", "t")["token"]
     emulator.clear_journal()
-    with pytest.raises(ValueError, match=r"token_id \(a str of \d+ characters, not shown.*\) is invalid") as info:
+    with pytest.raises(
+        ValueError, match=r"token_id \(a str of \d+ characters, not shown.*\) is invalid"
+    ) as info:
         hook.delete_token("etl_bot", secret)
     assert secret not in str(info.value)
     assert emulator.journal == []

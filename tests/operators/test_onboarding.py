@@ -22,22 +22,28 @@ from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
     MotherDuckOffboardAccountOperator,
     MotherDuckOnboardAccountOperator,
-    _delivery,
     offboard_account_group,
 )
-from airflow_provider_motherduck.operators._delivery import fingerprint
-from airflow_provider_motherduck.operators.onboarding import check_account, onboard_accounts
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import (
+    Delivered,
+    DeliveryRecord,
+    default_record_key,
+    fingerprint,
+)
+from airflow_provider_motherduck.workflows.issuing import TokenIssueError
+from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_accounts
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
-from tests.support import CONN_ENV, connection_json
+from tests.support import CONN_ENV, connection_json, delivered_id
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
 NO_RETRY = {"retry_limit": 0}
 USER = "etl_loader"
 KEY = "motherduck_token_etl_loader"
-RECORD = KEY + "__delivery"
+RECORD = default_record_key(variable_key=KEY)
 DECLARED: dict[str, Any] = {
     "username": USER,
     "token_name": "airflow",
@@ -57,6 +63,13 @@ class FakeVariables:
         self.values: dict[str, str] = {}
         self.writes: list[str] = []
         self.fail_on: set[str] = set()
+        self.refused: dict[str, int] = {}
+        self.count: dict[str, int] = {}
+
+    def refuse_write(self, key: str, nth: int) -> None:
+        """Fail the ``nth`` write of ``key`` from now on (1: the next one)."""
+        self.refused[key] = nth
+        self.count[key] = 0
 
     def get(self, key: str, default: Any = _NOTSET, /) -> Any:  # keyword names differ by version
         if key in self.values:
@@ -66,7 +79,8 @@ class FakeVariables:
         return default
 
     def set(self, key: str, value: str, description: str | None = None, serialize_json: bool = False) -> None:
-        if key in self.fail_on:
+        self.count[key] = self.count.get(key, 0) + 1
+        if key in self.fail_on or self.refused.get(key) == self.count[key]:
             raise RuntimeError(f"the Variable backend refused {key}")
         self.writes.append(f"set {key}")
         self.values[key] = value
@@ -79,7 +93,7 @@ class FakeVariables:
 @pytest.fixture
 def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
     fake = FakeVariables()
-    monkeypatch.setattr(_delivery, "Variable", fake)
+    monkeypatch.setattr(delivery, "Variable", fake)
     return fake
 
 
@@ -100,12 +114,9 @@ def test_reaches_the_declared_state(emulator: MotherDuckEmulator, variables: Fak
     (token,) = emulator.tokens(USER)
     secret = variables.values[KEY]
     assert emulator.is_valid_token(secret)
-    assert json.loads(variables.values[RECORD]) == {
-        "token_id": token["id"],
-        "username": USER,
-        "token_name": "airflow",
-        "fingerprint": fingerprint(secret),
-    }
+    assert DeliveryRecord.parse(variables.values[RECORD]) == DeliveryRecord(
+        USER, Delivered(token["id"], "airflow", fingerprint(secret))
+    )
     assert result["user_created"] is True
     assert result["token_created"] is True
     assert result["token"]["id"] == token["id"]
@@ -178,7 +189,7 @@ def test_a_lost_delivery_is_redone(
     assert again["token_created"] is True
     assert writes_seen(emulator) == [f"POST /v1/users/{USER}/tokens"]
     assert emulator.is_valid_token(variables.values[KEY])
-    assert json.loads(variables.values[RECORD])["token_id"] == again["token"]["id"]
+    assert delivered_id(variables.values[RECORD]) == again["token"]["id"]
 
 
 def test_an_expired_token_is_replaced(variables: FakeVariables, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,12 +257,12 @@ def test_a_fault_mid_way_is_finished_by_a_rerun(
     if "user" in done_before:
         assert emulator.tokens(USER) == []
     assert KEY not in variables.values
-    assert RECORD not in variables.values
+    assert delivered_id(variables.values.get(RECORD)) is None
 
     run(onboard())
     (token,) = emulator.tokens(USER)
     assert emulator.duckling_config(USER)["read_write"]["instance_size"] == "jumbo"
-    assert json.loads(variables.values[RECORD])["token_id"] == token["id"]
+    assert delivered_id(variables.values[RECORD]) == token["id"]
     assert emulator.is_valid_token(variables.values[KEY])
 
     emulator.clear_journal()
@@ -260,18 +271,23 @@ def test_a_fault_mid_way_is_finished_by_a_rerun(
     assert not SECRET_RE.search(str(info.value))
 
 
-def test_a_token_whose_answer_was_lost_is_reported_not_reused(
+def test_a_token_whose_answer_was_lost_is_revoked_by_the_retry(
     emulator: MotherDuckEmulator, variables: FakeVariables
 ) -> None:
+    """Nobody holds the first token's secret: once the retry delivered its own, the first goes."""
+    emulator.add_token(USER if USER in emulator.users() else emulator.add_user(USER) or USER, "airflow")
+    (by_hand,) = emulator.tokens(USER)  # someone's token of the same name: reported, never revoked
     emulator.inject("POST", f"/v1/users/{USER}/tokens", drop=True, after=True)
     with pytest.raises(MotherDuckAPIError, match="not repeated"):
         run(onboard())
-    (orphan,) = emulator.tokens(USER)  # created, but its secret never reached us
+    orphan = emulator.tokens(USER)[-1]  # created, but its secret never reached us
 
     result = run(onboard())
 
-    assert result["other_token_ids"] == [orphan["id"]]
-    assert json.loads(variables.values[RECORD])["token_id"] == result["token"]["id"] != orphan["id"]
+    assert result["other_token_ids"] == [by_hand["id"]]
+    assert [t["id"] for t in emulator.tokens(USER)] == [by_hand["id"], result["token"]["id"]]
+    assert writes_seen(emulator)[-1] == f"DELETE /v1/users/{USER}/tokens/{orphan['id']}"
+    assert delivered_id(variables.values[RECORD]) == result["token"]["id"]
 
 
 def test_failed_delivery_revokes_the_new_token(
@@ -281,7 +297,7 @@ def test_failed_delivery_revokes_the_new_token(
     with pytest.raises(MotherDuckError, match=r"RuntimeError: .*refused.*revoked again"):
         run(onboard())
     assert emulator.tokens(USER) == []  # no orphan whose secret nobody holds
-    assert RECORD not in variables.values
+    assert delivered_id(variables.values[RECORD]) is None
     assert writes_seen(emulator)[-1].startswith(f"DELETE /v1/users/{USER}/tokens/")
 
     variables.fail_on.clear()
@@ -291,17 +307,19 @@ def test_failed_delivery_revokes_the_new_token(
 def test_failed_record_keeps_the_delivered_token(
     emulator: MotherDuckEmulator, variables: FakeVariables
 ) -> None:
-    """The secret is out: revoking it would break its users. The re-run delivers afresh."""
-    variables.fail_on.add(RECORD)
-    with pytest.raises(RuntimeError):
+    """The secret is out: revoking it would break its users. The re-run recognises it."""
+    variables.refuse_write(RECORD, 3)  # the intent and the delivering note pass, the final record fails
+    with pytest.raises(TokenIssueError, match="could not write its delivery record") as info:
         run(onboard())
     (first,) = emulator.tokens(USER)
+    assert info.value.delivered
+    assert not info.value.revoked
     assert emulator.is_valid_token(variables.values[KEY])  # still works for whoever read it
 
-    variables.fail_on.clear()
+    emulator.clear_journal()
     again = run(onboard())
-    assert again["token_created"] is True
-    assert again["other_token_ids"] == [first["id"]]
+    assert (again["token_created"], again["token"]["id"]) == (False, first["id"])
+    assert writes_seen(emulator) == []
 
 
 def test_a_token_from_the_create_operator_is_recognised(
@@ -312,7 +330,7 @@ def test_a_token_from_the_create_operator_is_recognised(
     created = run(
         MotherDuckCreateTokenOperator(task_id="t", username=USER, token_name="airflow", variable_key=KEY)
     )
-    assert json.loads(variables.values[RECORD])["token_id"] == created["id"]
+    assert delivered_id(variables.values[RECORD]) == created["id"]
 
     result = run(onboard())
 
@@ -327,7 +345,7 @@ def test_create_operator_succeeds_when_only_its_record_fails(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     emulator.add_user(USER)
-    variables.fail_on.add(RECORD)
+    variables.refuse_write(RECORD, 3)
     create = MotherDuckCreateTokenOperator(task_id="t", username=USER, token_name="n", variable_key=KEY)
     with caplog.at_level(logging.WARNING):
         created = run(create)
@@ -335,7 +353,7 @@ def test_create_operator_succeeds_when_only_its_record_fails(
     secret = variables.values[KEY]
     assert emulator.is_valid_token(secret)
     assert [t["id"] for t in emulator.tokens(USER)] == [created["id"]]
-    assert f"Could not write the delivery record {RECORD}" in printed
+    assert f"could not write its delivery record to Variable {RECORD}" in printed
     assert "the Variable backend refused" in printed
     assert secret not in printed
 
@@ -349,12 +367,9 @@ def test_secret_sink_destination(emulator: MotherDuckEmulator, variables: FakeVa
     op = onboard(variable_key=None, secret_sink=sink, record_key="etl_token_record")
     result = run(op)
     assert emulator.is_valid_token(vault["etl"])
-    assert json.loads(variables.values["etl_token_record"]) == {
-        "token_id": result["token"]["id"],
-        "username": USER,
-        "token_name": "airflow",
-        "fingerprint": None,
-    }
+    assert DeliveryRecord.parse(variables.values["etl_token_record"]) == DeliveryRecord(
+        USER, Delivered(result["token"]["id"], "airflow", None)
+    )
     assert set(variables.values) == {"etl_token_record"}  # the secret went only to the sink
 
     emulator.clear_journal()
@@ -390,7 +405,7 @@ def test_nothing_secret_in_logs_xcom_or_errors(
         results.append(run(MotherDuckOffboardAccountOperator(task_id="off", username=USER, variable_key=KEY)))
     printed = caplog.text + "".join(capfd.readouterr())
 
-    assert "delivered the secret" in printed  # the log path was captured
+    assert "delivered the secret" in printed.lower()  # the log path was captured
     assert len({r["token"]["id"] for r in results[:2]}) == 2
     everything = printed + json.dumps(results) + "".join(map(str, errors))
     assert not SECRET_RE.search(everything)
@@ -546,7 +561,7 @@ def test_bulk_uses_one_hook_per_worker_thread(emulator: MotherDuckEmulator, vari
         return hook
 
     accounts = [check_account({**a, "token_name": "t"}) for a in _accounts(30)]
-    results, failed = onboard_accounts(accounts, new_hook, max_workers=6, log=logging.getLogger("t"))
+    results, failed = onboard_accounts(accounts, new_hook, max_workers=6)
 
     assert failed == {}
     assert len(results) == 30
@@ -563,7 +578,6 @@ def test_bulk_uses_one_hook_per_worker_thread(emulator: MotherDuckEmulator, vari
     [
         ({"variable_key": None}, "exactly one destination for the new secret, variable_key or secret_sink"),
         ({"secret_sink": print}, "exactly one destination for the new secret, variable_key or secret_sink"),
-        ({"variable_key": None, "secret_sink": print}, "secret_sink needs record_key"),
         ({"username": "1x"}, "username='1x'"),
         ({"read_write": {"instance_size": "huge"}}, "read_write.instance_size='huge'"),
         ({"read_scaling": {"flock": 2}}, "unknown keys ['flock']"),
@@ -593,7 +607,7 @@ def test_bad_onboarding_arguments_fail_at_parse_time(kwargs: dict[str, Any], nam
         ),
         (
             [{"username": u, "token_name": "t", "variable_key": "k"} for u in "ab"],
-            "Variable key declared twice: k, k__delivery",
+            "Variable key declared twice: k, motherduck_delivery_",
         ),
         (
             [
@@ -605,10 +619,6 @@ def test_bad_onboarding_arguments_fail_at_parse_time(kwargs: dict[str, Any], nam
         (
             [{"username": "a", "token_name": "t", "variable_key": "k", "record_key": "k"}],
             "accounts[0] ('a'): record_key='k' is invalid: it is the variable_key",
-        ),
-        (
-            [{"username": "a", "token_name": "t", "variable_key": "k" * 241}],
-            "leave no room for its delivery record",
         ),
     ],
 )

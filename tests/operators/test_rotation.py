@@ -18,28 +18,31 @@ from typing import Any, cast
 
 import pytest
 
-from airflow_provider_motherduck._compat import AIRFLOW_V_3, DAG, Context
+from airflow_provider_motherduck._compat import AIRFLOW_V_3, DAG, Context, should_hide_value_for_key
 from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError
-from airflow_provider_motherduck.operators import MotherDuckRotateTokenOperator, _delivery
-from airflow_provider_motherduck.operators._delivery import fingerprint
-from airflow_provider_motherduck.operators.rotation import (
-    TOKEN_NAME_MAX,
-    MotherDuckRotationError,
-    name_pattern,
-    plan_rotation,
-    rotated_name,
-    run_marker,
-)
+from airflow_provider_motherduck.operators import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.validation import TOKEN_NAME_MAX_LENGTH
+from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import (
+    Delivered,
+    DeliveryRecord,
+    default_record_key,
+    fingerprint,
+)
+from airflow_provider_motherduck.workflows.naming import (
+    LOGICAL_NAME_MAX_LENGTH as TOKEN_NAME_MAX,
+)
+from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name, run_marker
+from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError, plan_rotation
 from tests.operators.helpers import SECRET_RE, requests_seen, writes_seen
-from tests.support import CONN_ENV, connection_json
+from tests.support import CONN_ENV, connection_json, delivered_id
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
 USER = "etl_bot"
 KEY = "motherduck_token_etl_bot"
-RECORD = KEY + "__delivery"
+RECORD = default_record_key(variable_key=KEY)
 SINK_RECORD = "motherduck_vault_etl_bot__delivery"
 MONDAY = datetime(2025, 1, 6, tzinfo=timezone.utc)
 MARKER = "20250106T000000Z"
@@ -59,6 +62,13 @@ class FakeVariables:
         self.values: dict[str, str] = {}
         self.writes: list[str] = []
         self.fail_on: set[str] = set()
+        self.refused: dict[str, int] = {}
+        self.count: dict[str, int] = {}
+
+    def refuse_write(self, key: str, nth: int) -> None:
+        """Fail the ``nth`` write of ``key`` from now on (1: the next one)."""
+        self.refused[key] = nth
+        self.count[key] = 0
 
     def _get(self, key: str, default: Any) -> Any:
         if key in self.values:
@@ -78,7 +88,8 @@ class FakeVariables:
             return self._get(key, default_var)
 
     def set(self, key: str, value: str, description: str | None = None, serialize_json: bool = False) -> None:
-        if key in self.fail_on:
+        self.count[key] = self.count.get(key, 0) + 1
+        if key in self.fail_on or self.refused.get(key) == self.count[key]:
             # Like a database error quoting its parameters: the secret is in the message.
             raise RuntimeError(f"the Variable backend refused INSERT ({key!r}, {value!r})")
         self.writes.append(key)
@@ -116,7 +127,7 @@ class Clock:
 @pytest.fixture
 def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
     fake = FakeVariables()
-    monkeypatch.setattr(_delivery, "Variable", fake)
+    monkeypatch.setattr(delivery, "Variable", fake)
     return fake
 
 
@@ -276,10 +287,12 @@ def test_first_rotation_replaces_the_old_tokens(
     secret = at_destination(variables, sink)
     assert secret not in (old[0]["token"], old[1]["token"])
     # The record names the delivered token, with no secret in it.
-    record = json.loads(variables.values[RECORD if sink is None else SINK_RECORD])
-    assert record["token_id"] == new["id"]
-    assert record["token_name"] == new["name"]
-    assert record["fingerprint"] == (fingerprint(str(secret)) if sink is None else None)
+    text = variables.values[RECORD if sink is None else SINK_RECORD]
+    assert DeliveryRecord.parse(text) == DeliveryRecord(
+        USER, Delivered(new["id"], new["name"], fingerprint(str(secret)) if sink is None else None)
+    )
+    assert not should_hide_value_for_key(RECORD if sink is None else SINK_RECORD)
+    record = json.loads(text)
     # Never a secret in the XCom value (JSON-able) or the logs.
     no_secret_in(json.dumps(result), secret)
     no_secret_in(json.dumps(record), secret)
@@ -390,8 +403,8 @@ def test_failed_delivery_revokes_the_new_token(
         execute(rotate(sink), emulator, check)
     check()
     err = info.value
-    assert "The new token was revoked again" in str(err)
-    assert "no old token was touched" in str(err)
+    assert "the new token was revoked again" in str(err)
+    assert "No old token was touched" in str(err)
     assert at_destination(variables, sink) == before  # the previous secret, still valid
     assert [t["id"] for t in family(emulator)] == [t["id"] for t in old]
     new_id = err.summary["new_token"]["id"]
@@ -399,8 +412,8 @@ def test_failed_delivery_revokes_the_new_token(
     assert sorted(err.still_live) == sorted(t["id"] for t in old)
     assert err.__cause__ is None
     assert err.__suppress_context__  # the original error (which quoted the secret) is not chained
-    assert RECORD not in variables.values
-    assert SINK_RECORD not in variables.values
+    assert delivered_id(variables.values.get(RECORD)) is None
+    assert delivered_id(variables.values.get(SINK_RECORD)) is None
     no_secret_in(str(err) + repr(err.summary) + logged())
 
     # Fixed destination: the re-run rotates normally.
@@ -418,7 +431,7 @@ def test_failed_delivery_and_failed_revoke_of_the_new_token(
     check = invariant(emulator, variables, vault)
     vault.refuse = True
     emulator.inject("DELETE", f"{TOKENS_PATH}/*", status=503, times=3)
-    with pytest.raises(MotherDuckRotationError, match="Revoking the new token failed too") as info:
+    with pytest.raises(MotherDuckRotationError, match="revoking it failed too") as info:
         execute(rotate(vault), emulator, check)
     new_id = info.value.summary["new_token"]["id"]
     assert info.value.still_live[0] == new_id
@@ -437,7 +450,7 @@ def test_failed_record_write_keeps_the_delivered_secret(
     """The secret is out: revoking its token would leave a dead secret at the destination."""
     old = seed(emulator, variables, None)
     check = invariant(emulator, variables, None)
-    variables.fail_on.add(RECORD)
+    variables.refuse_write(RECORD, 3)  # the intent and the delivering note pass, the final record fails
     with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
         execute(rotate(), emulator, check)
     check()
@@ -448,32 +461,50 @@ def test_failed_record_write_keeps_the_delivered_secret(
     assert info.value.still_live == [old[0]["id"], old[1]["id"]]  # the new one is in use: not listed
     no_secret_in(str(info.value) + logged())
 
-    variables.fail_on.clear()
+    # The Variable holds the fingerprint noted before delivery: the re-run adopts the token.
     result = execute(rotate(), emulator, check)
-    assert result["created"] is True  # unrecorded: a fresh token, then the first one goes
-    assert result["revoked"] == [first["id"], old[0]["id"], old[1]["id"]]
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert result["created"] is False
+    assert result["new_token"]["id"] == first["id"]
+    assert result["revoked"] == [old[0]["id"], old[1]["id"]]
+    assert [t["id"] for t in family(emulator)] == [first["id"]]
 
 
-def test_an_unrecorded_token_of_this_run_gets_the_grace_too(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables
+def test_a_sink_token_whose_record_failed_gets_the_grace(
+    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
 ) -> None:
-    """Its secret reached the destination (only the record failed): consumers may have read it,
+    """Its secret may have reached the sink (only the record failed): consumers may have read it,
     so the retry leaves it alive until ``revoke_after`` has passed, like any older token."""
-    old = seed(emulator, variables, None)
-    variables.fail_on.add(RECORD)
+    old = seed(emulator, variables, vault)
+    variables.refuse_write(SINK_RECORD, 3)
     with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
-        execute(rotate(keep=2, revoke_after="1 day"), emulator)
+        execute(rotate(vault, keep=2, revoke_after="1 day"), emulator)
     first = info.value.summary["new_token"]
-    handed_out = variables.values[KEY]
+    handed_out = vault.secret
 
-    variables.fail_on.clear()
-    result = execute(rotate(keep=2, revoke_after="1 day"), emulator)
+    result = execute(rotate(vault, keep=2, revoke_after="1 day"), emulator)
 
+    assert result["created"] is True
     assert result["in_grace"] == [first["id"], old[0]["id"]]
     assert result["kept"] == [result["new_token"]["id"], old[1]["id"]]
     assert result["revoked"] == []
     assert emulator.is_valid_token(handed_out)
+
+
+def test_a_lost_create_answer_is_revoked_without_grace(
+    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables
+) -> None:
+    """Nobody holds the secret of a token whose create answer was lost: no keep slot, no grace."""
+    old = seed(emulator, variables, None)
+    emulator.inject("POST", TOKENS_PATH, drop=True, after=True)
+    with pytest.raises(MotherDuckAPIError, match="not repeated"):
+        execute(rotate(keep=2, revoke_after="1 day"), emulator)
+    lost = family(emulator)[-1]
+
+    result = execute(rotate(keep=2, revoke_after="1 day"), emulator)
+
+    assert result["revoked"] == [lost["id"]]
+    assert result["kept"] == [result["new_token"]["id"], old[1]["id"]]
+    assert [t["id"] for t in family(emulator)] == [old[0]["id"], old[1]["id"], result["new_token"]["id"]]
 
 
 def test_destination_overwritten_by_someone_else_is_not_trusted(
@@ -702,7 +733,6 @@ def _sink(secret: str) -> None:
         ({"variable_key": KEY, "secret_sink": _sink, "record_key": "r"}, "exactly one destination"),
         ({}, "exactly one destination"),
         ({"secret_sink": "vault"}, "secret_sink='vault' is invalid: expected a callable"),
-        ({"secret_sink": _sink}, "secret_sink needs record_key"),
         ({"variable_key": KEY, "keep": 0}, "keep=0 is invalid"),
         ({"variable_key": KEY, "keep": True}, "keep=True is invalid"),
         ({"variable_key": KEY, "keep": "2"}, "keep='2' is invalid"),
@@ -714,7 +744,6 @@ def _sink(secret: str) -> None:
             "leaving no room for the run marker",
         ),
         ({"variable_key": KEY, "token_name": ""}, "token_name=''"),
-        ({"variable_key": "k" * 241}, "leave no room for its delivery record"),
         ({"variable_key": " padded"}, "variable_key=' padded'"),
         ({"variable_key": KEY, "record_key": KEY}, "the record would overwrite the secret"),
         ({"variable_key": KEY, "dry_run": "no"}, "dry_run='no' is invalid"),
@@ -782,7 +811,7 @@ def test_templated_fields_render(emulator: MotherDuckEmulator, bot: str, variabl
     assert result["new_token"]["name"] == f"airflow-prod@{MARKER}"
     assert emulator.journal[1].body["ttl"] == 35 * 86400
     assert "md_etl_bot" in variables.values
-    assert "md_etl_bot__delivery" in variables.values
+    assert default_record_key(variable_key="md_etl_bot") in variables.values
 
 
 def test_error_survives_pickling() -> None:
@@ -795,10 +824,10 @@ def test_error_survives_pickling() -> None:
 
 @pytest.mark.skipif(not AIRFLOW_V_3, reason="outside a task, Variables need the metadata database on 2.11")
 def test_real_variable_store_failing_outside_a_task(emulator: MotherDuckEmulator, bot: str) -> None:
-    """Airflow 3's real Variable.set needs the task runner: outside it, it fails like a broken backend."""
+    """Airflow 3's real Variables need the task runner: outside it, the rotation stops before any write."""
     old = [emulator.add_token(USER, "airflow") for _ in range(2)]
-    with pytest.raises(MotherDuckRotationError, match="Could not deliver") as info:
+    with pytest.raises(ImportError, match="SUPERVISOR_COMMS"):
         execute(rotate(), emulator)
-    assert "The new token was revoked again" in str(info.value)
+    assert writes_seen(emulator) == []
     assert [t["id"] for t in family(emulator)] == [t["id"] for t in old]
     assert all(emulator.is_valid_token(t["token"]) for t in old)

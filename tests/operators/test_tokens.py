@@ -81,15 +81,13 @@ def test_return_secret_puts_a_working_masked_secret_in_xcom(emulator: MotherDuck
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3, reason="outside a task, Variable.set works on 2.11")
-def test_secret_that_cannot_be_stored_is_revoked(emulator: MotherDuckEmulator, bot: str) -> None:
-    """Variable.set needs the task runner on Airflow 3: outside it, storing fails like a broken backend."""
+def test_no_token_is_created_where_no_secret_can_be_stored(emulator: MotherDuckEmulator, bot: str) -> None:
+    """Variables need the task runner on Airflow 3: outside it, the record is read before any create."""
     op = MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="n", variable_key="md_secret")
-    with pytest.raises(MotherDuckError, match=r"ImportError: .*SUPERVISOR_COMMS"):
+    with pytest.raises(ImportError, match="SUPERVISOR_COMMS"):
         run(op)
     assert emulator.tokens(bot) == []  # no orphan token whose secret nobody knows
-    created, revoked = writes_seen(emulator)
-    assert created == f"POST /v1/users/{bot}/tokens"
-    assert revoked.startswith(f"DELETE /v1/users/{bot}/tokens/")
+    assert writes_seen(emulator) == []
 
 
 @pytest.mark.parametrize(
@@ -105,7 +103,6 @@ def test_secret_that_cannot_be_stored_is_revoked(emulator: MotherDuckEmulator, b
         ({"ttl": True}, "ttl=True"),
         ({"variable_key": ""}, "variable_key=''"),
         ({"variable_key": " padded"}, "variable_key=' padded'"),
-        ({"variable_key": "k" * 241}, "leave no room for its delivery record"),
         ({"return_secret": "no"}, "return_secret='no'"),
     ],
 )

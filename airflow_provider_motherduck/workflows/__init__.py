@@ -1,0 +1,54 @@
+"""The multi-step work of the provider, as plain functions over a :class:`MotherDuckHook`.
+
+No ``BaseOperator`` here: operators are thin shells over these functions, and DAG authors and
+tests can call them directly. Modules: :mod:`.naming` (run markers, the logical name),
+:mod:`.tokens` (a token's metadata and timestamps), :mod:`.delivery` (secret destinations and
+delivery records), :mod:`.issuing` (``issue_token``, the one create-deliver-record transaction),
+:mod:`.rotation` and :mod:`.onboarding`.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_motherduck.workflows.delivery import (
+    DeliveryRecord,
+    SecretDestination,
+    SecretSink,
+    default_record_key,
+    fingerprint,
+    forget,
+)
+from airflow_provider_motherduck.workflows.issuing import IssuedToken, TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.onboarding import (
+    check_account,
+    check_accounts,
+    offboard_account,
+    onboard_account,
+    onboard_accounts,
+)
+from airflow_provider_motherduck.workflows.rotation import (
+    MotherDuckRotationError,
+    RotationPlan,
+    plan_rotation,
+    rotate_token,
+)
+
+__all__ = [
+    "DeliveryRecord",
+    "IssuedToken",
+    "MotherDuckRotationError",
+    "RotationPlan",
+    "SecretDestination",
+    "SecretSink",
+    "TokenIssueError",
+    "check_account",
+    "check_accounts",
+    "default_record_key",
+    "fingerprint",
+    "forget",
+    "issue_token",
+    "offboard_account",
+    "onboard_account",
+    "onboard_accounts",
+    "plan_rotation",
+    "rotate_token",
+]

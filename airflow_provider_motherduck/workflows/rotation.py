@@ -1,0 +1,261 @@
+"""Token rotation: replace a token without a moment in which the destination holds none.
+
+The invariant: from the first successful rotation on, the destination always holds the secret of
+a live token; no secret is logged, returned or put in an exception; and re-running converges to
+exactly ``keep`` tokens of the logical name (plus those still inside the ``revoke_after`` grace).
+
+How each step keeps it:
+
+* **Order.** List the user's tokens; create the new token, deliver its secret and record the
+  delivery (:func:`~airflow_provider_motherduck.workflows.issuing.issue_token`); only then revoke
+  older tokens of the logical name (:mod:`~airflow_provider_motherduck.workflows.naming`). Until
+  the new secret is delivered nothing old is touched.
+* **Run marker.** The new token is named ``<token_name>@<marker>``, the marker naming the logical
+  run, so retries and re-runs of that run find "their" token. If the delivery record names it (and
+  the Variable still holds its secret), nothing is created and the run goes on to revoke.
+* **Tokens an earlier try left.** One whose create answer was lost (the record's pending issuance
+  shows it was not there before and never delivered) is held by nobody: it takes no ``keep`` slot
+  and is revoked at once after the new delivery. One whose secret may have reached a sink is
+  revoked once ``revoke_after`` (if given) has passed, like any token someone may hold.
+
+:func:`plan_rotation` decides (pure, over listed tokens); :func:`rotate_token` acts on the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_motherduck.exceptions import MotherDuckError
+from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
+from airflow_provider_motherduck.validation import TTLInput
+from airflow_provider_motherduck.workflows.delivery import SecretDestination
+from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name
+from airflow_provider_motherduck.workflows.tokens import is_expired, parse_timestamp, token_metadata
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class MotherDuckRotationError(MotherDuckError):
+    """A rotation stopped part-way. ``summary`` says where it stands (ids only, never a secret).
+
+    ``summary["still_live"]`` lists the ids that should be gone but are not; re-running the task
+    finishes the job.
+    """
+
+    def __init__(self, message: str, summary: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary: dict[str, Any] = dict(summary or {})
+        self.still_live: list[str] = list(self.summary.get("still_live", []))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.summary))
+
+
+@dataclass(frozen=True)
+class RotationPlan:
+    """What to do with each listed token of the logical name (the new token not included)."""
+
+    current: Mapping[str, Any] | None
+    """This run's token whose delivery is recorded (``None``: a token is to be created)."""
+    kept: list[Mapping[str, Any]]
+    """Other tokens that stay: the ``keep - 1`` newest unexpired ones, newest first."""
+    in_grace: list[Mapping[str, Any]]
+    """Tokens past ``keep`` (or this run's unrecorded ones) younger than ``revoke_after``: left for later."""
+    revoke: list[Mapping[str, Any]]
+    """To revoke after delivery: tokens nobody holds and this run's unrecorded ones first, then the
+    rest, oldest first."""
+
+
+def plan_rotation(
+    family: Sequence[Mapping[str, Any]],
+    current: Mapping[str, Any] | None,
+    own_name: str,
+    *,
+    keep: int,
+    revoke_after: float | None,
+    now: datetime,
+    lost: Collection[str] = (),
+) -> RotationPlan:
+    """Sort the tokens of the logical name (as listed, oldest first) into kept, in grace and to revoke.
+
+    ``lost``: ids of tokens whose secret nobody holds (an earlier try's lost create answer):
+    revoked whatever ``revoke_after`` says, like expired tokens, and holding no keep slot. A token
+    whose creation time cannot be read sorts as the oldest and is never taken as older than
+    ``revoke_after``.
+    """
+    current_id = current.get("id") if current is not None else None
+    unheld = [t for t in family if t.get("id") in lost and t.get("id") != current_id]
+    rest = [t for t in family if t.get("id") not in lost]
+    orphans = [t for t in rest if t.get("name") == own_name and t.get("id") != current_id]
+    others = [t for t in rest if t.get("name") != own_name]
+    # Newest first; MotherDuck lists in creation order, which breaks ties.
+    order = sorted(
+        range(len(others)),
+        key=lambda i: (parse_timestamp(others[i].get("created_ts")) or _EPOCH, i),
+        reverse=True,
+    )
+    newest_first = [others[i] for i in order]
+    live = [t for t in newest_first if not is_expired(t, now)]
+    expired = [t for t in newest_first if is_expired(t, now)]
+
+    def past_grace(token: Mapping[str, Any]) -> bool:
+        created = parse_timestamp(token.get("created_ts"))
+        return revoke_after is None or (
+            created is not None and (now - created).total_seconds() >= revoke_after
+        )
+
+    kept = live[: keep - 1]
+    past_keep = live[keep - 1 :]
+    revoke = expired + [t for t in past_keep if past_grace(t)]
+    oldest_first = sorted(revoke, key=lambda t: newest_first.index(t), reverse=True)
+    # An orphan's delivery was not recorded, but its secret may have arrived (only the record
+    # failed): it holds no keep slot, yet gets the same grace as any token someone may hold.
+    in_grace = [t for t in orphans + past_keep if not past_grace(t)]
+    return RotationPlan(
+        current, kept, in_grace, unheld + [t for t in orphans if past_grace(t)] + oldest_first
+    )
+
+
+def _ids(tokens: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [str(t.get("id")) for t in tokens]
+
+
+def rotate_token(
+    hook: MotherDuckHook,
+    username: str,
+    token_name: str,
+    destination: SecretDestination,
+    *,
+    marker: str,
+    ttl: TTLInput,
+    token_type: str = "read_write",
+    keep: int = 1,
+    revoke_after: float | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Rotate the logical token ``token_name`` of ``username`` into ``destination``; see the module doc.
+
+    ``marker`` names the run (:func:`~airflow_provider_motherduck.workflows.naming.run_marker`).
+    Returns the summary (the rotation operator's XCom); raises :class:`MotherDuckRotationError`
+    with that summary when it stops part-way.
+    """
+    own_name = rotated_name(token_name, marker)
+    pattern = name_pattern(token_name)
+    family = [t for t in hook.list_tokens(username) if pattern.fullmatch(str(t.get("name", "")))]
+    record = destination.read_record()
+    current = destination.delivered(family, username, own_name, token_type, record)
+    lost, _ = destination.leftovers(family, username, record)
+    plan = plan_rotation(
+        family,
+        current,
+        own_name,
+        keep=keep,
+        revoke_after=revoke_after,
+        now=datetime.now(timezone.utc),
+        lost={str(t.get("id")) for t in lost},
+    )
+    where = destination.describe()
+    summary: dict[str, Any] = {
+        "username": username,
+        "token_name": token_name,
+        "destination": where,
+        "dry_run": dry_run,
+        "new_token": token_metadata(current, username) if current is not None else None,
+        "created": current is None,
+        "revoked": [],
+        "kept": ([str(current["id"])] if current is not None else []) + _ids(plan.kept),
+        "in_grace": _ids(plan.in_grace),
+        "still_live": [],
+    }
+    if dry_run:
+        summary["revoked"] = _ids(plan.revoke)
+        log.info(
+            "Dry run for %s's token %r: would %s, revoke %s, keep %s%s.",
+            username,
+            token_name,
+            f"create {own_name!r} and deliver it to {where}"
+            if current is None
+            else f"create nothing ({where} holds this run's token {current['id']})",
+            summary["revoked"] or "nothing",
+            _ids(plan.kept) or "no older token",
+            f", leave {summary['in_grace']} until revoke_after has passed" if plan.in_grace else "",
+        )
+        return summary
+
+    if current is None:
+        try:
+            issued = issue_token(
+                hook,
+                username,
+                own_name,
+                ttl=ttl,
+                token_type=token_type,
+                destination=destination,
+                listed=family,
+                revoke_leftovers=False,
+            )
+        except TokenIssueError as err:
+            summary["new_token"] = err.token
+            # Until delivery is done, nothing planned for revocation is touched.
+            untouched = _ids(plan.revoke)
+            summary["still_live"] = untouched if err.revoked or err.delivered else [err.token_id, *untouched]
+            state = (
+                f"{where} holds the new secret"
+                if err.delivered
+                else f"{where} still holds the previous secret"
+            )
+            raise MotherDuckRotationError(f"{err} No old token was touched; {state}.", summary) from None
+        summary["new_token"] = issued.token
+        summary["kept"].insert(0, str(issued.token["id"]))
+    else:
+        log.info(
+            "Token %s (%r) of this run was delivered to %s already: not creating another.",
+            current["id"],
+            own_name,
+            where,
+        )
+    _revoke_planned(hook, username, plan, summary)
+    log.info(
+        "Rotated %s's token %r: %s holds token %s; revoked %s; kept %s%s.",
+        username,
+        token_name,
+        where,
+        summary["new_token"]["id"],
+        summary["revoked"] or "nothing",
+        summary["kept"],
+        f"; in grace until revoke_after: {summary['in_grace']}" if summary["in_grace"] else "",
+    )
+    return summary
+
+
+def _revoke_planned(hook: MotherDuckHook, username: str, plan: RotationPlan, summary: dict[str, Any]) -> None:
+    """Revoke the planned tokens, each tried once; raise naming those still live."""
+    failures: dict[str, str] = {}
+    for token in plan.revoke:
+        token_id = str(token.get("id"))
+        try:
+            hook.delete_token(username, token_id, missing_ok=True)  # gone already: fine
+        except MotherDuckError as err:
+            failures[token_id] = f"{type(err).__name__}: {err}"
+            log.error("Could not revoke token %s (%r) of %s: %s", token_id, token.get("name"), username, err)
+            continue
+        summary["revoked"].append(token_id)
+        log.info("Revoked token %s (%r) of %s.", token_id, token.get("name"), username)
+    if failures:
+        summary["still_live"] = list(failures)
+        raise MotherDuckRotationError(
+            f"Rotated the secret of {username}'s token {summary['token_name']!r} into "
+            f"{summary['destination']} (token {summary['new_token']['id']}), but could not revoke "
+            f"{len(failures)} older token(s); still live: {', '.join(failures)}. Revoked: "
+            f"{', '.join(summary['revoked']) or 'none'}. Re-run the task to finish: it will not create "
+            "another token for this run.\n"
+            + "\n".join(f"  - {token_id}: {problem}" for token_id, problem in failures.items()),
+            summary,
+        )
