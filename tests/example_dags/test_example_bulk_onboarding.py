@@ -16,7 +16,12 @@ from typing import Any
 import pytest
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows.delivery import default_record_key, fingerprint
+from airflow_provider_motherduck.workflows.delivery import (
+    Delivered,
+    DeliveryRecord,
+    default_record_key,
+    fingerprint,
+)
 from tests.operators.helpers import (
     SECRET_RE,
     DagRunRecord,
@@ -82,15 +87,11 @@ def test_bulk_onboarding_example_converges_and_reruns_read_only(
         secret = variable(airflow_db, account["variable_key"])
         assert secret is not None
         assert emulator.is_valid_token(secret)
-        delivery = json.loads(
-            variable(airflow_db, default_record_key(variable_key=account["variable_key"])) or "{}"
+        record_key = default_record_key(variable_key=account["variable_key"])
+        delivery = DeliveryRecord.parse(variable(airflow_db, record_key))
+        assert delivery == DeliveryRecord(
+            account["username"], Delivered(token["id"], "airflow", fingerprint(secret))
         )
-        assert delivery == {
-            "token_id": token["id"],
-            "username": account["username"],
-            "token_name": "airflow",
-            "fingerprint": fingerprint(secret),
-        }
         secrets.append(secret)
     assert not any(SECRET_RE.search(text) for text in record.xcom_raw().values())
     assert leaked_secrets(printed, [*secrets, emulator.admin_token]) == []

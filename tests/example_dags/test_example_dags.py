@@ -134,7 +134,7 @@ def test_token_rotation(airflow_dag_runner: Runner, airflow_db: str) -> None:
         delivery = json.loads(
             variable(airflow_db, default_record_key(variable_key="motherduck_token_etl_loader")) or "{}"
         )
-        assert (delivery["token_id"], delivery["token_name"]) == (new["id"], new["name"])
+        assert (delivery["delivered"]["id"], delivery["delivered"]["name"]) == (new["id"], new["name"])
         assert not SECRET_RE.search(json.dumps(delivery))
         # keep=2: the new token and the newest old one stay; the middle one went, the oldest is stuck.
         assert [t["id"] for t in emulator.tokens("etl_loader")] == [stuck, old[2]["id"], dbt["id"], new["id"]]
@@ -176,11 +176,9 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
         set_variable(airflow_db, f"motherduck_token_{user}", None)
         set_variable(airflow_db, default_record_key(variable_key=f"motherduck_token_{user}"), None)
     set_variable(airflow_db, "motherduck_token_etl_loader", etl[1]["token"])
-    set_variable(
-        airflow_db,
-        default_record_key(variable_key="motherduck_token_etl_loader"),
-        json.dumps({"token_id": etl[1]["id"]}),
-    )
+    # Its record, and one of the old layout as an earlier version of the provider left it: both go.
+    set_variable(airflow_db, default_record_key(variable_key="motherduck_token_etl_loader"), "{}")
+    set_variable(airflow_db, "motherduck_token_etl_loader__delivery", json.dumps({"token_id": etl[1]["id"]}))
     record, printed = _run("example_motherduck_offboarding", emulator, airflow_dag_runner, airflow_db)
 
     assert emulator.users() == ["admin", "busy_other"]
@@ -194,13 +192,14 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
             "variables_deleted": [
                 "motherduck_token_etl_loader",
                 default_record_key(variable_key="motherduck_token_etl_loader"),
+                "motherduck_token_etl_loader__delivery",
             ],
         },
         {"username": "bi_dashboards", "revoked": [bi["id"]], "deleted": True, "variables_deleted": []},
         {"username": "ml_features", "revoked": [], "deleted": False, "variables_deleted": []},
     ]
     assert variable(airflow_db, "motherduck_token_etl_loader") is None
-    assert variable(airflow_db, default_record_key(variable_key="motherduck_token_etl_loader")) is None
+    assert variable(airflow_db, "motherduck_token_etl_loader__delivery") is None
 
     deletes = sorted(e.path for e in emulator.journal if e.method == "DELETE")
     assert deletes == sorted(
