@@ -560,7 +560,6 @@ def test_a_token_id_of_another_user_is_not_found(api: Api, md: MotherDuckEmulato
 
 
 NO_ROUTE = [
-    pytest.param("GET", "/v1/users", id="list-users-not-emulated"),
     pytest.param("GET", "/v1/nothing", id="unknown"),
     pytest.param("GET", "/users", id="no-version"),
     pytest.param("PATCH", "/v1/users/etl_bot", id="wrong-method"),
@@ -975,7 +974,8 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
     seed.write_text(json.dumps({"users": ["etl_bot"], "ducklings": {"etl_bot": ducklings}}))
     info_file = tmp_path / "emulator.json"
     process = _serve(
-        *("--admin-token", "tok_cli", "--seed", str(seed), "--info-file", str(info_file)),
+        *("--admin-token", "tok_cli", "--control-key", "ctl_cli"),
+        *("--seed", str(seed), "--info-file", str(info_file)),
         *("--duplicate-user-status", "409", "--max-flock-size", "8"),
     )
     try:
@@ -985,7 +985,7 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
             assert time.monotonic() < deadline
             time.sleep(0.02)
         info = json.loads(info_file.read_text())
-        assert info["admin_token"] == "tok_cli"
+        assert (info["admin_token"], info["control_key"]) == ("tok_cli", "ctl_cli")
         api = requests.Session()
         api.headers["Authorization"] = "Bearer tok_cli"
         response = api.get(info["url"] + "/v1/active_accounts", timeout=5)
@@ -1004,6 +1004,7 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
     assert stdout.splitlines() == [
         f"MOTHERDUCK_EMULATOR_URL={info['url']}",
         "MOTHERDUCK_EMULATOR_ADMIN_TOKEN=tok_cli",
+        "MOTHERDUCK_EMULATOR_CONTROL_KEY=ctl_cli",
     ]
     assert not info_file.exists()
 
