@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -59,3 +61,14 @@ def serve(*args: str) -> subprocess.Popen[str]:
     """``python -m airflow_provider_motherduck.testing serve ARGS`` with its output piped."""
     command = [sys.executable, "-m", "airflow_provider_motherduck.testing", "serve", *args]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_info(process: subprocess.Popen[str], info_file: Path) -> dict[str, Any]:
+    """The info file ``serve`` writes once listening (bounded wait; fails if the process ends)."""
+    deadline = time.monotonic() + 10
+    while not info_file.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    info: dict[str, Any] = json.loads(info_file.read_text())
+    return info

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from airflow_provider_motherduck.testing import JournalEntry, MotherDuckEmulator
-from tests.testing.support import Api, Clock, as_api, assert_error, serve
+from tests.testing.support import Api, Clock, as_api, assert_error, serve, wait_for_info
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 NEW_USER_CONFIG = {
@@ -900,12 +900,7 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
         *("--duplicate-user-status", "409", "--max-flock-size", "8"),
     )
     try:
-        deadline = time.monotonic() + 10
-        while not info_file.exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        info = json.loads(info_file.read_text())
+        info = wait_for_info(process, info_file)
         assert (info["admin_token"], info["control_key"]) == ("tok_cli", "ctl_cli")
         api = requests.Session()
         api.headers["Authorization"] = "Bearer tok_cli"
