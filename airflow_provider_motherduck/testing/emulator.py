@@ -67,11 +67,9 @@ class MotherDuckEmulator:
             raise ValueError(f"max_flock_size must be between {FLOCK_MIN} and {FLOCK_MAX}")
         if duplicate_user_status not in (400, 409):
             raise ValueError("duplicate_user_status must be 400 or 409")
-        if admin_token is not None and (not admin_token or admin_token != admin_token.strip()):
-            raise ValueError("admin_token must be non-empty, without surrounding whitespace")
-        if control_key is not None and (not control_key or control_key != control_key.strip()):
-            raise ValueError("control_key must be non-empty, without surrounding whitespace")
-        _check_page_size(max_page_size)
+        for name, key in (("admin_token", admin_token), ("control_key", control_key)):
+            if key is not None and (not key or key != key.strip()):
+                raise ValueError(f"{name} must be non-empty, without surrounding whitespace")
         self.admin_username = admin_username
         self.admin_token = admin_token or new_secret()
         self.control_key = control_key or "ctl_" + secrets.token_hex(16)
@@ -81,9 +79,9 @@ class MotherDuckEmulator:
             max_flock_size=max_flock_size,
             duplicate_user_status=duplicate_user_status,
             clock=clock or utc_now,
-            max_page_size=max_page_size,
-            user_listing=user_listing,
-            business_plan=business_plan,
+            max_page_size=_check_times(max_page_size, "max_page_size"),
+            user_listing=_check_switch(user_listing, "user_listing"),
+            business_plan=_check_switch(business_plan, "business_plan"),
         )
         self._traffic = Traffic()
         self._server: EmulatorHTTPServer | None = None
@@ -289,7 +287,7 @@ class MotherDuckEmulator:
 
     @max_page_size.setter
     def max_page_size(self, value: int) -> None:
-        self._state.max_page_size = _check_page_size(value)
+        self._state.max_page_size = _check_times(value, "max_page_size")
 
     @property
     def user_listing(self) -> bool:
@@ -442,10 +440,6 @@ def _check_times(value: Any, name: str = "times") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer of at least 1, not {value!r}")
     return value
-
-
-def _check_page_size(value: Any) -> int:
-    return _check_times(value, "max_page_size")
 
 
 @contextmanager

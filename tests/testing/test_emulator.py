@@ -876,6 +876,10 @@ BAD_CONSTRUCTOR = [
     pytest.param({"duplicate_user_status": 500}, id="duplicate-status"),
     pytest.param({"admin_token": ""}, id="empty-token"),
     pytest.param({"admin_token": " tok"}, id="token-with-space"),
+    pytest.param({"control_key": ""}, id="empty-control-key"),
+    pytest.param({"max_page_size": 0}, id="page-size-0"),
+    pytest.param({"user_listing": "no"}, id="user-listing-not-bool"),
+    pytest.param({"business_plan": 1}, id="business-plan-not-bool"),
 ]
 
 
