@@ -22,20 +22,24 @@ from airflow_provider_motherduck.operators import (
     MotherDuckSetDucklingConfigOperator,
 )
 
-# Partial Duckling settings: the fields given are merged into each account's current config.
+# Partial Duckling settings: the fields given are merged into each account's current config. The
+# token types agree with service_accounts.json, so the bulk-onboarding example adopts these tokens.
 SERVICE_ACCOUNTS = [
     {
         "username": "etl_loader",
+        "token_type": "read_write",
         "read_write": {"instance_size": "jumbo"},
         "read_scaling": {"flock_size": 2},
     },
     {
         "username": "bi_dashboards",
+        "token_type": "read_scaling",  # dashboards only read
         "read_write": {"instance_size": "standard"},
         "read_scaling": {"instance_size": "standard", "flock_size": 8},
     },
     {
         "username": "ml_features",
+        "token_type": "read_write",
         "read_write": {"instance_size": "pulse"},
         "read_scaling": {"instance_size": "pulse", "flock_size": 1},
     },
@@ -74,7 +78,11 @@ with DAG(
         task_id="create_token", token_name=TOKEN_NAME, ttl=TOKEN_TTL
     ).expand_kwargs(
         [
-            {"username": account["username"], "variable_key": f"{VARIABLE_PREFIX}{account['username']}"}
+            {
+                "username": account["username"],
+                "token_type": account["token_type"],
+                "variable_key": f"{VARIABLE_PREFIX}{account['username']}",
+            }
             for account in SERVICE_ACCOUNTS
         ]
     )

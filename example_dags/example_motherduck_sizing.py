@@ -35,6 +35,7 @@ with DAG(
     schedule="0 2 * * *",
     start_date=datetime(2025, 1, 1),
     catchup=False,
+    max_active_runs=1,  # read, scale up, restore: two overlapping runs would restore each other's sizes
     render_template_as_native_obj=True,
     tags=["example", "motherduck"],
     doc_md=__doc__,

@@ -5,7 +5,8 @@
    Variable ``motherduck_token_backfill_bot`` (never to XCom or the logs).
 3. ``backfill`` stands for the job, which would connect with the secret from that Variable.
 4. ``list_tokens`` records the account's tokens before it goes (metadata only, kept in XCom).
-5. ``revoke_tokens`` revokes every token named ``backfill`` (a retried create may have made two).
+5. ``revoke_tokens`` revokes every token named ``backfill`` (a retried create may have made two)
+   and deletes the Variable with its delivery record, so no revoked secret lingers.
 6. ``delete_user`` deletes the account with all its data (irreversible).
 
 Steps 4 to 6 run even when the job failed (``trigger_rule="all_done"``), and are safe to re-run
@@ -71,6 +72,7 @@ with DAG(
         token_name=TOKEN_NAME,
         all_matching=True,
         missing_ok=True,
+        variable_key=VARIABLE_KEY,
         trigger_rule="all_done",
     )
     # [END howto_operator_motherduck_delete_token]

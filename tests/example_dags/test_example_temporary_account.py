@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.workflows.delivery import default_record_key
 from tests.operators.helpers import (
     SECRET_RE,
     DagRunRecord,
@@ -39,7 +40,15 @@ def test_temporary_account_is_created_used_and_removed(
     xcom = record.xcom()
     token_id = xcom[("create_token", -1)]["id"]
     assert [t["id"] for t in xcom[("list_tokens", -1)]] == [token_id]
-    assert xcom[("revoke_tokens", -1)] == {"username": "backfill_bot", "deleted": [token_id]}
+    assert xcom[("revoke_tokens", -1)] == {
+        "username": "backfill_bot",
+        "deleted": [token_id],
+        "variables_deleted": [
+            "motherduck_token_backfill_bot",
+            default_record_key(variable_key="motherduck_token_backfill_bot"),
+        ],
+    }
+    assert variable(airflow_db, "motherduck_token_backfill_bot") is None  # no revoked secret lingers
     assert xcom[("delete_user", -1)] == {"username": "backfill_bot", "deleted": True}
 
     writes = [(e.method, e.path) for e in emulator.journal if e.method != "GET"]
