@@ -58,8 +58,7 @@ def test_temporary_account_is_created_used_and_removed(
         ("DELETE", f"/v1/users/backfill_bot/tokens/{token_id}"),
         ("DELETE", "/v1/users/backfill_bot"),
     ]
-    secret = variable(airflow_db, "motherduck_token_backfill_bot")
-    assert secret is not None
+    (secret,) = [s["secret"] for s in emulator.issued_secrets() if s["id"] == token_id]
     assert not emulator.is_valid_token(secret)  # revoked with its account
     assert not any(SECRET_RE.search(text) for text in record.xcom_raw().values())
     assert leaked_secrets(printed, [secret, emulator.admin_token]) == []
