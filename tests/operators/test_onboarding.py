@@ -36,7 +36,7 @@ from airflow_provider_motherduck.workflows.delivery import (
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_accounts
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
-from tests.support import CONN_ENV, connection_json, delivered_id
+from tests.support import CONN_ENV, FakeVariables, connection_json, delivered_id
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -52,42 +52,6 @@ DECLARED: dict[str, Any] = {
     "read_scaling": {"flock_size": 2},
     "ttl": "90 days",
 }
-
-
-class FakeVariables:
-    """Airflow's Variable API in memory, counting writes."""
-
-    _NOTSET = object()
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.writes: list[str] = []
-        self.fail_on: set[str] = set()
-        self.refused: dict[str, int] = {}
-        self.count: dict[str, int] = {}
-
-    def refuse_write(self, key: str, nth: int) -> None:
-        """Fail the ``nth`` write of ``key`` from now on (1: the next one)."""
-        self.refused[key] = nth
-        self.count[key] = 0
-
-    def get(self, key: str, default: Any = _NOTSET, /) -> Any:  # keyword names differ by version
-        if key in self.values:
-            return self.values[key]
-        if default is self._NOTSET:
-            raise KeyError(key)
-        return default
-
-    def set(self, key: str, value: str, description: str | None = None, serialize_json: bool = False) -> None:
-        self.count[key] = self.count.get(key, 0) + 1
-        if key in self.fail_on or self.refused.get(key) == self.count[key]:
-            raise RuntimeError(f"the Variable backend refused {key}")
-        self.writes.append(f"set {key}")
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.writes.append(f"delete {key}")
-        self.values.pop(key, None)
 
 
 @pytest.fixture
