@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlsplit
@@ -25,8 +23,14 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckConflictError,
     MotherDuckNotFoundError,
     MotherDuckRouteNotFoundError,
-    MotherDuckSQLError,
 )
+from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
+from airflow_provider_motherduck.hooks.retry import (
+    RetryPolicy,
+    may_have_been_carried_out,
+    may_have_reached_server,
+)
+from airflow_provider_motherduck.hooks.transport import Answer, send
 from airflow_provider_motherduck.validation import (
     check_duckling_config,
     check_duckling_half,
@@ -46,6 +50,15 @@ if TYPE_CHECKING:
 # requests is imported on first call, not at module import: DAG files import this module at
 # every parse, and requests alone costs more than the rest of the provider.
 
+__all__ = [
+    "ActiveAccount",
+    "CreatedToken",
+    "CurrentUser",
+    "DucklingConfig",
+    "MotherDuckHook",
+    "TokenInfo",
+]
+
 log = logging.getLogger(__name__)
 
 TOKEN_ENV_VAR = "MOTHERDUCK_TOKEN"
@@ -53,9 +66,6 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRY_LIMIT = 3
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_RETRY_WAIT = 60.0
-# 5xx answers worth another try; retried only for methods that are safe to repeat.
-_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
-_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
 
 
 class _TokenRequired(TypedDict):
@@ -102,20 +112,6 @@ class ActiveAccount(TypedDict):
 
     username: str
     ducklings: list[Duckling]
-
-
-class CurrentUser(TypedDict):
-    """Who a token belongs to, as MotherDuck's ``md_user_info()`` tells it."""
-
-    user_id: str
-    username: str
-    org_id: str
-    org_name: str
-    org_type: str
-    region: str
-
-
-CURRENT_USER_FIELDS = tuple(CurrentUser.__annotations__)
 
 
 @dataclass(frozen=True)
@@ -238,81 +234,74 @@ class MotherDuckHook(BaseHook):
 
     # -- the one request path -------------------------------------------------------------------
 
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """When and how long to wait before another try (from the settings and ``max_retry_wait``)."""
+        settings = self.settings
+        return RetryPolicy(settings.retry_limit, settings.retry_delay, self.max_retry_wait)
+
     def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """Send one API call with retries; return the decoded JSON answer or raise a MotherDuck error."""
-        import requests
-
-        settings = self.settings
-        url = settings.base_url + path
+        url = self.settings.base_url + path
+        policy = self.retry_policy
         attempt = 0
-        carried_out = False  # whether a failed attempt may still have been carried out
+        carried_out = False  # whether an earlier attempt may have been carried out
         while True:
-            started = time.monotonic()
-            try:
-                response = self.session.request(method, url, json=body, timeout=settings.timeout)
-            except requests.RequestException as err:
-                reached = _may_have_reached_server(err)
-                if attempt < settings.retry_limit and (not reached or method in _IDEMPOTENT):
-                    attempt += 1
-                    carried_out = carried_out or reached
-                    self._wait(method, path, type(err).__name__, self._backoff(attempt), attempt)
-                    continue
-                raise MotherDuckAPIError(
-                    _network_message(err, reached, method), method=method, path=path
-                ) from None
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "MotherDuck %s %s -> %s in %.0f ms",
-                    method,
-                    path,
-                    response.status_code,
-                    (time.monotonic() - started) * 1000,
-                )
-            status = response.status_code
-            if status < 400:
-                return _decode(response, method, path)
-            retryable = status == 429 or (status in _RETRYABLE_5XX and method in _IDEMPOTENT)
-            if retryable and attempt < settings.retry_limit:
-                attempt += 1
-                carried_out = carried_out or status != 429
-                wait = _retry_after(response.headers.get("Retry-After"))
-                self._wait(
-                    method, path, str(status), self._backoff(attempt) if wait is None else wait, attempt
-                )
-                continue
-            error = self._error(response, method, path)
-            if method == "DELETE" and carried_out and isinstance(error, MotherDuckNotFoundError):
-                # The earlier attempt deleted it and only its answer was lost.
-                log.info("MotherDuck DELETE %s: gone on retry, so the earlier attempt was carried out", path)
-                return None
-            raise error
+            attempt += 1
+            outcome = self._send(method, url, path, body)
+            if isinstance(outcome, Answer) and outcome.status < 400:
+                return _decode(outcome, method, path)
+            wait = policy.wait_before_retry(method, attempt, outcome, carried_out)
+            if wait is None:
+                error = self._error(outcome, method, path)
+                if method == "DELETE" and carried_out and isinstance(error, MotherDuckNotFoundError):
+                    # The earlier attempt deleted it and only its answer was lost.
+                    log.info(
+                        "MotherDuck DELETE %s: gone on retry, so the earlier attempt was carried out", path
+                    )
+                    return None
+                raise error
+            log.warning(
+                "MotherDuck %s %s failed (%s); retry %d of %d in %.2f s",
+                method,
+                path,
+                _cause(outcome),
+                attempt,
+                policy.retry_limit,
+                wait,
+            )
+            self._sleep(wait)
+            carried_out = carried_out or may_have_been_carried_out(outcome)
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: between half and all of ``delay * 2**(attempt-1)``."""
-        ceiling = self.settings.retry_delay * 2 ** (attempt - 1)
-        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+    def _send(
+        self, method: str, url: str, path: str, body: Mapping[str, Any] | None
+    ) -> Answer | requests.RequestException:
+        started = time.monotonic()
+        outcome = send(self.session, method, url, body, self.settings.timeout)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "MotherDuck %s %s -> %s in %.0f ms",
+                method,
+                path,
+                _cause(outcome),
+                (time.monotonic() - started) * 1000,
+            )
+        return outcome
 
-    def _wait(self, method: str, path: str, cause: str, wait: float, attempt: int) -> None:
-        wait = min(max(wait, 0.0), self.max_retry_wait)
-        log.warning(
-            "MotherDuck %s %s failed (%s); retry %d of %d in %.2f s",
-            method,
-            path,
-            cause,
-            attempt,
-            self.settings.retry_limit,
-            wait,
-        )
-        self._sleep(wait)
-
-    def _error(self, response: requests.Response, method: str, path: str) -> MotherDuckAPIError:
-        payload = _decode_error(response)
-        status = response.status_code
+    def _error(
+        self, outcome: Answer | requests.RequestException, method: str, path: str
+    ) -> MotherDuckAPIError:
+        if not isinstance(outcome, Answer):
+            return MotherDuckAPIError(
+                _network_message(outcome, may_have_reached_server(outcome), method), method=method, path=path
+            )
+        payload = _decode_error(outcome)
+        status = outcome.status
         fields: dict[str, Any] = {"status_code": status, "method": method, "path": path}
         code: str | None = None
         issues: list[dict[str, Any]] = []
         if payload is None:  # not MotherDuck's JSON: a proxy, a gateway, or the wrong host
-            message = response.text.strip()[:200] or response.reason
+            message = _text(outcome)[:200] or outcome.reason
             if status == 404:
                 return MotherDuckRouteNotFoundError(
                     f"no such route ({message!r}): the connection's API URL {self.settings.base_url!r} is "
@@ -433,24 +422,12 @@ class MotherDuckHook(BaseHook):
         Opens DuckDB on ``md:`` with the token in the ``motherduck_token`` config option (never in
         the connection string), runs ``FROM md_user_info()`` and closes the connection. Needs the
         ``duckdb`` extra. A caller may pass an open DuckDB ``connection`` instead; it is left open.
-        Raises ``MotherDuckSQLError`` when the answer does not come from MotherDuck.
+        Raises ``MotherDuckSQLError`` when the answer does not come from MotherDuck. See
+        :mod:`~airflow_provider_motherduck.hooks.current_user`.
         """
         if connection is not None:
-            return _read_user_info(connection)
-        try:
-            import duckdb
-        except ImportError:
-            raise MotherDuckConfigError(
-                "get_current_user needs DuckDB: pip install 'airflow-provider-motherduck[duckdb]'"
-            ) from None
-        try:
-            con = duckdb.connect("md:", config={"motherduck_token": self.settings.token})
-        except duckdb.Error as err:
-            raise MotherDuckSQLError(f"could not open a MotherDuck session: {type(err).__name__}") from None
-        try:
-            return _read_user_info(con)
-        finally:
-            con.close()
+            return read_user_info(connection)
+        return current_user(self.settings.token)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with a cheap read-only admin call; used by the UI's Test button."""
@@ -533,83 +510,49 @@ def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: 
     return raw
 
 
-def _read_user_info(con: duckdb.DuckDBPyConnection) -> CurrentUser:
-    import duckdb
-
-    try:
-        cursor = con.execute("FROM md_user_info()")
-        columns = [d[0] for d in cursor.description or ()]
-        rows = cursor.fetchall()
-    except duckdb.Error:
-        try:
-            local = con.execute("SELECT current_user").fetchone()
-        except duckdb.Error:
-            local = None
-        raise MotherDuckSQLError(
-            "not a MotherDuck session: md_user_info() does not exist, so this DuckDB is not connected to "
-            f"MotherDuck (its current_user, {local[0] if local else None!r}, is a local default user, "
-            "not a MotherDuck user)"
-        ) from None
-    missing = [f for f in CURRENT_USER_FIELDS if f not in columns]
-    if len(rows) != 1 or missing:
-        raise MotherDuckSQLError(
-            f"md_user_info() answered {len(rows)} row(s) with columns {columns}; expected one row with "
-            f"{', '.join(CURRENT_USER_FIELDS)}"
-        )
-    info = dict(zip(columns, rows[0], strict=True))
-    user: CurrentUser = {f: str(info[f]) for f in CURRENT_USER_FIELDS}  # type: ignore[assignment]
-    return user
-
-
-def _decode(response: requests.Response, method: str, path: str) -> Any:
-    if not response.content:
+def _decode(answer: Answer, method: str, path: str) -> Any:
+    if not answer.body:
         return {}
     try:
-        answer = response.json()
+        decoded = json.loads(answer.body)
     except ValueError:
         raise MotherDuckAPIError(
-            f"the answer is not JSON ({response.text.strip()[:80]!r}): the connection's API URL is "
+            f"the answer is not JSON ({_text(answer)[:80]!r}): the connection's API URL is "
             "probably not MotherDuck's API",
-            status_code=response.status_code,
+            status_code=answer.status,
             method=method,
             path=path,
         ) from None
-    if isinstance(answer, dict) and isinstance(answer.get("token"), str):
-        mask_secret(answer["token"])  # the secret of a new token: masked before anything logs it
-    return answer
+    if isinstance(decoded, dict) and isinstance(decoded.get("token"), str):
+        mask_secret(decoded["token"])  # the secret of a new token: masked before anything logs it
+    return decoded
 
 
-def _decode_error(response: requests.Response) -> tuple[str, str, list[dict[str, Any]]] | None:
+def _decode_error(answer: Answer) -> tuple[str, str, list[dict[str, Any]]] | None:
     """MotherDuck's ``code``, ``message`` and ``issues``, or ``None`` if the body is not its JSON."""
     try:
-        body = response.json()
+        body = json.loads(answer.body)
     except ValueError:
         return None
     if not isinstance(body, dict) or not ("code" in body or "message" in body):
         return None
     issues = [i if isinstance(i, dict) else {"message": str(i)} for i in body.get("issues") or []]
-    message = str(body.get("message") or response.reason or "")
+    message = str(body.get("message") or answer.reason or "")
     return str(body.get("code") or ""), message, issues
+
+
+def _text(answer: Answer) -> str:
+    return answer.body.decode("utf-8", "replace").strip()
+
+
+def _cause(outcome: Answer | requests.RequestException) -> str:
+    """How an attempt ended, for a log line: the status, or the error's class."""
+    return str(outcome.status) if isinstance(outcome, Answer) else type(outcome).__name__
 
 
 def _names_duplicate(message: str, issues: list[dict[str, Any]]) -> bool:
     text = " ".join([message, *(str(i.get("message", "")) for i in issues)]).lower()
     return "unique constraint" in text or "already exists" in text
-
-
-def _may_have_reached_server(err: requests.RequestException) -> bool:
-    """False only when the request surely never left: connecting failed or timed out."""
-    import requests
-
-    if isinstance(err, requests.ConnectTimeout):
-        return False
-    if isinstance(err, requests.ConnectionError):
-        reason = getattr(err.args[0], "reason", None) if err.args else None
-        return not (
-            type(reason).__name__ in ("NewConnectionError", "NameResolutionError")
-            or "NewConnectionError" in repr(reason)
-        )
-    return not isinstance(err, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema))
 
 
 def _network_message(err: requests.RequestException, reached: bool, method: str) -> str:
@@ -623,21 +566,3 @@ def _network_message(err: requests.RequestException, reached: bool, method: str)
             "or token was created before running again"
         )
     return text
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
