@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import math
 import os
@@ -18,18 +17,12 @@ from airflow_provider_motherduck import CONN_FIELDS, DEFAULT_API_URL, UI_FIELD_B
 from airflow_provider_motherduck._compat import AIRFLOW_VERSION, BaseHook, legacy_form_widgets, mask_secret
 from airflow_provider_motherduck.exceptions import (
     MotherDuckAPIError,
-    MotherDuckAuthError,
     MotherDuckConfigError,
-    MotherDuckConflictError,
     MotherDuckNotFoundError,
-    MotherDuckRouteNotFoundError,
 )
+from airflow_provider_motherduck.hooks.answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
-from airflow_provider_motherduck.hooks.retry import (
-    RetryPolicy,
-    may_have_been_carried_out,
-    may_have_reached_server,
-)
+from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
 from airflow_provider_motherduck.hooks.transport import Answer, send
 from airflow_provider_motherduck.validation import (
     check_duckling_config,
@@ -105,6 +98,9 @@ class Duckling(TypedDict):
     id: str
     type: str
     status: str
+
+
+DUCKLING_HALVES = tuple(DucklingConfig.__annotations__)
 
 
 class ActiveAccount(TypedDict):
@@ -240,8 +236,22 @@ class MotherDuckHook(BaseHook):
         settings = self.settings
         return RetryPolicy(settings.retry_limit, settings.retry_delay, self.max_retry_wait)
 
-    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """Send one API call with retries; return the decoded JSON answer or raise a MotherDuck error."""
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        expect: tuple[str, ...] = (),
+        advice: Mapping[int, str] | None = None,
+        if_maybe_done: str = "",
+    ) -> Any:
+        """Send one API call with retries; return the decoded JSON answer or raise a MotherDuck error.
+
+        ``expect``: keys the answer must have; ``advice``: a hint for the error of an answer with
+        that status; ``if_maybe_done``: how to find out whether a failed POST was carried out.
+        """
+        call = Call(method, path, expect, advice or {}, if_maybe_done)
         url = self.settings.base_url + path
         policy = self.retry_policy
         attempt = 0
@@ -250,10 +260,10 @@ class MotherDuckHook(BaseHook):
             attempt += 1
             outcome = self._send(method, url, path, body)
             if isinstance(outcome, Answer) and outcome.status < 400:
-                return _decode(outcome, method, path)
+                return decode(call, outcome)
             wait = policy.wait_before_retry(method, attempt, outcome, carried_out)
             if wait is None:
-                error = self._error(outcome, method, path)
+                error = failure(call, outcome, attempt, carried_out, self._where)
                 if method == "DELETE" and carried_out and isinstance(error, MotherDuckNotFoundError):
                     # The earlier attempt deleted it and only its answer was lost.
                     log.info(
@@ -288,55 +298,26 @@ class MotherDuckHook(BaseHook):
             )
         return outcome
 
-    def _error(
-        self, outcome: Answer | requests.RequestException, method: str, path: str
-    ) -> MotherDuckAPIError:
-        if not isinstance(outcome, Answer):
-            return MotherDuckAPIError(
-                _network_message(outcome, may_have_reached_server(outcome), method), method=method, path=path
-            )
-        payload = _decode_error(outcome)
-        status = outcome.status
-        fields: dict[str, Any] = {"status_code": status, "method": method, "path": path}
-        code: str | None = None
-        issues: list[dict[str, Any]] = []
-        if payload is None:  # not MotherDuck's JSON: a proxy, a gateway, or the wrong host
-            message = _text(outcome)[:200] or outcome.reason
-            if status == 404:
-                return MotherDuckRouteNotFoundError(
-                    f"no such route ({message!r}): the connection's API URL {self.settings.base_url!r} is "
-                    "probably wrong, or this endpoint is not offered there",
-                    **fields,
-                )
-        else:
-            code, message, issues = payload
-            fields.update(code=code, issues=issues)
-        conn = self._conn_label
-        if status == 401:
-            message += (
-                f" | The token of {conn} was rejected: it is wrong, expired or revoked. "
-                "Put a valid read/write token of an Admin user in the connection's password."
-            )
-            return MotherDuckAuthError(message, **fields)
-        if status == 403:
-            message += (
-                f" | The token of {conn} is valid but not allowed to do this: admin calls need "
-                "a read/write (not read_scaling) token of a user with the Admin role, and an admin may only "
-                "manage service accounts and itself."
-            )
-            return MotherDuckAuthError(message, **fields)
-        if status == 404 and code == "NOT_FOUND":
-            return MotherDuckNotFoundError(message, **fields)
-        if code is not None and (status == 409 or (status == 400 and _names_duplicate(message, issues))):
-            return MotherDuckConflictError(message, **fields)
-        return MotherDuckAPIError(message, **fields)
+    @property
+    def _where(self) -> Where:
+        settings = self.settings
+        return Where(self._conn_label, settings.base_url, settings.timeout)
 
     # -- endpoints ----------------------------------------------------------------------------
 
     def create_user(self, username: str) -> dict[str, str]:
         """Create a service account. Raises ``MotherDuckConflictError`` if it exists already."""
         name = check_new_username(username)
-        result: dict[str, str] = self._request("POST", "/v1/users", {"username": name})
+        result: dict[str, str] = self._request(
+            "POST",
+            "/v1/users",
+            {"username": name},
+            expect=("username",),
+            if_maybe_done=(
+                f"the user {name!r} may have been created: list its tokens or the users to find out "
+                "(creating it again fails with a conflict; operators take exists_ok=True)"
+            ),
+        )
         return result
 
     def delete_user(self, username: str, *, missing_ok: bool = False) -> bool:
@@ -363,15 +344,25 @@ class MotherDuckHook(BaseHook):
         seconds = parse_ttl(ttl)
         if seconds is not None:
             body["ttl"] = seconds
+        user = check_username(username)
         result: CreatedToken = self._request(
-            "POST", f"/v1/users/{_seg(check_username(username))}/tokens", body
+            "POST",
+            f"/v1/users/{_seg(user)}/tokens",
+            body,
+            expect=("id",),
+            if_maybe_done=(
+                f"the token may have been created: list the tokens of {user!r} and look for one named "
+                f"{body['name']!r} (its secret is lost: revoke it by its id) before creating another"
+            ),
         )
         return result
 
     def list_tokens(self, username: str) -> list[TokenInfo]:
         """Every token of a user (metadata only: MotherDuck never shows a secret twice)."""
-        answer = self._request("GET", f"/v1/users/{_seg(check_username(username))}/tokens")
-        tokens: list[TokenInfo] = answer.get("tokens", [])
+        answer = self._request(
+            "GET", f"/v1/users/{_seg(check_username(username))}/tokens", expect=("tokens",)
+        )
+        tokens: list[TokenInfo] = answer["tokens"]
         return tokens
 
     def delete_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
@@ -383,14 +374,16 @@ class MotherDuckHook(BaseHook):
 
     def get_duckling_config(self, username: str) -> DucklingConfig:
         """A user's Duckling settings (instance sizes, flock size, cooldowns)."""
-        config: DucklingConfig = self._request("GET", f"/v1/users/{_seg(check_username(username))}/instances")
+        config: DucklingConfig = self._request(
+            "GET", f"/v1/users/{_seg(check_username(username))}/instances", expect=DUCKLING_HALVES
+        )
         return config
 
     def set_duckling_config(self, username: str, config: Mapping[str, Any]) -> DucklingConfig:
         """Replace a user's whole Duckling config (both halves needed)."""
         body = {"config": check_duckling_config(config)}
         result: DucklingConfig = self._request(
-            "PUT", f"/v1/users/{_seg(check_username(username))}/instances", body
+            "PUT", f"/v1/users/{_seg(check_username(username))}/instances", body, expect=DUCKLING_HALVES
         )
         return result
 
@@ -413,7 +406,9 @@ class MotherDuckHook(BaseHook):
 
     def list_active_accounts(self) -> list[ActiveAccount]:
         """Accounts with running Ducklings (``active`` or ``cooldown``); not a list of users."""
-        accounts: list[ActiveAccount] = self._request("GET", "/v1/active_accounts").get("accounts", [])
+        accounts: list[ActiveAccount] = self._request("GET", "/v1/active_accounts", expect=("accounts",))[
+            "accounts"
+        ]
         return accounts
 
     def get_current_user(self, connection: duckdb.DuckDBPyConnection | None = None) -> CurrentUser:
@@ -510,59 +505,6 @@ def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: 
     return raw
 
 
-def _decode(answer: Answer, method: str, path: str) -> Any:
-    if not answer.body:
-        return {}
-    try:
-        decoded = json.loads(answer.body)
-    except ValueError:
-        raise MotherDuckAPIError(
-            f"the answer is not JSON ({_text(answer)[:80]!r}): the connection's API URL is "
-            "probably not MotherDuck's API",
-            status_code=answer.status,
-            method=method,
-            path=path,
-        ) from None
-    if isinstance(decoded, dict) and isinstance(decoded.get("token"), str):
-        mask_secret(decoded["token"])  # the secret of a new token: masked before anything logs it
-    return decoded
-
-
-def _decode_error(answer: Answer) -> tuple[str, str, list[dict[str, Any]]] | None:
-    """MotherDuck's ``code``, ``message`` and ``issues``, or ``None`` if the body is not its JSON."""
-    try:
-        body = json.loads(answer.body)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or not ("code" in body or "message" in body):
-        return None
-    issues = [i if isinstance(i, dict) else {"message": str(i)} for i in body.get("issues") or []]
-    message = str(body.get("message") or answer.reason or "")
-    return str(body.get("code") or ""), message, issues
-
-
-def _text(answer: Answer) -> str:
-    return answer.body.decode("utf-8", "replace").strip()
-
-
 def _cause(outcome: Answer | requests.RequestException) -> str:
     """How an attempt ended, for a log line: the status, or the error's class."""
     return str(outcome.status) if isinstance(outcome, Answer) else type(outcome).__name__
-
-
-def _names_duplicate(message: str, issues: list[dict[str, Any]]) -> bool:
-    text = " ".join([message, *(str(i.get("message", "")) for i in issues)]).lower()
-    return "unique constraint" in text or "already exists" in text
-
-
-def _network_message(err: requests.RequestException, reached: bool, method: str) -> str:
-    import requests
-
-    kind = "timed out" if isinstance(err, requests.Timeout) else "connection failed"
-    text = f"{kind} ({type(err).__name__})"
-    if reached and method == "POST":
-        text += (
-            "; the request may have reached MotherDuck, so it was not repeated: check whether the user "
-            "or token was created before running again"
-        )
-    return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import socket
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -112,7 +113,9 @@ def test_a_secret_given_as_token_id_goes_nowhere(hook: MotherDuckHook, emulator:
     emulator.add_user("etl_bot")
     secret = emulator.add_token("etl_bot", "t")["token"]
     emulator.clear_journal()
-    with pytest.raises(ValueError, match=r"token_id \(a str of \d+ characters, not shown.*\) is invalid") as info:
+    with pytest.raises(
+        ValueError, match=r"token_id \(a str of \d+ characters, not shown.*\) is invalid"
+    ) as info:
         hook.delete_token("etl_bot", secret)
     assert secret not in str(info.value)
     assert emulator.journal == []
@@ -461,6 +464,53 @@ def test_post_is_not_retried_on_5xx(status: int, hook: MotherDuckHook, emulator:
     assert emulator.users().count("etl_bot") == 1  # processed once, never twice
 
 
+@pytest.mark.parametrize("fault", [{"status": 500}, {"drop": True}], ids=["500", "dropped"])
+def test_a_create_token_that_may_have_been_carried_out_says_how_to_find_it(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fault: dict[str, Any]
+) -> None:
+    """The real-scheduler defect: MotherDuck created the token, then the answer was lost."""
+    emulator.add_user("etl_bot")
+    emulator.inject("POST", "/v1/users/etl_bot/tokens", after=True, **fault)
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.create_token("etl_bot", "nightly")
+    err = info.value
+    assert err.maybe_carried_out is True
+    assert (
+        "the token may have been created: list the tokens of 'etl_bot' and look for one named 'nightly'"
+        in str(err)
+    )
+    (created,) = emulator.tokens("etl_bot")  # created once, not repeated
+    assert created["name"] == "nightly"
+    copy = pickle.loads(pickle.dumps(err))  # Airflow pickles task errors
+    assert (type(copy), copy.maybe_carried_out, str(copy)) == (type(err), True, str(err))
+    assert emulator.admin_token not in str(err) + repr(err)
+
+
+@pytest.mark.parametrize("fault", [{"status": 503}, {"drop": True}], ids=["503", "dropped"])
+def test_a_create_user_that_may_have_been_carried_out_says_how_to_find_it(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fault: dict[str, Any]
+) -> None:
+    emulator.inject("POST", "/v1/users", after=True, **fault)
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.create_user("etl_bot")
+    assert info.value.maybe_carried_out is True
+    assert "the user 'etl_bot' may have been created: list its tokens or the users" in str(info.value)
+    assert emulator.users().count("etl_bot") == 1
+
+
+def test_a_refused_create_was_not_carried_out(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    """A throttled POST, retried until the retries run out, created nothing: the flag says so."""
+    emulator.inject("POST", "/v1/users", status=429, times=10)
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.create_user("etl_bot")
+    assert (info.value.status_code, info.value.maybe_carried_out) == (429, False)
+    assert "may have been created" not in str(info.value)
+    assert "throttled this call on all 4 attempts: try again later" in str(info.value)
+    assert "etl_bot" not in emulator.users()
+
+
 def test_post_is_not_repeated_after_a_dropped_answer(
     hook: MotherDuckHook, emulator: MotherDuckEmulator
 ) -> None:
@@ -525,7 +575,7 @@ def test_connection_refused_is_retried_even_for_post(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv(CONN_ENV, connection_json(f"http://127.0.0.1:{port}", "mdt_x_0123456789"))
-    with pytest.raises(MotherDuckAPIError, match="connection failed") as info:
+    with pytest.raises(MotherDuckAPIError, match="could not connect") as info:
         MotherDuckHook(retry_limit=2, retry_delay=0.01, sleep=fake_sleep).create_user("etl_bot")
     assert info.value.status_code is None
     assert len(fake_sleep.waits) == 2
