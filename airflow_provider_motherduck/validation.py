@@ -73,16 +73,32 @@ def _username(field: str, value: Any, allowed: str) -> str:
     return name
 
 
+def check_path_segment(value: Any, field: str) -> str:
+    """Return ``value`` if it can be one segment of an API path: a string, not empty, ``.`` or ``..``.
+
+    Percent-encoding leaves those three as they are, and HTTP clients drop or resolve them
+    (``/v1/users/..`` becomes ``/v1/``), so the request would reach another route.
+    """
+    allowed = "a non-empty string other than '.' and '..'"
+    if not isinstance(value, str):
+        raise invalid(field, value, f"expected a string, got {type(value).__name__}", allowed)
+    if value in ("", ".", ".."):
+        raise invalid(field, value, "as a path segment it would reach another route", allowed)
+    return value
+
+
 def check_username(username: Any, field: str = "username") -> str:
     """Return ``username`` if it can name an existing user (the path segment is percent-encoded).
 
     Human users' names need not follow the service-account rule of :func:`check_new_username`.
     """
-    allowed = f"1 to {USERNAME_MAX_LENGTH} characters, no surrounding spaces or control characters"
+    allowed = (
+        f"1 to {USERNAME_MAX_LENGTH} characters, no surrounding spaces or control characters, not '.' or '..'"
+    )
     name = _username(field, username, allowed)
     if name != name.strip() or not name.isprintable():
         raise invalid(field, name, "it has surrounding spaces or control characters", allowed)
-    return name
+    return check_path_segment(name, field)
 
 
 def check_new_username(username: Any, field: str = "username") -> str:

@@ -20,7 +20,7 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckConfigError,
     MotherDuckNotFoundError,
 )
-from airflow_provider_motherduck.hooks.answers import Call, Where, decode, failure
+from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
 from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
 from airflow_provider_motherduck.hooks.transport import Answer, send
@@ -28,6 +28,7 @@ from airflow_provider_motherduck.validation import (
     check_duckling_config,
     check_duckling_half,
     check_new_username,
+    check_path_segment,
     check_token_id,
     check_token_name,
     check_token_type,
@@ -322,7 +323,7 @@ class MotherDuckHook(BaseHook):
 
     def delete_user(self, username: str, *, missing_ok: bool = False) -> bool:
         """Delete a user and all their data (irreversible). ``False`` if missing and ``missing_ok``."""
-        return self._delete(f"/v1/users/{_seg(check_username(username))}", missing_ok)
+        return self._delete(_user_path(username), missing_ok)
 
     def create_token(
         self,
@@ -347,7 +348,7 @@ class MotherDuckHook(BaseHook):
         user = check_username(username)
         result: CreatedToken = self._request(
             "POST",
-            f"/v1/users/{_seg(user)}/tokens",
+            _user_path(user, "tokens"),
             body,
             expect=("id",),
             if_maybe_done=(
@@ -359,23 +360,21 @@ class MotherDuckHook(BaseHook):
 
     def list_tokens(self, username: str) -> list[TokenInfo]:
         """Every token of a user (metadata only: MotherDuck never shows a secret twice)."""
-        answer = self._request(
-            "GET", f"/v1/users/{_seg(check_username(username))}/tokens", expect=("tokens",)
-        )
+        answer = self._request("GET", _user_path(username, "tokens"), expect=("tokens",))
         tokens: list[TokenInfo] = answer["tokens"]
         return tokens
 
     def delete_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
         """Invalidate a token by its id. ``False`` if it was missing and ``missing_ok``."""
         return self._delete(
-            f"/v1/users/{_seg(check_username(username))}/tokens/{_seg(check_token_id(token_id))}",
+            _user_path(username, "tokens", _seg(check_token_id(token_id), "token_id")),
             missing_ok,
         )
 
     def get_duckling_config(self, username: str) -> DucklingConfig:
         """A user's Duckling settings (instance sizes, flock size, cooldowns)."""
         config: DucklingConfig = self._request(
-            "GET", f"/v1/users/{_seg(check_username(username))}/instances", expect=DUCKLING_HALVES
+            "GET", _user_path(username, "instances"), expect=DUCKLING_HALVES
         )
         return config
 
@@ -383,7 +382,10 @@ class MotherDuckHook(BaseHook):
         """Replace a user's whole Duckling config (both halves needed)."""
         body = {"config": check_duckling_config(config)}
         result: DucklingConfig = self._request(
-            "PUT", f"/v1/users/{_seg(check_username(username))}/instances", body, expect=DUCKLING_HALVES
+            "PUT",
+            _user_path(username, "instances"),
+            body,
+            expect=DUCKLING_HALVES,
         )
         return result
 
@@ -450,9 +452,14 @@ class MotherDuckHook(BaseHook):
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _seg(value: str) -> str:
-    """Percent-encode one path segment (``/`` included)."""
-    return quote(value, safe="")
+def _user_path(username: str, *more: str) -> str:
+    """``/v1/users/{username}``, the name checked and percent-encoded, then ``more`` segments."""
+    return "/".join(("/v1/users", _seg(check_username(username), "username"), *more))
+
+
+def _seg(value: str, field: str) -> str:
+    """One path segment, checked (not empty, ``.`` or ``..``) and percent-encoded (``/`` included)."""
+    return quote(check_path_segment(value, field), safe="")
 
 
 def _as_bool(value: Any, field: str) -> bool:
@@ -490,9 +497,23 @@ def _is_loopback(host: str) -> bool:
 def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: str) -> str:
     """The API root from the connection's host (default MotherDuck's); a bare host means https."""
     raw = (host or "").strip().rstrip("/") or DEFAULT_API_URL
+    # Not echoed when refused: credentials, a query or a pasted token would end up in the message.
+    problem = (
+        "contains whitespace or control characters"
+        if not raw.isprintable() or any(c.isspace() for c in raw)
+        else "carries a query or a fragment ('?', '#')"
+        if "?" in raw or "#" in raw
+        else ""
+    )
     if "://" not in raw:
         raw = f"https://{raw}"
     parts = urlsplit(raw)
+    if not problem and "@" in parts.netloc:
+        problem = "carries credentials ('user:password@'); the token goes in the connection's password"
+    if problem:
+        raise MotherDuckConfigError(
+            f"The API URL of {conn_label} {problem} (not shown). Allowed: https://host[:port][/path]."
+        )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise MotherDuckConfigError(f"The host {host!r} of {conn_label} is not an http(s) URL.")
     if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 # requests is imported on first call, not at module import: DAG files import the hook at every
 # parse, and requests alone costs more than the rest of the provider.
 
+#: The most of a success answer that is read (MotherDuck's own clients read no more).
+ANSWER_LIMIT = 16 * 2**20
+#: The most of an error answer that is read.
+ERROR_LIMIT = 2**20
+_CHUNK = 64 * 1024
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -25,6 +31,8 @@ class Answer:
     reason: str
     headers: Mapping[str, str]
     body: bytes
+    #: The limit in bytes that the body exceeded (then ``body`` is empty and was not read); else ``None``.
+    over_limit: int | None = None
 
     @property
     def content_type(self) -> str:
@@ -35,11 +43,35 @@ class Answer:
 def send(
     session: requests.Session, method: str, url: str, body: Mapping[str, Any] | None, timeout: float
 ) -> Answer | requests.RequestException:
-    """Send one request and read its answer; the error instead if sending or reading failed."""
+    """Send one request and read its answer, at most :data:`ANSWER_LIMIT` or :data:`ERROR_LIMIT`
+    of it; the error instead if sending or reading failed."""
     import requests
 
     try:
-        response = session.request(method, url, json=body, timeout=timeout)
+        response = session.request(method, url, json=body, timeout=timeout, stream=True)
+        try:
+            limit = ANSWER_LIMIT if response.status_code < 400 else ERROR_LIMIT
+            content = _read(response, limit)
+        finally:
+            response.close()  # releases the connection for reuse once the body was read whole
     except requests.RequestException as err:
         return err
-    return Answer(response.status_code, response.reason or "", response.headers, response.content)
+    reason = response.reason or ""
+    if content is None:
+        return Answer(response.status_code, reason, response.headers, b"", over_limit=limit)
+    return Answer(response.status_code, reason, response.headers, content)
+
+
+def _read(response: requests.Response, limit: int) -> bytes | None:
+    """The body, read as it streams in, or ``None`` as soon as it is known to exceed ``limit``."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks = []
+    size = 0
+    for chunk in response.iter_content(_CHUNK):  # decoded: a compressed body counts at its full size
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

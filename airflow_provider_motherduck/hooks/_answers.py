@@ -57,6 +57,10 @@ class Where:
 
 def decode(call: Call, answer: Answer) -> Any:
     """The JSON of a success answer, its secrets masked; raises if it is not what ``call`` expects."""
+    if answer.over_limit is not None:
+        raise _unreadable(
+            call, answer, f"the answer is larger than {_size(answer.over_limit)}, so it was not read"
+        )
     if not answer.body and call.method == "DELETE" and not call.expect:
         return {}  # MotherDuck answers {} or nothing to a delete
     if not answer.body:
@@ -134,7 +138,9 @@ def _answer_error(answer: Answer, where: Where) -> tuple[type[MotherDuckAPIError
     fields: dict[str, Any] = {"status_code": status}
     code: str | None = None
     issues: list[dict[str, Any]] = []
-    if payload is None:  # not MotherDuck's JSON: a proxy, a gateway, or the wrong host
+    if answer.over_limit is not None:
+        message = f"{answer.reason} (an error answer larger than {_size(answer.over_limit)}, not read)"
+    elif payload is None:  # not MotherDuck's JSON: a proxy, a gateway, or the wrong host
         message = answer.body.decode("utf-8", "replace").strip()[:200] or answer.reason
         if status == 404:
             return (
@@ -182,6 +188,10 @@ def _decode_error(answer: Answer) -> tuple[str, str, list[dict[str, Any]]] | Non
 def _names_duplicate(message: str, issues: list[dict[str, Any]]) -> bool:
     text = " ".join([message, *(str(i.get("message", "")) for i in issues)]).lower()
     return "unique constraint" in text or "already exists" in text
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
 
 
 def _describe_body(answer: Answer) -> str:
