@@ -23,7 +23,7 @@ from airflow_provider_motherduck.exceptions import (
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
 from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
-from airflow_provider_motherduck.hooks.transport import Answer, send
+from airflow_provider_motherduck.hooks.transport import Answer, new_session, send
 from airflow_provider_motherduck.validation import (
     check_duckling_config,
     check_duckling_half,
@@ -211,18 +211,18 @@ class MotherDuckHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook, with the auth and identity headers set."""
-        import requests
+        """One keep-alive session per hook, with the auth and identity headers set.
 
-        session = requests.Session()
-        session.headers.update(
-            {
-                "Authorization": f"Bearer {self.settings.token}",
-                "Accept": "application/json",
-                "User-Agent": f"airflow-provider-motherduck/{__version__} apache-airflow/{AIRFLOW_VERSION}",
-            }
-        )
-        return session
+        Proxy and CA bundle settings are read from the environment once, when the session opens
+        (see :func:`~airflow_provider_motherduck.hooks.transport.new_session`); ``close()`` and
+        the next call read them again.
+        """
+        headers = {
+            "Authorization": f"Bearer {self.settings.token}",
+            "Accept": "application/json",
+            "User-Agent": f"airflow-provider-motherduck/{__version__} apache-airflow/{AIRFLOW_VERSION}",
+        }
+        return new_session(self.settings.base_url, headers)
 
     def close(self) -> None:
         """Close the HTTP session (a new one opens on the next call)."""

@@ -6,6 +6,7 @@ hook); a failure to send is returned, not raised, so that one rule can decide wh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,29 @@ class Answer:
     def content_type(self) -> str:
         """The media type without parameters, lower case (``""`` if none was given)."""
         return self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
+
+def new_session(base_url: str, headers: Mapping[str, str]) -> requests.Session:
+    """A keep-alive session for ``base_url``, with the environment's proxy and CA settings read once.
+
+    ``requests`` reads ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` (and their lower
+    case forms), ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE`` and ``~/.netrc`` on every call. The
+    session reads the same variables for its one base URL when it is made, and then not again
+    (``trust_env`` off). So proxies keep working, a call costs no environment scan, and a
+    ``.netrc`` entry for the host can never replace the bearer token.
+    """
+    import requests
+    from requests.utils import get_environ_proxies
+
+    session = requests.Session()
+    session.trust_env = False
+    # Empty when NO_PROXY covers the host; "no" itself is not a proxy.
+    session.proxies = {k: v for k, v in get_environ_proxies(base_url).items() if k != "no"}
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.headers.update(headers)
+    return session
 
 
 def send(
