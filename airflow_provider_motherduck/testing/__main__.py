@@ -47,8 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="port to bind (0: any free port)")
     serve.add_argument("--admin-token", help="secret of the Admin's token (generated if left out)")
     serve.add_argument("--seed", type=Path, help="JSON file: users, duckling_configs, ducklings")
-    serve.add_argument("--info-file", type=Path, help='write {"url", "admin_token"} here once listening')
+    serve.add_argument(
+        "--info-file", type=Path, help='write {"url", "admin_token", "control_key"} here once listening'
+    )
+    serve.add_argument("--control-key", help="key of the /_emulator/ control API (generated if left out)")
     serve.add_argument("--max-flock-size", type=int, default=64, help="the plan's flock_size limit")
+    serve.add_argument("--max-page-size", type=int, default=500, help="the largest limit list-users accepts")
+    serve.add_argument("--no-user-listing", action="store_true", help="play an API without GET /v1/users")
+    serve.add_argument("--no-business-plan", action="store_true", help="embed sessions answer 403")
     serve.add_argument(
         "--duplicate-user-status",
         type=int,
@@ -80,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             max_flock_size=args.max_flock_size,
             duplicate_user_status=args.duplicate_user_status,
+            max_page_size=args.max_page_size,
+            user_listing=not args.no_user_listing,
+            business_plan=not args.no_business_plan,
+            control_key=args.control_key,
         )
         if args.seed is not None:
             emulator.load_seed(json.loads(args.seed.read_text(encoding="utf-8")))
@@ -89,8 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"MOTHERDUCK_EMULATOR_URL={emulator.url}", flush=True)
         print(f"MOTHERDUCK_EMULATOR_ADMIN_TOKEN={emulator.admin_token}", flush=True)
+        print(f"MOTHERDUCK_EMULATOR_CONTROL_KEY={emulator.control_key}", flush=True)
         if args.info_file is not None:
-            info = {"url": emulator.url, "admin_token": emulator.admin_token}
+            info = {
+                "url": emulator.url,
+                "admin_token": emulator.admin_token,
+                "control_key": emulator.control_key,
+            }
             _write_atomically(args.info_file, json.dumps(info))
         stop.wait()
     finally:

@@ -1,4 +1,4 @@
-"""The HTTP face of the emulator: the eight routes, auth, faults and the journal."""
+"""The HTTP face of the emulator: MotherDuck's routes, auth, faults, the journal; the control hook."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from airflow_provider_motherduck.testing.state import (
     DUPLICATE_USER_MESSAGE,
@@ -27,99 +27,183 @@ from airflow_provider_motherduck.testing.state import (
     check_config_body,
     check_create_token,
     check_create_user,
+    check_embed_session,
+    check_users_query,
     forbidden,
     new_secret,
+    require_admin,
+    require_member_viewer,
+    require_self_or_admin,
 )
 from airflow_provider_motherduck.testing.traffic import Fault, JournalEntry, Traffic, redact
 
-Action = Callable[[State, User, list[str], Any], Json]
 PARAM = "{}"
+CONTROL_PREFIX = "/_emulator/"
+CONTROL_KEY_HEADER = "X-Emulator-Control-Key"
 
 
-def _create_user(state: State, caller: User, params: list[str], body: Any) -> Json:
-    username = check_create_user(body)
-    if not state.add_user(username, admin=False):
-        if state.duplicate_user_status == 409:
+@dataclass(frozen=True)
+class Call:
+    """One authenticated request as a route's action sees it."""
+
+    state: State
+    traffic: Traffic
+    caller: User
+    params: list[str]
+    query: dict[str, list[str]]
+    body: Any
+
+
+Action = Callable[[Call], Json]
+# The control API (``/_emulator/...``): method, path after the prefix, query, JSON body, key
+# header -> status and JSON answer. Installed by the emulator; None serves no control API.
+ControlHandler = Callable[[str, str, dict[str, list[str]], Any, str | None], tuple[int, Json]]
+
+
+def _create_user(call: Call) -> Json:
+    username = check_create_user(call.body)
+    if not call.state.add_user(User(username, ("member",), service_account=True)):
+        if call.state.duplicate_user_status == 409:
             raise ApiError(409, "CONFLICT", f"User {username} already exists")
         raise bad_request(DUPLICATE_USER_MESSAGE)
     return {"username": username}
 
 
-def _delete_user(state: State, caller: User, params: list[str], body: Any) -> Json:
-    (username,) = params
-    if state.user(username).admin:
+def _delete_user(call: Call) -> Json:
+    (username,) = call.params
+    if not call.state.user(username).service_account:
         raise forbidden(f"User {username} is not a service account")
-    state.delete_user(username)
+    call.state.delete_user(username)
     return {"username": username}
 
 
-def _create_token(state: State, caller: User, params: list[str], body: Any) -> Json:
-    (username,) = params
-    name, ttl, token_type = check_create_token(body)
-    if state.user(username).admin and username != caller.username:
+def _create_token(call: Call) -> Json:
+    (username,) = call.params
+    name, ttl, token_type = check_create_token(call.body)
+    if not call.state.user(username).service_account and username != call.caller.username:
         raise forbidden(f"User {username} is not a service account")
-    token = state.add_token(username, name, ttl, token_type, new_secret())
+    token = call.state.add_token(username, name, ttl, token_type, new_secret())
     return {"token": token.secret, **token.metadata()}
 
 
-def _list_tokens(state: State, caller: User, params: list[str], body: Any) -> Json:
-    (username,) = params
-    return {"tokens": [t.metadata() for t in state.user(username).tokens.values()]}
+def _list_tokens(call: Call) -> Json:
+    (username,) = call.params
+    return {"tokens": [t.metadata() for t in call.state.user(username).tokens.values()]}
 
 
-def _delete_token(state: State, caller: User, params: list[str], body: Any) -> Json:
-    username, token_id = params
-    state.delete_token(username, token_id)
+def _delete_token(call: Call) -> Json:
+    username, token_id = call.params
+    call.state.delete_token(username, token_id)
     return {}
 
 
-def _get_instances(state: State, caller: User, params: list[str], body: Any) -> Json:
-    (username,) = params
-    return copy.deepcopy(state.user(username).config)
+def _get_instances(call: Call) -> Json:
+    (username,) = call.params
+    return copy.deepcopy(call.state.user(username).config)
 
 
-def _put_instances(state: State, caller: User, params: list[str], body: Any) -> Json:
-    (username,) = params
-    config = check_config_body(body, state.max_flock_size)
-    state.user(username).config = config
+def _put_instances(call: Call) -> Json:
+    (username,) = call.params
+    config = check_config_body(call.body, call.state.max_flock_size)
+    call.state.user(username).config = config
     return copy.deepcopy(config)
 
 
-def _active_accounts(state: State, caller: User, params: list[str], body: Any) -> Json:
-    return {"accounts": state.active_accounts()}
+def _active_accounts(call: Call) -> Json:
+    return {"accounts": call.state.active_accounts()}
+
+
+def _list_users(call: Call) -> Json:
+    query = check_users_query(call.query, call.state.max_page_size)
+    page = call.state.list_users(query)
+    if query.page_token is not None and call.traffic.take_repeat_cursor():
+        page["next_page_token"] = query.page_token
+    for action in call.traffic.listing_page_served():
+        action()
+    return page
+
+
+def _create_embed_session(call: Call) -> Json:
+    (dive_id,) = call.params
+    if not call.state.business_plan:
+        raise forbidden("Embedding Dives requires the Business plan; this organisation is on another plan")
+    request = check_embed_session(call.body)
+    return {"session": call.state.add_embed_session(dive_id, request)}
+
+
+def _always(state: State) -> bool:
+    return True
+
+
+def _user_listing(state: State) -> bool:
+    return state.user_listing
 
 
 @dataclass(frozen=True)
 class Route:
-    """One endpoint: ``PARAM`` segments are percent-decoded and passed to ``action``."""
+    """One endpoint: ``PARAM`` segments are percent-decoded and passed to ``action``.
+
+    ``permit`` checks the caller's roles (403); a route whose ``available`` is False answers the
+    plain-text 404 of a path MotherDuck has no route for.
+    """
 
     method: str
     pattern: tuple[str, ...]
     procedure: str
     action: Action
     has_body: bool = False
+    permit: Callable[[User, list[str]], None] = require_admin
+    available: Callable[[State], bool] = _always
 
 
 ROUTES = (
     Route("POST", ("v1", "users"), "users.createServiceAccount", _create_user, has_body=True),
+    Route(
+        "GET",
+        ("v1", "users"),
+        "users.listUsers",
+        _list_users,
+        permit=require_member_viewer,
+        available=_user_listing,
+    ),
     Route("DELETE", ("v1", "users", PARAM), "users.deleteUser", _delete_user),
     Route("POST", ("v1", "users", PARAM, "tokens"), "tokens.createToken", _create_token, has_body=True),
     Route("GET", ("v1", "users", PARAM, "tokens"), "tokens.listTokens", _list_tokens),
     Route("DELETE", ("v1", "users", PARAM, "tokens", PARAM), "tokens.deleteToken", _delete_token),
-    Route("GET", ("v1", "users", PARAM, "instances"), "ducklings.getConfig", _get_instances),
-    Route("PUT", ("v1", "users", PARAM, "instances"), "ducklings.setConfig", _put_instances, has_body=True),
+    Route(
+        "GET",
+        ("v1", "users", PARAM, "instances"),
+        "ducklings.getConfig",
+        _get_instances,
+        permit=require_self_or_admin,
+    ),
+    Route(
+        "PUT",
+        ("v1", "users", PARAM, "instances"),
+        "ducklings.setConfig",
+        _put_instances,
+        has_body=True,
+        permit=require_self_or_admin,
+    ),
     Route("GET", ("v1", "active_accounts"), "ducklings.activeAccounts", _active_accounts),
+    Route(
+        "POST",
+        ("v1", "dives", PARAM, "embed-session"),
+        "dives.createEmbedSession",
+        _create_embed_session,
+        has_body=True,
+    ),
 )
 
 
-def match_route(method: str, path: str) -> tuple[Route, list[str]] | None:
-    """The route and decoded parameters for a request path (query string removed)."""
+def match_route(method: str, path: str, state: State) -> tuple[Route, list[str]] | None:
+    """The available route and decoded parameters for a request path (query string removed)."""
     segments = path.split("/")
     if segments[0]:
         return None
     segments = segments[1:]
     for route in ROUTES:
-        if route.method != method or len(route.pattern) != len(segments):
+        if route.method != method or len(route.pattern) != len(segments) or not route.available(state):
             continue
         params: list[str] = []
         for want, got in zip(route.pattern, segments, strict=True):
@@ -189,7 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         srv = cast(EmulatorHTTPServer, self.server)
-        path = self.path.partition("?")[0]
+        path, _, query_string = self.path.partition("?")
+        query = parse_qs(query_string, keep_blank_values=True)
         raw = self._read_body()
         body: Any = None
         parsed = False
@@ -201,33 +286,52 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._answer(srv, entry, plain_answer(400, "Bad request framing"))
             return
+        if path.startswith(CONTROL_PREFIX) and srv.control is not None:
+            # The control API is not MotherDuck's: no faults, no journal.
+            if raw and not parsed:
+                self._send(json_answer(400, {"error": "the request body is not valid JSON"}))
+                return
+            key = self.headers.get(CONTROL_KEY_HEADER)
+            status, payload = srv.control(self.command, path[len(CONTROL_PREFIX) :], query, body, key)
+            self._send(json_answer(status, payload))
+            return
         fault = srv.traffic.take_fault(self.command, path)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
         if fault is None or not fault.answers:
-            self._answer(srv, entry, self._dispatch(srv.state, path, body, bool(raw), parsed))
+            self._answer(srv, entry, self._dispatch(srv, path, query, body, bool(raw), parsed))
             return
         if fault.after:
-            self._dispatch(srv.state, path, body, bool(raw), parsed)
+            self._dispatch(srv, path, query, body, bool(raw), parsed)
         entry = replace(entry, fault=True)
         if fault.status is None:  # a fault that answers without a status is a drop
             srv.traffic.record(entry)
             self.close_connection = True
             return
-        found = match_route(self.command, path)
+        found = match_route(self.command, path, srv.state)
         self._answer(srv, entry, fault_answer(fault, fault.status, found[0].procedure if found else None))
 
-    def _dispatch(self, state: State, path: str, body: Any, has_body: bool, parsed: bool) -> Answer:
-        found = match_route(self.command, path)
+    def _dispatch(
+        self,
+        srv: EmulatorHTTPServer,
+        path: str,
+        query: dict[str, list[str]],
+        body: Any,
+        has_body: bool,
+        parsed: bool,
+    ) -> Answer:
+        state = srv.state
+        found = match_route(self.command, path, state)
         if found is None:
             return plain_answer(404, "Not Found")
         route, params = found
         try:
             with state.lock:
                 caller = state.authenticate(self.headers.get("Authorization"))
+                route.permit(caller, params)
                 if route.has_body:
                     self._check_body(has_body, parsed)
-                return json_answer(200, route.action(state, caller, params, body))
+                return json_answer(200, route.action(Call(state, srv.traffic, caller, params, query, body)))
         except ApiError as err:
             return json_answer(err.status, err.body(route.procedure))
 
@@ -262,6 +366,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, srv: EmulatorHTTPServer, entry: JournalEntry, answer: Answer) -> None:
         """Journal first (a client that has its answer can read the journal), then send."""
         srv.traffic.record(replace(entry, status=answer.status))
+        self._send(answer)
+
+    def _send(self, answer: Answer) -> None:
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.data)))
@@ -276,9 +383,12 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, state: State, traffic: Traffic) -> None:
+    def __init__(
+        self, host: str, port: int, state: State, traffic: Traffic, control: ControlHandler | None = None
+    ) -> None:
         self.state = state
         self.traffic = traffic
+        self.control = control
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__((host, port), _Handler)

@@ -7,11 +7,12 @@ API notes, so that a client bug cannot be mirrored by the server.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -35,6 +36,14 @@ NEW_USER_CONFIG: dict[str, Any] = {
     "read_scaling": {"instance_size": "standard", "flock_size": 4, "cooldown_seconds": 60},
 }
 DUPLICATE_USER_MESSAGE = 'duplicate key value violates unique constraint "users_username_key"'
+ROLES = ("admin", "builder", "explorer", "member")
+MEMBER_VIEWERS = frozenset({"admin", "builder", "explorer"})  # member_management.view_all_members
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+SESSION_NAME_MAX = 255
+REQUIRED_RESOURCES_MAX_BYTES = 8_192
+INITIAL_STATE_MAX_BYTES = 65_536
+EMBED_SESSION_LIFETIME = timedelta(hours=24)
 
 Json = dict[str, Any]
 
@@ -264,6 +273,136 @@ def check_config_body(body: Any, max_flock_size: int) -> Json:
     return check_config(obj.get("config", _MISSING), ["config"], max_flock_size)
 
 
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: the measure of the embed-session size limits."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+@dataclass(frozen=True)
+class UsersQuery:
+    """A checked ``GET /v1/users`` query; a filter of None is not applied."""
+
+    limit: int
+    page_token: str | None
+    offset: int
+    service_account: bool | None
+    deprovisioned: bool | None
+
+
+def _query_int(issues: _Issues, raw: str | None, name: str, low: int, high: int | None) -> int | None:
+    if raw is None:
+        return None
+    if not re.fullmatch(r"[0-9]+", raw.strip()):
+        issues.add("invalid_type", [name], f"{name} must be an integer, received {raw!r}")
+        return None
+    value = int(raw)
+    if value < low:
+        issues.add("too_small", [name], f"{name} must be greater than or equal to {low}")
+    elif high is not None and value > high:
+        issues.add("too_big", [name], f"{name} must be less than or equal to {high}")
+    return value
+
+
+def _query_bool(issues: _Issues, raw: str | None, name: str) -> bool | None:
+    if raw is None:
+        return None
+    if raw in ("true", "false"):
+        return raw == "true"
+    issues.add("invalid_type", [name], f"{name} must be true or false, received {raw!r}")
+    return None
+
+
+def check_users_query(query: dict[str, list[str]], max_page_size: int) -> UsersQuery:
+    """The list-users query (first value of each parameter; unknown parameters ignored), or 400."""
+    first = {name: values[0] for name, values in query.items() if values}
+    issues = _Issues()
+    limit = _query_int(issues, first.get("limit"), "limit", 1, max_page_size)
+    offset = _query_int(issues, first.get("offset"), "offset", 0, None)
+    service_account = _query_bool(issues, first.get("is_service_account"), "is_service_account")
+    deprovisioned = _query_bool(issues, first.get("is_deprovisioned"), "is_deprovisioned")
+    page_token = first.get("page_token") or None
+    issues.raise_any()
+    return UsersQuery(
+        limit=min(DEFAULT_PAGE_SIZE, max_page_size) if limit is None else limit,
+        page_token=page_token,
+        offset=offset or 0,
+        service_account=service_account,
+        deprovisioned=deprovisioned,
+    )
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """A checked embed-session body (``session_hint`` already folded into ``session_name``)."""
+
+    username: str
+    session_name: str | None
+    version: int | None
+    required_resources: list[Json] | None
+    initial_state: Json | None
+
+
+def check_embed_session(body: Any) -> EmbedRequest:
+    """A valid ``POST /v1/dives/{id}/embed-session`` body, or 400 listing every problem."""
+    issues = _Issues()
+    obj = issues.body(
+        body, ("username", "session_name", "session_hint", "version", "required_resources", "initial_state")
+    )
+    username = issues.string(obj.get("username", _MISSING), ["username"], "Username", USERNAME_MAX)
+    session_name: str | None = None
+    if "session_name" in obj and "session_hint" in obj:
+        issues.add("custom", ["session_hint"], "session_hint is a deprecated alias of session_name: send one")
+    for key in ("session_name", "session_hint"):
+        if key in obj:
+            session_name = issues.string(obj[key], [key], "Session name", SESSION_NAME_MAX)
+    version = None
+    if "version" in obj:
+        version = issues.number(obj["version"], ["version"], 1, 2**31 - 1, integer=True)
+    resources = obj.get("required_resources")
+    if "required_resources" in obj:
+        if not isinstance(resources, list):
+            issues.add(
+                "invalid_type", ["required_resources"], f"Expected array, received {_type_name(resources)}"
+            )
+        else:
+            for i, item in enumerate(resources):
+                where = ["required_resources", str(i)]
+                part = issues.object(item, where, ("url", "alias"))
+                if part is not None:
+                    issues.string(
+                        part.get("url", _MISSING), [*where, "url"], "url", REQUIRED_RESOURCES_MAX_BYTES
+                    )
+                    if "alias" in part:
+                        issues.string(part["alias"], [*where, "alias"], "alias", REQUIRED_RESOURCES_MAX_BYTES)
+            if json_size(resources) > REQUIRED_RESOURCES_MAX_BYTES:
+                issues.add(
+                    "too_big",
+                    ["required_resources"],
+                    f"required_resources must be at most {REQUIRED_RESOURCES_MAX_BYTES} bytes as JSON",
+                )
+    initial_state = obj.get("initial_state")
+    if "initial_state" in obj:
+        if not isinstance(initial_state, dict):
+            issues.add(
+                "invalid_type", ["initial_state"], f"Expected object, received {_type_name(initial_state)}"
+            )
+        elif json_size(initial_state) > INITIAL_STATE_MAX_BYTES:
+            issues.add(
+                "too_big",
+                ["initial_state"],
+                f"initial_state must be at most {INITIAL_STATE_MAX_BYTES} bytes as JSON",
+            )
+    issues.raise_any()
+    assert username is not None
+    return EmbedRequest(
+        username,
+        session_name,
+        None if version is None else int(version),
+        copy.deepcopy(resources),
+        copy.deepcopy(initial_state),
+    )
+
+
 def iso_utc(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and a Z, as MotherDuck writes timestamps."""
     moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
@@ -303,31 +442,98 @@ class Token:
 
 @dataclass
 class User:
-    """A user: a human Admin, or a service account (a Member)."""
+    """A user: a human or a service account, with roles out of ``ROLES``."""
 
     username: str
-    admin: bool
+    roles: tuple[str, ...]
+    service_account: bool
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    deprovisioned: bool = False
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
     config: Json = field(default_factory=lambda: copy.deepcopy(NEW_USER_CONFIG))
     ducklings: list[dict[str, str]] = field(default_factory=list)
     tokens: dict[str, Token] = field(default_factory=dict)
+
+    @property
+    def admin(self) -> bool:
+        """Whether the user holds the Admin role."""
+        return "admin" in self.roles
+
+    def listing(self) -> Json:
+        """The user as ``GET /v1/users`` shows it."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "is_service_account": self.service_account,
+            "is_deprovisioned": self.deprovisioned,
+            "roles": list(self.roles),
+        }
+
+
+def check_roles(roles: Sequence[str]) -> tuple[str, ...]:
+    """Roles as a tuple: at least one, each out of ``ROLES``, none twice; ValueError otherwise."""
+    if isinstance(roles, str) or not roles or len(set(roles)) != len(roles):
+        raise ValueError(f"roles must be a non-empty list of distinct roles out of {list(ROLES)}")
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}; expected roles out of {list(ROLES)}")
+    return tuple(roles)
+
+
+def require_admin(caller: User, params: list[str]) -> None:
+    """Most of the admin API: the Admin role."""
+    if not caller.admin:
+        raise forbidden("The Admin role is required")
+
+
+def require_member_viewer(caller: User, params: list[str]) -> None:
+    """Listing users: the ``member_management.view_all_members`` privilege."""
+    if not MEMBER_VIEWERS.intersection(caller.roles):
+        raise forbidden(
+            "The member_management.view_all_members privilege is required (Admin, Builder or Explorer role)"
+        )
+
+
+def require_self_or_admin(caller: User, params: list[str]) -> None:
+    """A Duckling config: the Admin role, or the user's own (``params[0]``)."""
+    if params[0] != caller.username:
+        require_admin(caller, params)
 
 
 class State:
     """The organisation: users, their tokens, Duckling configs and running Ducklings.
 
     Every method that reads or writes takes ``lock``; callers may also hold it (it is
-    re-entrant) to make authentication and the action one step.
+    re-entrant) to make authentication and the action one step. The switches (``user_listing``,
+    ``business_plan``, ``max_page_size``) may be changed at any time.
     """
 
     def __init__(
-        self, *, max_flock_size: int, duplicate_user_status: int, clock: Callable[[], datetime]
+        self,
+        *,
+        max_flock_size: int,
+        duplicate_user_status: int,
+        clock: Callable[[], datetime],
+        max_page_size: int = MAX_PAGE_SIZE,
+        user_listing: bool = True,
+        business_plan: bool = True,
     ) -> None:
         self.lock = threading.RLock()
         self.max_flock_size = max_flock_size
         self.duplicate_user_status = duplicate_user_status
         self.clock = clock
+        self.max_page_size = max_page_size
+        self.user_listing = user_listing
+        self.business_plan = business_plan
         self._users: dict[str, User] = {}
         self._by_secret: dict[str, Token] = {}
+        self._cursors: dict[str, int] = {}
+        self._issued: list[Json] = []
 
     def user(self, username: str) -> User:
         """The user, or 404."""
@@ -342,12 +548,12 @@ class State:
         with self.lock:
             return list(self._users)
 
-    def add_user(self, username: str, *, admin: bool) -> bool:
-        """Create a user; False if the name is taken."""
+    def add_user(self, user: User) -> bool:
+        """Add a user; False if the name is taken."""
         with self.lock:
-            if username in self._users:
+            if user.username in self._users:
                 return False
-            self._users[username] = User(username, admin)
+            self._users[user.username] = user
             return True
 
     def delete_user(self, username: str) -> None:
@@ -359,7 +565,7 @@ class State:
             del self._users[username]
 
     def add_token(self, username: str, name: str, ttl: float | None, token_type: str, secret: str) -> Token:
-        """Create a token for an existing user."""
+        """Create a token for an existing user (recorded among the issued secrets)."""
         with self.lock:
             owner = self.user(username)
             created = self.clock()
@@ -367,6 +573,9 @@ class State:
             token = Token(str(uuid.uuid4()), name, secret, token_type, username, created, expires)
             owner.tokens[token.id] = token
             self._by_secret[secret] = token
+            self._issued.append(
+                {"kind": "token", "username": username, "id": token.id, "name": name, "secret": secret}
+            )
             return token
 
     def delete_token(self, username: str, token_id: str) -> None:
@@ -386,7 +595,7 @@ class State:
             return token
 
     def authenticate(self, authorization: str | None) -> User:
-        """The Admin behind a ``Bearer`` header, or 401/403."""
+        """The active user behind a read/write ``Bearer`` token, or 401/403 (roles are the route's)."""
         scheme, _, secret = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise unauthorized("Missing or malformed bearer token")
@@ -394,11 +603,11 @@ class State:
             token = self.live_token(secret.strip())
             if token is None:
                 raise unauthorized("Invalid or expired token")
+            caller = self._users[token.username]
+            if caller.deprovisioned:
+                raise unauthorized(f"User {caller.username} is deprovisioned")
             if token.token_type != "read_write":
                 raise forbidden("A read_scaling token cannot use the admin API")
-            caller = self._users[token.username]
-            if not caller.admin:
-                raise forbidden("The Admin role is required")
             return caller
 
     def active_accounts(self) -> list[Json]:
@@ -409,6 +618,68 @@ class State:
                 for u in self._users.values()
                 if u.ducklings
             ]
+
+    def list_users(self, query: UsersQuery) -> Json:
+        """One page of users, ordered by username; the cursor is an offset kept server-side."""
+        with self.lock:
+            if query.page_token is None:
+                start = query.offset
+            elif query.page_token in self._cursors:
+                start = self._cursors[query.page_token]
+            else:
+                raise ApiError(
+                    400,
+                    "BAD_REQUEST",
+                    "Invalid page_token",
+                    [{"code": "custom", "path": ["page_token"], "message": "Invalid page_token"}],
+                )
+            matching = [
+                u
+                for _, u in sorted(self._users.items())
+                if query.service_account in (None, u.service_account)
+                and query.deprovisioned in (None, u.deprovisioned)
+            ]
+            end = start + query.limit
+            cursor = None
+            if end < len(matching):
+                cursor = "pt_" + secrets.token_urlsafe(12)
+                self._cursors[cursor] = end
+            return {
+                "users": [u.listing() for u in matching[start:end]],
+                "total_count": len(matching),
+                "next_page_token": cursor,
+            }
+
+    def add_embed_session(self, dive_id: str, request: EmbedRequest) -> str:
+        """Issue an embed session for a service account (404/403 otherwise); returns the secret."""
+        with self.lock:
+            target = self.user(request.username)
+            if not target.service_account:
+                raise forbidden(f"User {request.username} is not a service account")
+            if target.deprovisioned:
+                raise forbidden(f"User {request.username} is deprovisioned")
+            secret = "mds_" + secrets.token_hex(24)
+            created = self.clock()
+            self._issued.append(
+                {
+                    "kind": "embed_session",
+                    "username": request.username,
+                    "dive_id": dive_id,
+                    "session_name": request.session_name,
+                    "version": request.version,
+                    "required_resources": copy.deepcopy(request.required_resources),
+                    "initial_state": copy.deepcopy(request.initial_state),
+                    "created_ts": iso_utc(created),
+                    "expire_at": iso_utc(created + EMBED_SESSION_LIFETIME),
+                    "secret": secret,
+                }
+            )
+            return secret
+
+    def issued(self) -> list[Json]:
+        """Every secret issued so far, oldest first (revoked and expired ones included)."""
+        with self.lock:
+            return copy.deepcopy(self._issued)
 
 
 def new_secret() -> str:

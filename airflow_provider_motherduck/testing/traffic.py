@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 REDACTED = "***"
+SECRET_FIELDS = frozenset({"token", "session"})
 
 
 @dataclass(frozen=True)
@@ -46,21 +48,48 @@ class Fault:
 
 
 def redact(value: Any) -> Any:
-    """A copy of a JSON value with every ``token`` field replaced by ``***``."""
+    """A copy of a JSON value with every ``token`` or ``session`` field replaced by ``***``."""
     if isinstance(value, dict):
-        return {k: REDACTED if k == "token" else redact(v) for k, v in value.items()}
+        return {k: REDACTED if k in SECRET_FIELDS else redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
 
 
 class Traffic:
-    """Pending faults and the journal, shared by the emulator and its HTTP handler threads."""
+    """Pending faults (listing quirks included) and the journal, shared with the handler threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._journal: list[JournalEntry] = []
+        self._repeat_cursors = 0
+        self._during_listing: list[tuple[int, Callable[[], None]]] = []
+
+    def repeat_cursor(self, times: int) -> None:
+        """Make the next ``times`` list-users answers to a ``page_token`` give that token back."""
+        with self._lock:
+            self._repeat_cursors += times
+
+    def take_repeat_cursor(self) -> bool:
+        """Whether this list-users answer must repeat its cursor (using one up)."""
+        with self._lock:
+            if self._repeat_cursors == 0:
+                return False
+            self._repeat_cursors -= 1
+            return True
+
+    def after_listing_pages(self, pages: int, action: Callable[[], None]) -> None:
+        """Run ``action`` once ``pages`` more list-users pages have been answered."""
+        with self._lock:
+            self._during_listing.append((pages, action))
+
+    def listing_page_served(self) -> list[Callable[[], None]]:
+        """Count one answered page; the actions now due, in the order they were planned."""
+        with self._lock:
+            counted = [(pages - 1, action) for pages, action in self._during_listing]
+            self._during_listing = [(pages, action) for pages, action in counted if pages > 0]
+            return [action for pages, action in counted if pages == 0]
 
     def add_fault(self, fault: Fault) -> None:
         """Queue a fault (faults are tried in the order they were added)."""
@@ -68,9 +97,11 @@ class Traffic:
             self._faults.append(fault)
 
     def clear_faults(self) -> None:
-        """Forget every pending fault."""
+        """Forget every pending fault and listing quirk."""
         with self._lock:
             self._faults.clear()
+            self._repeat_cursors = 0
+            self._during_listing.clear()
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The first fault matching this request, using up one of its ``times``."""

@@ -8,11 +8,9 @@ import json
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,8 +20,8 @@ import pytest
 import requests
 
 from airflow_provider_motherduck.testing import JournalEntry, MotherDuckEmulator
+from tests.testing.support import Api, Clock, as_api, assert_error, serve, wait_for_info
 
-ROOT = Path(__file__).resolve().parents[2]
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 NEW_USER_CONFIG = {
     "read_write": {"instance_size": "standard", "cooldown_seconds": 60},
@@ -39,78 +37,6 @@ def cfg(rw: dict[str, Any] | None = None, rs: dict[str, Any] | None = None) -> d
     read_write = {k: v for k, v in {**RW, **(rw or {})}.items() if v is not DROP}
     read_scaling = {k: v for k, v in {**RS, **(rs or {})}.items() if v is not DROP}
     return {"config": {"read_write": read_write, "read_scaling": read_scaling}}
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Api:
-    """A requests session bound to one emulator and one token."""
-
-    def __init__(self, md: MotherDuckEmulator, token: str | None) -> None:
-        self.md = md
-        self.session = requests.Session()
-        if token is not None:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self.session.request(method, self.md.url + path, timeout=5, **kwargs)
-
-
-@pytest.fixture
-def start() -> Iterator[Callable[..., MotherDuckEmulator]]:
-    running: list[MotherDuckEmulator] = []
-
-    def _start(**kwargs: Any) -> MotherDuckEmulator:
-        md = MotherDuckEmulator(**kwargs)
-        md.start()
-        running.append(md)
-        return md
-
-    yield _start
-    for md in running:
-        md.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def md(start: Callable[..., MotherDuckEmulator], clock: Clock) -> MotherDuckEmulator:
-    emulator = start(clock=clock)
-    emulator.add_user("etl_bot")
-    return emulator
-
-
-@pytest.fixture
-def api(md: MotherDuckEmulator) -> Iterator[Api]:
-    client = Api(md, md.admin_token)
-    yield client
-    client.session.close()
-
-
-def as_api(md: MotherDuckEmulator, token: str | None) -> Api:
-    return Api(md, token)
-
-
-def assert_error(response: requests.Response, status: int, code: str, procedure: str) -> dict[str, Any]:
-    assert response.status_code == status
-    assert response.headers["Content-Type"] == "application/json"
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code
-    assert body["data"] == {"code": code, "httpStatus": status, "path": procedure}
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    return body
 
 
 # --- endpoints, happy paths -------------------------------------------------------------
@@ -560,7 +486,6 @@ def test_a_token_id_of_another_user_is_not_found(api: Api, md: MotherDuckEmulato
 
 
 NO_ROUTE = [
-    pytest.param("GET", "/v1/users", id="list-users-not-emulated"),
     pytest.param("GET", "/v1/nothing", id="unknown"),
     pytest.param("GET", "/users", id="no-version"),
     pytest.param("PATCH", "/v1/users/etl_bot", id="wrong-method"),
@@ -951,6 +876,10 @@ BAD_CONSTRUCTOR = [
     pytest.param({"duplicate_user_status": 500}, id="duplicate-status"),
     pytest.param({"admin_token": ""}, id="empty-token"),
     pytest.param({"admin_token": " tok"}, id="token-with-space"),
+    pytest.param({"control_key": ""}, id="empty-control-key"),
+    pytest.param({"max_page_size": 0}, id="page-size-0"),
+    pytest.param({"user_listing": "no"}, id="user-listing-not-bool"),
+    pytest.param({"business_plan": 1}, id="business-plan-not-bool"),
 ]
 
 
@@ -963,29 +892,20 @@ def test_constructor_refuses_bad_settings(kwargs: dict[str, Any]) -> None:
 # --- CLI --------------------------------------------------------------------------------------
 
 
-def _serve(*args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "airflow_provider_motherduck.testing", "serve", *args]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals) -> None:
     seed = tmp_path / "seed.json"
     ducklings = [{"id": "rw", "type": "read_write", "status": "active"}]
     seed.write_text(json.dumps({"users": ["etl_bot"], "ducklings": {"etl_bot": ducklings}}))
     info_file = tmp_path / "emulator.json"
-    process = _serve(
-        *("--admin-token", "tok_cli", "--seed", str(seed), "--info-file", str(info_file)),
+    process = serve(
+        *("--admin-token", "tok_cli", "--control-key", "ctl_cli"),
+        *("--seed", str(seed), "--info-file", str(info_file)),
         *("--duplicate-user-status", "409", "--max-flock-size", "8"),
     )
     try:
-        deadline = time.monotonic() + 10
-        while not info_file.exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        info = json.loads(info_file.read_text())
-        assert info["admin_token"] == "tok_cli"
+        info = wait_for_info(process, info_file)
+        assert (info["admin_token"], info["control_key"]) == ("tok_cli", "ctl_cli")
         api = requests.Session()
         api.headers["Authorization"] = "Bearer tok_cli"
         response = api.get(info["url"] + "/v1/active_accounts", timeout=5)
@@ -1004,12 +924,13 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
     assert stdout.splitlines() == [
         f"MOTHERDUCK_EMULATOR_URL={info['url']}",
         "MOTHERDUCK_EMULATOR_ADMIN_TOKEN=tok_cli",
+        "MOTHERDUCK_EMULATOR_CONTROL_KEY=ctl_cli",
     ]
     assert not info_file.exists()
 
 
 def test_cli_refuses_a_remote_host_without_allow_remote() -> None:
-    process = _serve("--host", "0.0.0.0")
+    process = serve("--host", "0.0.0.0")
     stdout, stderr = process.communicate(timeout=10)
     assert process.returncode == 2
     assert "--allow-remote" in stderr
@@ -1019,7 +940,7 @@ def test_cli_refuses_a_remote_host_without_allow_remote() -> None:
 def test_cli_reports_a_bad_seed(tmp_path: Path) -> None:
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps({"users": ["a"], "tokens": []}))
-    process = _serve("--seed", str(seed))
+    process = serve("--seed", str(seed))
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == 2
     assert "unknown seed keys" in stderr
