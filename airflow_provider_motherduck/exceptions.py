@@ -75,6 +75,10 @@ class MotherDuckAPIError(MotherDuckError):
             text += f"\n  - {field}: {issue.get('message', issue)}"
         return text
 
+    def with_advice(self, advice: str) -> MotherDuckAPIError:
+        """A copy of this error (same class and fields) whose message ends with ``advice``."""
+        return _rebuild(type(self), self.message, {**self.__dict__, "message": f"{self.message} | {advice}"})
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments need help to survive pickling (Airflow pickles task errors).
         return (_rebuild, (type(self), self.message, self.__dict__.copy()))

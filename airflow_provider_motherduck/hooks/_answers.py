@@ -8,8 +8,7 @@ may hold a secret; a secret in a decoded answer is masked before anything can lo
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_motherduck._compat import mask_secret
@@ -35,14 +34,12 @@ class Call:
     """One API call as the caller sees it, and what its errors should say.
 
     :param expect: keys a success answer must have (none: any JSON object, or nothing for a DELETE).
-    :param advice: a hint added to the error of an answer with this status.
     :param if_maybe_done: how to find out whether a failed write was carried out.
     """
 
     method: str
     path: str
     expect: tuple[str, ...] = ()
-    advice: Mapping[int, str] = field(default_factory=dict)
     if_maybe_done: str = ""
 
 
@@ -87,7 +84,6 @@ def failure(
     maybe_done = call.method != "GET" and (carried_out or may_have_been_carried_out(outcome))
     if isinstance(outcome, Answer):
         cls, message, fields = _answer_error(outcome, where)
-        message += call.advice.get(outcome.status, "")
         if outcome.status == 429:
             message += (
                 f" | MotherDuck throttled this call {_times(attempts)}: try again later, or make fewer "

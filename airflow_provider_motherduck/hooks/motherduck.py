@@ -7,18 +7,21 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from airflow_provider_motherduck import CONN_FIELDS, DEFAULT_API_URL, UI_FIELD_BEHAVIOUR, __version__
 from airflow_provider_motherduck._compat import AIRFLOW_VERSION, BaseHook, legacy_form_widgets, mask_secret
+from airflow_provider_motherduck.arguments import check_bool, check_count, optional
 from airflow_provider_motherduck.exceptions import (
     MotherDuckAPIError,
+    MotherDuckAuthError,
     MotherDuckConfigError,
     MotherDuckNotFoundError,
+    MotherDuckRouteNotFoundError,
 )
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
@@ -27,6 +30,7 @@ from airflow_provider_motherduck.hooks.transport import Answer, new_session, sen
 from airflow_provider_motherduck.validation import (
     check_duckling_config,
     check_duckling_half,
+    check_embed_session,
     check_new_username,
     check_path_segment,
     check_token_id,
@@ -51,6 +55,7 @@ __all__ = [
     "DucklingConfig",
     "MotherDuckHook",
     "TokenInfo",
+    "UserInfo",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,19 @@ class TokenInfo(_TokenRequired, total=False):
     """An access token's metadata, as listed (never the secret). No ``expire_at``: never expires."""
 
     expire_at: str
+
+
+class UserInfo(TypedDict):
+    """A user of the organisation, as ``GET /v1/users`` lists it."""
+
+    id: str
+    username: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    is_service_account: bool
+    is_deprovisioned: bool
+    roles: list[str]
 
 
 class CreatedToken(TokenInfo, total=False):
@@ -244,15 +262,14 @@ class MotherDuckHook(BaseHook):
         body: Mapping[str, Any] | None = None,
         *,
         expect: tuple[str, ...] = (),
-        advice: Mapping[int, str] | None = None,
         if_maybe_done: str = "",
     ) -> Any:
         """Send one API call with retries; return the decoded JSON answer or raise a MotherDuck error.
 
-        ``expect``: keys the answer must have; ``advice``: a hint for the error of an answer with
-        that status; ``if_maybe_done``: how to find out whether a failed POST was carried out.
+        ``expect``: keys the answer must have; ``if_maybe_done``: how to find out whether a failed
+        POST was carried out.
         """
-        call = Call(method, path, expect, advice or {}, if_maybe_done)
+        call = Call(method, path, expect, if_maybe_done)
         url = self.settings.base_url + path
         policy = self.retry_policy
         attempt = 0
@@ -413,6 +430,109 @@ class MotherDuckHook(BaseHook):
         ]
         return accounts
 
+    def list_users(
+        self,
+        *,
+        service_accounts: bool | None = None,
+        deprovisioned: bool | None = False,
+        page_size: int = 100,
+    ) -> list[UserInfo]:
+        """Every user of the organisation, walking all pages of ``GET /v1/users``.
+
+        ``service_accounts``: ``None`` all users, ``True`` only service accounts, ``False`` only
+        humans. ``deprovisioned``: ``False`` only active users, ``True`` only deprovisioned ones,
+        ``None`` both. Both are sent as MotherDuck's filters and applied to the answer too.
+        ``page_size`` is sent as ``limit``. A user seen on two pages (one added during the walk)
+        is listed once; a page token seen twice raises (the pagination is looping). Needs the
+        ``member_management.view_all_members`` privilege (admin, builder, explorer roles).
+        """
+        filters = {"is_service_account": service_accounts, "is_deprovisioned": deprovisioned}
+        for name, value in (("service_accounts", service_accounts), ("deprovisioned", deprovisioned)):
+            optional(check_bool)(value, name)
+        query = {"limit": str(check_count(page_size, "page_size", 1))}
+        query.update({key: str(value).lower() for key, value in filters.items() if value is not None})
+        users: dict[str, UserInfo] = {}
+        tokens_seen: set[str] = set()
+        while True:
+            page = self._users_page(query, page_size)
+            for user in page["users"]:
+                if all(value is None or user.get(key) == value for key, value in filters.items()):
+                    users.setdefault(user["username"], user)
+            token = page.get("next_page_token")
+            if not token:
+                return list(users.values())
+            if token in tokens_seen:
+                raise MotherDuckAPIError(
+                    f"the user listing gave the page token {token!r} twice, after {len(tokens_seen) + 1} pages: "
+                    "MotherDuck's pagination is looping. Try again later.",
+                    status_code=200,
+                    method="GET",
+                    path="/v1/users",
+                )
+            tokens_seen.add(token)
+            query["page_token"] = token
+
+    def _users_page(self, query: Mapping[str, str], page_size: int) -> Any:
+        try:
+            return self._request("GET", f"/v1/users?{urlencode(query)}", expect=("users",))
+        except MotherDuckRouteNotFoundError as err:
+            raise err.with_advice(
+                "This MotherDuck API offers no user listing (GET /v1/users): it is older than the "
+                "listing, or the connection's API URL is not MotherDuck's."
+            ) from None
+        except MotherDuckAPIError as err:
+            if err.status_code == 400 and _names_limit(err):
+                raise err.with_advice(
+                    f"page_size={page_size} was sent as limit; MotherDuck accepts fewer per page: "
+                    "pass a smaller page_size."
+                ) from None
+            raise
+
+    def create_dive_embed_session(
+        self,
+        dive_id: str,
+        username: str,
+        *,
+        session_name: str | None = None,
+        version: int | None = None,
+        required_resources: Sequence[Mapping[str, str]] | None = None,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A short-lived session credential for embedding a Dive, for the service account ``username``.
+
+        The answer's ``session`` is a secret (backed by a read-scaling token of ``username`` for
+        about a day) and is registered with Airflow's masker at once. ``required_resources``
+        (``[{"url", "alias"?}]``, at most 8,192 bytes as JSON) and ``initial_state`` (a JSON
+        object, at most 64 KiB) are checked before sending. Needs MotherDuck's Business plan.
+        """
+        path = f"/v1/dives/{_seg(dive_id, 'dive_id')}/embed-session"
+        body = check_embed_session(
+            username,
+            session_name=session_name,
+            version=version,
+            required_resources=required_resources,
+            initial_state=initial_state,
+        )
+        try:
+            result: dict[str, Any] = self._request(
+                "POST",
+                path,
+                body,
+                expect=("session",),
+                if_maybe_done=(
+                    "a session may have been issued; it expires by itself within about a day, so asking "
+                    "for another is safe"
+                ),
+            )
+        except MotherDuckAuthError as err:
+            if err.status_code != 403:
+                raise
+            raise err.with_advice(
+                "Dive embed sessions need MotherDuck's Business plan, and username must be an active "
+                f"service account ({body['username']!r} may be a human user)."
+            ) from None
+        return result
+
     def get_current_user(self, connection: duckdb.DuckDBPyConnection | None = None) -> CurrentUser:
         """Who the token belongs to: the R package's ``show_current_user``, over SQL (there is no REST call).
 
@@ -450,6 +570,11 @@ class MotherDuckHook(BaseHook):
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _names_limit(err: MotherDuckAPIError) -> bool:
+    """Whether a 400 is about the ``limit`` query parameter (the page size)."""
+    return "limit" in err.message.lower() or any("limit" in (issue.get("path") or []) for issue in err.issues)
 
 
 def _user_path(username: str, *more: str) -> str:
