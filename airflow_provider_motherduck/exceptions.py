@@ -38,6 +38,10 @@ class MotherDuckAPIError(MotherDuckError):
 
     Keeps MotherDuck's ``code``, ``message`` and field-level ``issues`` as sent. ``status_code``
     is ``None`` when no answer arrived (timeout, refused or dropped connection).
+    ``maybe_carried_out`` is ``True`` when the call was a write (``POST``, ``PUT``, ``DELETE``)
+    that MotherDuck may have carried out although it failed: a 5xx answer, an unreadable success
+    answer, or a network error after the request was sent. A create that failed so may have
+    created what it asked for; the message says how to find it.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class MotherDuckAPIError(MotherDuckError):
         issues: list[dict[str, Any]] | None = None,
         method: str = "",
         path: str = "",
+        maybe_carried_out: bool = False,
     ) -> None:
         self.status_code = status_code  # type: ignore[assignment]  # MotherDuck's, not Airflow's
         self.code = code
@@ -56,6 +61,7 @@ class MotherDuckAPIError(MotherDuckError):
         self.issues = issues or []
         self.method = method
         self.path = path
+        self.maybe_carried_out = maybe_carried_out
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -68,6 +74,10 @@ class MotherDuckAPIError(MotherDuckError):
             field = ".".join(str(p) for p in issue.get("path") or []) or "-"
             text += f"\n  - {field}: {issue.get('message', issue)}"
         return text
+
+    def with_advice(self, advice: str) -> MotherDuckAPIError:
+        """A copy of this error (same class and fields) whose message ends with ``advice``."""
+        return _rebuild(type(self), self.message, {**self.__dict__, "message": f"{self.message} | {advice}"})
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments need help to survive pickling (Airflow pickles task errors).

@@ -9,6 +9,7 @@ constants below, so a change on MotherDuck's side is a one-line edit here.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -29,6 +30,9 @@ FLOCK_SIZE_MIN: Final = 0
 FLOCK_SIZE_MAX: Final = 64
 COOLDOWN_MIN_SECONDS: Final = 60
 COOLDOWN_MAX_SECONDS: Final = 86_400
+#: Dive embed sessions: the most ``required_resources`` and ``initial_state`` may take, as compact JSON.
+REQUIRED_RESOURCES_MAX_BYTES: Final = 8_192
+INITIAL_STATE_MAX_BYTES: Final = 65_536
 # The keys each half of a Duckling config accepts, in the order the API documents them.
 DUCKLING_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "read_write": ("instance_size", "cooldown_seconds"),
@@ -73,16 +77,32 @@ def _username(field: str, value: Any, allowed: str) -> str:
     return name
 
 
+def check_path_segment(value: Any, field: str) -> str:
+    """Return ``value`` if it can be one segment of an API path: a string, not empty, ``.`` or ``..``.
+
+    Percent-encoding leaves those three as they are, and HTTP clients drop or resolve them
+    (``/v1/users/..`` becomes ``/v1/``), so the request would reach another route.
+    """
+    allowed = "a non-empty string other than '.' and '..'"
+    if not isinstance(value, str):
+        raise invalid(field, value, f"expected a string, got {type(value).__name__}", allowed)
+    if value in ("", ".", ".."):
+        raise invalid(field, value, "as a path segment it would reach another route", allowed)
+    return value
+
+
 def check_username(username: Any, field: str = "username") -> str:
     """Return ``username`` if it can name an existing user (the path segment is percent-encoded).
 
     Human users' names need not follow the service-account rule of :func:`check_new_username`.
     """
-    allowed = f"1 to {USERNAME_MAX_LENGTH} characters, no surrounding spaces or control characters"
+    allowed = (
+        f"1 to {USERNAME_MAX_LENGTH} characters, no surrounding spaces or control characters, not '.' or '..'"
+    )
     name = _username(field, username, allowed)
     if name != name.strip() or not name.isprintable():
         raise invalid(field, name, "it has surrounding spaces or control characters", allowed)
-    return name
+    return check_path_segment(name, field)
 
 
 def check_new_username(username: Any, field: str = "username") -> str:
@@ -295,3 +315,79 @@ def merge_duckling_config(
             base.update(change)
         merged[half] = base
     return check_duckling_config(merged)
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def check_embed_session(
+    username: Any,
+    *,
+    session_name: Any = None,
+    version: Any = None,
+    required_resources: Any = None,
+    initial_state: Any = None,
+) -> dict[str, Any]:
+    """The body of a Dive embed-session request, checked; options left ``None`` are left out.
+
+    ``username`` names a service account; ``version`` is 1 or more; ``required_resources`` is a
+    list of ``{"url", "alias"?}`` of at most 8,192 bytes as compact JSON; ``initial_state`` is a
+    JSON object of at most 64 KiB as compact JSON.
+    """
+    body: dict[str, Any] = {"username": check_username(username)}
+    if session_name is not None:
+        if not isinstance(session_name, str) or not session_name.strip():
+            raise invalid("session_name", session_name, "expected a non-blank string", "a name, or None")
+        body["session_name"] = session_name
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise invalid("version", version, "expected a whole number of 1 or more", "1, 2, ... or None")
+        body["version"] = version
+    if required_resources is not None:
+        body["required_resources"] = _check_required_resources(required_resources)
+    if initial_state is not None:
+        allowed = f"a JSON object (a mapping) of at most {INITIAL_STATE_MAX_BYTES} bytes as JSON"
+        if not isinstance(initial_state, Mapping):
+            raise invalid(
+                "initial_state",
+                initial_state,
+                f"expected a mapping, got {type(initial_state).__name__}",
+                allowed,
+                show=False,
+            )
+        _check_json_size("initial_state", initial_state, INITIAL_STATE_MAX_BYTES, allowed)
+        body["initial_state"] = dict(initial_state)
+    return body
+
+
+def _check_required_resources(value: Any) -> list[dict[str, str]]:
+    field = "required_resources"
+    allowed = f"a list of {{'url': str, 'alias': str (optional)}}, at most {REQUIRED_RESOURCES_MAX_BYTES} bytes as JSON"
+    if not isinstance(value, (list, tuple)):
+        raise invalid(field, value, f"expected a list, got {type(value).__name__}", allowed)
+    resources = []
+    for i, item in enumerate(value):
+        where = f"{field}[{i}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("url"), str) or not item["url"]:
+            raise invalid(where, item, "expected a mapping with a non-empty 'url'", allowed)
+        unknown = sorted(set(item) - {"url", "alias"})
+        if unknown or not isinstance(item.get("alias", ""), str):
+            raise invalid(
+                where, dict(item), f"unknown keys {unknown}" if unknown else "alias is not a string", allowed
+            )
+        resources.append(dict(item))
+    _check_json_size(field, resources, REQUIRED_RESOURCES_MAX_BYTES, allowed)
+    return resources
+
+
+def _check_json_size(field: str, value: Any, limit: int, allowed: str) -> None:
+    """Refuse ``value`` unless it is JSON of at most ``limit`` bytes (compact, UTF-8)."""
+    try:
+        size = _json_bytes(value)
+    except (TypeError, ValueError) as err:
+        raise invalid(field, value, f"not JSON ({err})", allowed, show=False) from None
+    if size > limit:
+        raise invalid(
+            field, value, f"it is {size} bytes as JSON, over the limit of {limit}", allowed, show=False
+        )

@@ -27,7 +27,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 
-RATIO_TARGET = 1.15
+RATIO_TARGET = 1.0
 IMPORT_TARGET_MS = 50.0
 
 _IMPORT_PROBE = """

@@ -87,6 +87,26 @@ class MarkerFreeLiteralInclude(LiteralInclude):
         return result
 
 
+# -- the fault matrix -------------------------------------------------------------------------------
+# ``.. fault-matrix::`` renders the cases that tests/hooks/test_fault_matrix.py runs, so the table
+# on the reliability page is the tested one.
+
+from docutils.parsers.rst import Directive  # noqa: E402
+from docutils.statemachine import StringList  # noqa: E402
+
+
+class FaultMatrix(Directive):
+    """The table of :func:`tests.hooks.fault_matrix.rst_table`."""
+
+    def run(self) -> list[nodes.Node]:
+        from tests.hooks.fault_matrix import rst_table
+
+        holder = nodes.container()
+        self.state.nested_parse(StringList(rst_table(), "tests/hooks/fault_matrix.py"), 0, holder)
+        return holder.children
+
+
 def setup(app: Sphinx) -> dict[str, bool]:
     app.add_directive("literalinclude", MarkerFreeLiteralInclude, override=True)
+    app.add_directive("fault-matrix", FaultMatrix)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

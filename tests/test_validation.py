@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +15,7 @@ from airflow_provider_motherduck.validation import (
     check_duckling_config,
     check_duckling_half,
     check_new_username,
+    check_path_segment,
     check_token_name,
     check_token_type,
     check_username,
@@ -245,3 +248,42 @@ def test_hook_params_accepted() -> None:
         "retry_limit": 0,
     }
     assert check_hook_params(None) == {}
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_dot_username_is_refused_as_a_path_segment(name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^username={name!r} is invalid: as a path segment it would reach"):
+        check_username(name)
+
+
+@pytest.mark.parametrize("segment", ["a", "...", ".a", "a.", "%2e%2e", "a/b", " "])
+def test_path_segment_accepted(segment: str) -> None:
+    """Percent-encoding makes these safe; only the three below survive it unchanged and get resolved."""
+    assert check_path_segment(segment, "dive_id") == segment
+
+
+@pytest.mark.parametrize("segment", ["", ".", ".."])
+def test_path_segment_refused(segment: str) -> None:
+    with pytest.raises(
+        ValueError, match=rf"^dive_id={segment!r} is invalid: as a path segment it would reach"
+    ):
+        check_path_segment(segment, "dive_id")
+
+
+def test_path_segment_must_be_a_string() -> None:
+    with pytest.raises(ValueError, match="dive_id=7 is invalid: expected a string, got int"):
+        check_path_segment(7, "dive_id")
+
+
+def test_the_emulator_never_imports_the_package_s_validation() -> None:
+    """The emulator states MotherDuck's rules on its own: reusing the client's would mirror its bugs."""
+    probe = (
+        "import sys, airflow_provider_motherduck.testing as t; t.MotherDuckEmulator; "
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_provider_motherduck.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(eval(out.stdout))
+    assert "airflow_provider_motherduck.testing.emulator" in loaded
+    assert not {m for m in loaded if not m.startswith("airflow_provider_motherduck.testing")}, loaded

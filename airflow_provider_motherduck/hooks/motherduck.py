@@ -6,31 +6,33 @@ import ipaddress
 import logging
 import math
 import os
-import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from airflow_provider_motherduck import CONN_FIELDS, DEFAULT_API_URL, UI_FIELD_BEHAVIOUR, __version__
 from airflow_provider_motherduck._compat import AIRFLOW_VERSION, BaseHook, legacy_form_widgets, mask_secret
+from airflow_provider_motherduck.arguments import check_bool, check_count, optional
 from airflow_provider_motherduck.exceptions import (
     MotherDuckAPIError,
     MotherDuckAuthError,
     MotherDuckConfigError,
-    MotherDuckConflictError,
     MotherDuckNotFoundError,
     MotherDuckRouteNotFoundError,
-    MotherDuckSQLError,
 )
+from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
+from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
+from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
+from airflow_provider_motherduck.hooks.transport import Answer, new_session, send
 from airflow_provider_motherduck.validation import (
     check_duckling_config,
     check_duckling_half,
+    check_embed_session,
     check_new_username,
+    check_path_segment,
     check_token_id,
     check_token_name,
     check_token_type,
@@ -46,6 +48,16 @@ if TYPE_CHECKING:
 # requests is imported on first call, not at module import: DAG files import this module at
 # every parse, and requests alone costs more than the rest of the provider.
 
+__all__ = [
+    "ActiveAccount",
+    "CreatedToken",
+    "CurrentUser",
+    "DucklingConfig",
+    "MotherDuckHook",
+    "TokenInfo",
+    "UserInfo",
+]
+
 log = logging.getLogger(__name__)
 
 TOKEN_ENV_VAR = "MOTHERDUCK_TOKEN"
@@ -53,9 +65,6 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRY_LIMIT = 3
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_RETRY_WAIT = 60.0
-# 5xx answers worth another try; retried only for methods that are safe to repeat.
-_RETRYABLE_5XX = frozenset({500, 502, 503, 504})
-_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
 
 
 class _TokenRequired(TypedDict):
@@ -70,6 +79,19 @@ class TokenInfo(_TokenRequired, total=False):
     """An access token's metadata, as listed (never the secret). No ``expire_at``: never expires."""
 
     expire_at: str
+
+
+class UserInfo(TypedDict):
+    """A user of the organisation, as ``GET /v1/users`` lists it."""
+
+    id: str
+    username: str
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    is_service_account: bool
+    is_deprovisioned: bool
+    roles: list[str]
 
 
 class CreatedToken(TokenInfo, total=False):
@@ -97,25 +119,14 @@ class Duckling(TypedDict):
     status: str
 
 
+DUCKLING_HALVES = tuple(DucklingConfig.__annotations__)
+
+
 class ActiveAccount(TypedDict):
     """An account with running Ducklings."""
 
     username: str
     ducklings: list[Duckling]
-
-
-class CurrentUser(TypedDict):
-    """Who a token belongs to, as MotherDuck's ``md_user_info()`` tells it."""
-
-    user_id: str
-    username: str
-    org_id: str
-    org_name: str
-    org_type: str
-    region: str
-
-
-CURRENT_USER_FIELDS = tuple(CurrentUser.__annotations__)
 
 
 @dataclass(frozen=True)
@@ -218,18 +229,18 @@ class MotherDuckHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook, with the auth and identity headers set."""
-        import requests
+        """One keep-alive session per hook, with the auth and identity headers set.
 
-        session = requests.Session()
-        session.headers.update(
-            {
-                "Authorization": f"Bearer {self.settings.token}",
-                "Accept": "application/json",
-                "User-Agent": f"airflow-provider-motherduck/{__version__} apache-airflow/{AIRFLOW_VERSION}",
-            }
-        )
-        return session
+        Proxy and CA bundle settings are read from the environment once, when the session opens
+        (see :func:`~airflow_provider_motherduck.hooks.transport.new_session`); ``close()`` and
+        the next call read them again.
+        """
+        headers = {
+            "Authorization": f"Bearer {self.settings.token}",
+            "Accept": "application/json",
+            "User-Agent": f"airflow-provider-motherduck/{__version__} apache-airflow/{AIRFLOW_VERSION}",
+        }
+        return new_session(self.settings.base_url, headers)
 
     def close(self) -> None:
         """Close the HTTP session (a new one opens on the next call)."""
@@ -238,121 +249,98 @@ class MotherDuckHook(BaseHook):
 
     # -- the one request path -------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """Send one API call with retries; return the decoded JSON answer or raise a MotherDuck error."""
-        import requests
-
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """When and how long to wait before another try (from the settings and ``max_retry_wait``)."""
         settings = self.settings
-        url = settings.base_url + path
+        return RetryPolicy(settings.retry_limit, settings.retry_delay, self.max_retry_wait)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        expect: tuple[str, ...] = (),
+        if_maybe_done: str = "",
+    ) -> Any:
+        """Send one API call with retries; return the decoded JSON answer or raise a MotherDuck error.
+
+        ``expect``: keys the answer must have; ``if_maybe_done``: how to find out whether a failed
+        POST was carried out.
+        """
+        call = Call(method, path, expect, if_maybe_done)
+        url = self.settings.base_url + path
+        policy = self.retry_policy
         attempt = 0
-        carried_out = False  # whether a failed attempt may still have been carried out
+        carried_out = False  # whether an earlier attempt may have been carried out
         while True:
-            started = time.monotonic()
-            try:
-                response = self.session.request(method, url, json=body, timeout=settings.timeout)
-            except requests.RequestException as err:
-                reached = _may_have_reached_server(err)
-                if attempt < settings.retry_limit and (not reached or method in _IDEMPOTENT):
-                    attempt += 1
-                    carried_out = carried_out or reached
-                    self._wait(method, path, type(err).__name__, self._backoff(attempt), attempt)
-                    continue
-                raise MotherDuckAPIError(
-                    _network_message(err, reached, method), method=method, path=path
-                ) from None
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "MotherDuck %s %s -> %s in %.0f ms",
-                    method,
-                    path,
-                    response.status_code,
-                    (time.monotonic() - started) * 1000,
-                )
-            status = response.status_code
-            if status < 400:
-                return _decode(response, method, path)
-            retryable = status == 429 or (status in _RETRYABLE_5XX and method in _IDEMPOTENT)
-            if retryable and attempt < settings.retry_limit:
-                attempt += 1
-                carried_out = carried_out or status != 429
-                wait = _retry_after(response.headers.get("Retry-After"))
-                self._wait(
-                    method, path, str(status), self._backoff(attempt) if wait is None else wait, attempt
-                )
-                continue
-            error = self._error(response, method, path)
-            if method == "DELETE" and carried_out and isinstance(error, MotherDuckNotFoundError):
-                # The earlier attempt deleted it and only its answer was lost.
-                log.info("MotherDuck DELETE %s: gone on retry, so the earlier attempt was carried out", path)
-                return None
-            raise error
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: between half and all of ``delay * 2**(attempt-1)``."""
-        ceiling = self.settings.retry_delay * 2 ** (attempt - 1)
-        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
-
-    def _wait(self, method: str, path: str, cause: str, wait: float, attempt: int) -> None:
-        wait = min(max(wait, 0.0), self.max_retry_wait)
-        log.warning(
-            "MotherDuck %s %s failed (%s); retry %d of %d in %.2f s",
-            method,
-            path,
-            cause,
-            attempt,
-            self.settings.retry_limit,
-            wait,
-        )
-        self._sleep(wait)
-
-    def _error(self, response: requests.Response, method: str, path: str) -> MotherDuckAPIError:
-        payload = _decode_error(response)
-        status = response.status_code
-        fields: dict[str, Any] = {"status_code": status, "method": method, "path": path}
-        code: str | None = None
-        issues: list[dict[str, Any]] = []
-        if payload is None:  # not MotherDuck's JSON: a proxy, a gateway, or the wrong host
-            message = response.text.strip()[:200] or response.reason
-            if status == 404:
-                return MotherDuckRouteNotFoundError(
-                    f"no such route ({message!r}): the connection's API URL {self.settings.base_url!r} is "
-                    "probably wrong, or this endpoint is not offered there",
-                    **fields,
-                )
-        else:
-            code, message, issues = payload
-            fields.update(code=code, issues=issues)
-        conn = self._conn_label
-        if status == 401:
-            message += (
-                f" | The token of {conn} was rejected: it is wrong, expired or revoked. "
-                "Put a valid read/write token of an Admin user in the connection's password."
+            attempt += 1
+            outcome = self._send(method, url, path, body)
+            if isinstance(outcome, Answer) and outcome.status < 400:
+                return decode(call, outcome)
+            wait = policy.wait_before_retry(method, attempt, outcome, carried_out)
+            if wait is None:
+                error = failure(call, outcome, attempt, carried_out, self._where)
+                if method == "DELETE" and carried_out and isinstance(error, MotherDuckNotFoundError):
+                    # The earlier attempt deleted it and only its answer was lost.
+                    log.info(
+                        "MotherDuck DELETE %s: gone on retry, so the earlier attempt was carried out", path
+                    )
+                    return None
+                raise error
+            log.warning(
+                "MotherDuck %s %s failed (%s); retry %d of %d in %.2f s",
+                method,
+                path,
+                _cause(outcome),
+                attempt,
+                policy.retry_limit,
+                wait,
             )
-            return MotherDuckAuthError(message, **fields)
-        if status == 403:
-            message += (
-                f" | The token of {conn} is valid but not allowed to do this: admin calls need "
-                "a read/write (not read_scaling) token of a user with the Admin role, and an admin may only "
-                "manage service accounts and itself."
+            self._sleep(wait)
+            carried_out = carried_out or may_have_been_carried_out(outcome)
+
+    def _send(
+        self, method: str, url: str, path: str, body: Mapping[str, Any] | None
+    ) -> Answer | requests.RequestException:
+        started = time.monotonic()
+        outcome = send(self.session, method, url, body, self.settings.timeout)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "MotherDuck %s %s -> %s in %.0f ms",
+                method,
+                path,
+                _cause(outcome),
+                (time.monotonic() - started) * 1000,
             )
-            return MotherDuckAuthError(message, **fields)
-        if status == 404 and code == "NOT_FOUND":
-            return MotherDuckNotFoundError(message, **fields)
-        if code is not None and (status == 409 or (status == 400 and _names_duplicate(message, issues))):
-            return MotherDuckConflictError(message, **fields)
-        return MotherDuckAPIError(message, **fields)
+        return outcome
+
+    @property
+    def _where(self) -> Where:
+        settings = self.settings
+        return Where(self._conn_label, settings.base_url, settings.timeout)
 
     # -- endpoints ----------------------------------------------------------------------------
 
     def create_user(self, username: str) -> dict[str, str]:
         """Create a service account. Raises ``MotherDuckConflictError`` if it exists already."""
         name = check_new_username(username)
-        result: dict[str, str] = self._request("POST", "/v1/users", {"username": name})
+        result: dict[str, str] = self._request(
+            "POST",
+            "/v1/users",
+            {"username": name},
+            expect=("username",),
+            if_maybe_done=(
+                f"the user {name!r} may have been created: list its tokens or the users to find out "
+                "(creating it again fails with a conflict; operators take exists_ok=True)"
+            ),
+        )
         return result
 
     def delete_user(self, username: str, *, missing_ok: bool = False) -> bool:
         """Delete a user and all their data (irreversible). ``False`` if missing and ``missing_ok``."""
-        return self._delete(f"/v1/users/{_seg(check_username(username))}", missing_ok)
+        return self._delete(_user_path(username), missing_ok)
 
     def create_token(
         self,
@@ -374,34 +362,47 @@ class MotherDuckHook(BaseHook):
         seconds = parse_ttl(ttl)
         if seconds is not None:
             body["ttl"] = seconds
+        user = check_username(username)
         result: CreatedToken = self._request(
-            "POST", f"/v1/users/{_seg(check_username(username))}/tokens", body
+            "POST",
+            _user_path(user, "tokens"),
+            body,
+            expect=("id",),
+            if_maybe_done=(
+                f"the token may have been created: list the tokens of {user!r} and look for one named "
+                f"{body['name']!r} (its secret is lost: revoke it by its id) before creating another"
+            ),
         )
         return result
 
     def list_tokens(self, username: str) -> list[TokenInfo]:
         """Every token of a user (metadata only: MotherDuck never shows a secret twice)."""
-        answer = self._request("GET", f"/v1/users/{_seg(check_username(username))}/tokens")
-        tokens: list[TokenInfo] = answer.get("tokens", [])
+        answer = self._request("GET", _user_path(username, "tokens"), expect=("tokens",))
+        tokens: list[TokenInfo] = answer["tokens"]
         return tokens
 
     def delete_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
         """Invalidate a token by its id. ``False`` if it was missing and ``missing_ok``."""
         return self._delete(
-            f"/v1/users/{_seg(check_username(username))}/tokens/{_seg(check_token_id(token_id))}",
+            _user_path(username, "tokens", _seg(check_token_id(token_id), "token_id")),
             missing_ok,
         )
 
     def get_duckling_config(self, username: str) -> DucklingConfig:
         """A user's Duckling settings (instance sizes, flock size, cooldowns)."""
-        config: DucklingConfig = self._request("GET", f"/v1/users/{_seg(check_username(username))}/instances")
+        config: DucklingConfig = self._request(
+            "GET", _user_path(username, "instances"), expect=DUCKLING_HALVES
+        )
         return config
 
     def set_duckling_config(self, username: str, config: Mapping[str, Any]) -> DucklingConfig:
         """Replace a user's whole Duckling config (both halves needed)."""
         body = {"config": check_duckling_config(config)}
         result: DucklingConfig = self._request(
-            "PUT", f"/v1/users/{_seg(check_username(username))}/instances", body
+            "PUT",
+            _user_path(username, "instances"),
+            body,
+            expect=DUCKLING_HALVES,
         )
         return result
 
@@ -424,8 +425,113 @@ class MotherDuckHook(BaseHook):
 
     def list_active_accounts(self) -> list[ActiveAccount]:
         """Accounts with running Ducklings (``active`` or ``cooldown``); not a list of users."""
-        accounts: list[ActiveAccount] = self._request("GET", "/v1/active_accounts").get("accounts", [])
+        accounts: list[ActiveAccount] = self._request("GET", "/v1/active_accounts", expect=("accounts",))[
+            "accounts"
+        ]
         return accounts
+
+    def list_users(
+        self,
+        *,
+        service_accounts: bool | None = None,
+        deprovisioned: bool | None = False,
+        page_size: int = 100,
+    ) -> list[UserInfo]:
+        """Every user of the organisation, walking all pages of ``GET /v1/users``.
+
+        ``service_accounts``: ``None`` all users, ``True`` only service accounts, ``False`` only
+        humans. ``deprovisioned``: ``False`` only active users, ``True`` only deprovisioned ones,
+        ``None`` both. Both are sent as MotherDuck's filters and applied to the answer too.
+        ``page_size`` is sent as ``limit``. A user seen on two pages (one added during the walk)
+        is listed once; a page token seen twice raises (the pagination is looping). Needs the
+        ``member_management.view_all_members`` privilege (admin, builder, explorer roles).
+        """
+        filters = {"is_service_account": service_accounts, "is_deprovisioned": deprovisioned}
+        for name, value in (("service_accounts", service_accounts), ("deprovisioned", deprovisioned)):
+            optional(check_bool)(value, name)
+        query = {"limit": str(check_count(page_size, "page_size", 1))}
+        query.update({key: str(value).lower() for key, value in filters.items() if value is not None})
+        users: dict[str, UserInfo] = {}
+        tokens_seen: set[str] = set()
+        while True:
+            page = self._users_page(query, page_size)
+            for user in page["users"]:
+                if all(value is None or user.get(key) == value for key, value in filters.items()):
+                    users.setdefault(user["username"], user)
+            token = page.get("next_page_token")
+            if not token:
+                return list(users.values())
+            if token in tokens_seen:
+                raise MotherDuckAPIError(
+                    f"the user listing gave the page token {token!r} twice, after {len(tokens_seen) + 1} pages: "
+                    "MotherDuck's pagination is looping. Try again later.",
+                    status_code=200,
+                    method="GET",
+                    path="/v1/users",
+                )
+            tokens_seen.add(token)
+            query["page_token"] = token
+
+    def _users_page(self, query: Mapping[str, str], page_size: int) -> Any:
+        try:
+            return self._request("GET", f"/v1/users?{urlencode(query)}", expect=("users",))
+        except MotherDuckRouteNotFoundError as err:
+            raise err.with_advice(
+                "This MotherDuck API offers no user listing (GET /v1/users): it is older than the "
+                "listing, or the connection's API URL is not MotherDuck's."
+            ) from None
+        except MotherDuckAPIError as err:
+            if err.status_code == 400 and _names_limit(err):
+                raise err.with_advice(
+                    f"page_size={page_size} was sent as limit; MotherDuck accepts fewer per page: "
+                    "pass a smaller page_size."
+                ) from None
+            raise
+
+    def create_dive_embed_session(
+        self,
+        dive_id: str,
+        username: str,
+        *,
+        session_name: str | None = None,
+        version: int | None = None,
+        required_resources: Sequence[Mapping[str, str]] | None = None,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A short-lived session credential for embedding a Dive, for the service account ``username``.
+
+        The answer's ``session`` is a secret (backed by a read-scaling token of ``username`` for
+        about a day) and is registered with Airflow's masker at once. ``required_resources``
+        (``[{"url", "alias"?}]``, at most 8,192 bytes as JSON) and ``initial_state`` (a JSON
+        object, at most 64 KiB) are checked before sending. Needs MotherDuck's Business plan.
+        """
+        path = f"/v1/dives/{_seg(dive_id, 'dive_id')}/embed-session"
+        body = check_embed_session(
+            username,
+            session_name=session_name,
+            version=version,
+            required_resources=required_resources,
+            initial_state=initial_state,
+        )
+        try:
+            result: dict[str, Any] = self._request(
+                "POST",
+                path,
+                body,
+                expect=("session",),
+                if_maybe_done=(
+                    "a session may have been issued; it expires by itself within about a day, so asking "
+                    "for another is safe"
+                ),
+            )
+        except MotherDuckAuthError as err:
+            if err.status_code != 403:
+                raise
+            raise err.with_advice(
+                "Dive embed sessions need MotherDuck's Business plan, and username must be an active "
+                f"service account ({body['username']!r} may be a human user)."
+            ) from None
+        return result
 
     def get_current_user(self, connection: duckdb.DuckDBPyConnection | None = None) -> CurrentUser:
         """Who the token belongs to: the R package's ``show_current_user``, over SQL (there is no REST call).
@@ -433,24 +539,12 @@ class MotherDuckHook(BaseHook):
         Opens DuckDB on ``md:`` with the token in the ``motherduck_token`` config option (never in
         the connection string), runs ``FROM md_user_info()`` and closes the connection. Needs the
         ``duckdb`` extra. A caller may pass an open DuckDB ``connection`` instead; it is left open.
-        Raises ``MotherDuckSQLError`` when the answer does not come from MotherDuck.
+        Raises ``MotherDuckSQLError`` when the answer does not come from MotherDuck. See
+        :mod:`~airflow_provider_motherduck.hooks.current_user`.
         """
         if connection is not None:
-            return _read_user_info(connection)
-        try:
-            import duckdb
-        except ImportError:
-            raise MotherDuckConfigError(
-                "get_current_user needs DuckDB: pip install 'airflow-provider-motherduck[duckdb]'"
-            ) from None
-        try:
-            con = duckdb.connect("md:", config={"motherduck_token": self.settings.token})
-        except duckdb.Error as err:
-            raise MotherDuckSQLError(f"could not open a MotherDuck session: {type(err).__name__}") from None
-        try:
-            return _read_user_info(con)
-        finally:
-            con.close()
+            return read_user_info(connection)
+        return current_user(self.settings.token)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with a cheap read-only admin call; used by the UI's Test button."""
@@ -478,9 +572,19 @@ class MotherDuckHook(BaseHook):
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def _seg(value: str) -> str:
-    """Percent-encode one path segment (``/`` included)."""
-    return quote(value, safe="")
+def _names_limit(err: MotherDuckAPIError) -> bool:
+    """Whether a 400 is about the ``limit`` query parameter (the page size)."""
+    return "limit" in err.message.lower() or any("limit" in (issue.get("path") or []) for issue in err.issues)
+
+
+def _user_path(username: str, *more: str) -> str:
+    """``/v1/users/{username}``, the name checked and percent-encoded, then ``more`` segments."""
+    return "/".join(("/v1/users", _seg(check_username(username), "username"), *more))
+
+
+def _seg(value: str, field: str) -> str:
+    """One path segment, checked (not empty, ``.`` or ``..``) and percent-encoded (``/`` included)."""
+    return quote(check_path_segment(value, field), safe="")
 
 
 def _as_bool(value: Any, field: str) -> bool:
@@ -518,9 +622,23 @@ def _is_loopback(host: str) -> bool:
 def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: str) -> str:
     """The API root from the connection's host (default MotherDuck's); a bare host means https."""
     raw = (host or "").strip().rstrip("/") or DEFAULT_API_URL
+    # Not echoed when refused: credentials, a query or a pasted token would end up in the message.
+    problem = (
+        "contains whitespace or control characters"
+        if not raw.isprintable() or any(c.isspace() for c in raw)
+        else "carries a query or a fragment ('?', '#')"
+        if "?" in raw or "#" in raw
+        else ""
+    )
     if "://" not in raw:
         raw = f"https://{raw}"
     parts = urlsplit(raw)
+    if not problem and "@" in parts.netloc:
+        problem = "carries credentials ('user:password@'); the token goes in the connection's password"
+    if problem:
+        raise MotherDuckConfigError(
+            f"The API URL of {conn_label} {problem} (not shown). Allowed: https://host[:port][/path]."
+        )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise MotherDuckConfigError(f"The host {host!r} of {conn_label} is not an http(s) URL.")
     if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
@@ -533,111 +651,6 @@ def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: 
     return raw
 
 
-def _read_user_info(con: duckdb.DuckDBPyConnection) -> CurrentUser:
-    import duckdb
-
-    try:
-        cursor = con.execute("FROM md_user_info()")
-        columns = [d[0] for d in cursor.description or ()]
-        rows = cursor.fetchall()
-    except duckdb.Error:
-        try:
-            local = con.execute("SELECT current_user").fetchone()
-        except duckdb.Error:
-            local = None
-        raise MotherDuckSQLError(
-            "not a MotherDuck session: md_user_info() does not exist, so this DuckDB is not connected to "
-            f"MotherDuck (its current_user, {local[0] if local else None!r}, is a local default user, "
-            "not a MotherDuck user)"
-        ) from None
-    missing = [f for f in CURRENT_USER_FIELDS if f not in columns]
-    if len(rows) != 1 or missing:
-        raise MotherDuckSQLError(
-            f"md_user_info() answered {len(rows)} row(s) with columns {columns}; expected one row with "
-            f"{', '.join(CURRENT_USER_FIELDS)}"
-        )
-    info = dict(zip(columns, rows[0], strict=True))
-    user: CurrentUser = {f: str(info[f]) for f in CURRENT_USER_FIELDS}  # type: ignore[assignment]
-    return user
-
-
-def _decode(response: requests.Response, method: str, path: str) -> Any:
-    if not response.content:
-        return {}
-    try:
-        answer = response.json()
-    except ValueError:
-        raise MotherDuckAPIError(
-            f"the answer is not JSON ({response.text.strip()[:80]!r}): the connection's API URL is "
-            "probably not MotherDuck's API",
-            status_code=response.status_code,
-            method=method,
-            path=path,
-        ) from None
-    if isinstance(answer, dict) and isinstance(answer.get("token"), str):
-        mask_secret(answer["token"])  # the secret of a new token: masked before anything logs it
-    return answer
-
-
-def _decode_error(response: requests.Response) -> tuple[str, str, list[dict[str, Any]]] | None:
-    """MotherDuck's ``code``, ``message`` and ``issues``, or ``None`` if the body is not its JSON."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or not ("code" in body or "message" in body):
-        return None
-    issues = [i if isinstance(i, dict) else {"message": str(i)} for i in body.get("issues") or []]
-    message = str(body.get("message") or response.reason or "")
-    return str(body.get("code") or ""), message, issues
-
-
-def _names_duplicate(message: str, issues: list[dict[str, Any]]) -> bool:
-    text = " ".join([message, *(str(i.get("message", "")) for i in issues)]).lower()
-    return "unique constraint" in text or "already exists" in text
-
-
-def _may_have_reached_server(err: requests.RequestException) -> bool:
-    """False only when the request surely never left: connecting failed or timed out."""
-    import requests
-
-    if isinstance(err, requests.ConnectTimeout):
-        return False
-    if isinstance(err, requests.ConnectionError):
-        reason = getattr(err.args[0], "reason", None) if err.args else None
-        return not (
-            type(reason).__name__ in ("NewConnectionError", "NameResolutionError")
-            or "NewConnectionError" in repr(reason)
-        )
-    return not isinstance(err, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema))
-
-
-def _network_message(err: requests.RequestException, reached: bool, method: str) -> str:
-    import requests
-
-    kind = "timed out" if isinstance(err, requests.Timeout) else "connection failed"
-    text = f"{kind} ({type(err).__name__})"
-    if reached and method == "POST":
-        text += (
-            "; the request may have reached MotherDuck, so it was not repeated: check whether the user "
-            "or token was created before running again"
-        )
-    return text
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+def _cause(outcome: Answer | requests.RequestException) -> str:
+    """How an attempt ended, for a log line: the status, or the error's class."""
+    return str(outcome.status) if isinstance(outcome, Answer) else type(outcome).__name__

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -23,6 +25,7 @@ from airflow_provider_motherduck.exceptions import (
 )
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from tests.hooks.raw_server import RawServer, chunked, reset
 from tests.support import CONN_ENV, FakeSleep, connection_json
 
 STANDARD = {
@@ -463,6 +466,53 @@ def test_post_is_not_retried_on_5xx(status: int, hook: MotherDuckHook, emulator:
     assert emulator.users().count("etl_bot") == 1  # processed once, never twice
 
 
+@pytest.mark.parametrize("fault", [{"status": 500}, {"drop": True}], ids=["500", "dropped"])
+def test_a_create_token_that_may_have_been_carried_out_says_how_to_find_it(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fault: dict[str, Any]
+) -> None:
+    """The real-scheduler defect: MotherDuck created the token, then the answer was lost."""
+    emulator.add_user("etl_bot")
+    emulator.inject("POST", "/v1/users/etl_bot/tokens", after=True, **fault)
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.create_token("etl_bot", "nightly")
+    err = info.value
+    assert err.maybe_carried_out is True
+    assert (
+        "the token may have been created: list the tokens of 'etl_bot' and look for one named 'nightly'"
+        in str(err)
+    )
+    (created,) = emulator.tokens("etl_bot")  # created once, not repeated
+    assert created["name"] == "nightly"
+    copy = pickle.loads(pickle.dumps(err))  # Airflow pickles task errors
+    assert (type(copy), copy.maybe_carried_out, str(copy)) == (type(err), True, str(err))
+    assert emulator.admin_token not in str(err) + repr(err)
+
+
+@pytest.mark.parametrize("fault", [{"status": 503}, {"drop": True}], ids=["503", "dropped"])
+def test_a_create_user_that_may_have_been_carried_out_says_how_to_find_it(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fault: dict[str, Any]
+) -> None:
+    emulator.inject("POST", "/v1/users", after=True, **fault)
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.create_user("etl_bot")
+    assert info.value.maybe_carried_out is True
+    assert "the user 'etl_bot' may have been created: list its tokens or the users" in str(info.value)
+    assert emulator.users().count("etl_bot") == 1
+
+
+def test_a_refused_create_was_not_carried_out(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    """A throttled POST, retried until the retries run out, created nothing: the flag says so."""
+    emulator.inject("POST", "/v1/users", status=429, times=10)
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.create_user("etl_bot")
+    assert (info.value.status_code, info.value.maybe_carried_out) == (429, False)
+    assert "may have been created" not in str(info.value)
+    assert "throttled this call on all 4 attempts: try again later" in str(info.value)
+    assert "etl_bot" not in emulator.users()
+
+
 def test_post_is_not_repeated_after_a_dropped_answer(
     hook: MotherDuckHook, emulator: MotherDuckEmulator
 ) -> None:
@@ -527,7 +577,7 @@ def test_connection_refused_is_retried_even_for_post(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv(CONN_ENV, connection_json(f"http://127.0.0.1:{port}", "mdt_x_0123456789"))
-    with pytest.raises(MotherDuckAPIError, match="connection failed") as info:
+    with pytest.raises(MotherDuckAPIError, match="could not connect") as info:
         MotherDuckHook(retry_limit=2, retry_delay=0.01, sleep=fake_sleep).create_user("etl_bot")
     assert info.value.status_code is None
     assert len(fake_sleep.waits) == 2
@@ -618,3 +668,182 @@ def test_current_user_sends_the_token_only_as_a_config_option(
     monkeypatch.setattr(duckdb, "connect", fake_connect)
     assert hook.get_current_user()["username"] == "etl_bot"
     assert opened == [("md:", {"motherduck_token": emulator.admin_token})]
+
+
+# -- bad input: path segments and the API URL -------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", ["", ".", ".."])
+def test_a_dot_or_empty_path_segment_is_refused_unsent(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, username: str
+) -> None:
+    """``requests`` would resolve them: ``/v1/users/..`` is ``/v1/``, another route."""
+    calls = [
+        lambda: hook.delete_user(username),
+        lambda: hook.list_tokens(username),
+        lambda: hook.create_token(username, "t"),
+        lambda: hook.delete_token(username, "123e4567-e89b-12d3-a456-426614174000"),
+        lambda: hook.get_duckling_config(username),
+        lambda: hook.set_duckling_config(username, STANDARD),
+        lambda: hook.update_duckling_config(username, read_scaling={"flock_size": 2}),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=rf"^username={username!r} is invalid"):
+            call()
+    assert emulator.journal == []
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("https://admin:hunter2secret@api.motherduck.com", "carries credentials"),
+        ("https://hunter2secret@api.motherduck.com", "carries credentials"),
+        ("https://api.motherduck.com/?token=hunter2secret", "carries a query or a fragment"),
+        ("https://api.motherduck.com/#hunter2secret", "carries a query or a fragment"),
+        ("https://api.motherduck.com/v1 hunter2secret", "contains whitespace"),
+        ("https://api.mother\tduck.com/hunter2secret", "contains whitespace"),
+    ],
+)
+def test_an_api_url_with_credentials_a_query_a_fragment_or_whitespace_is_refused(
+    monkeypatch: pytest.MonkeyPatch, host: str, problem: str
+) -> None:
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "motherduck", "host": host, "password": "x" * 12}))
+    with pytest.raises(MotherDuckConfigError, match=problem) as info:
+        _ = MotherDuckHook().settings
+    assert "connection 'motherduck_default'" in str(info.value)
+    assert "hunter2secret" not in str(info.value)  # never echoed: it may be a secret
+
+
+def test_surrounding_whitespace_of_a_pasted_api_url_is_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {"conn_type": "motherduck", "host": " https://api.motherduck.com/\n", "password": "x" * 12}
+    monkeypatch.setenv(CONN_ENV, json.dumps(conn))
+    assert MotherDuckHook().settings.base_url == "https://api.motherduck.com"
+
+
+# -- answer size limits ----------------------------------------------------------------------------
+
+
+def test_a_success_answer_over_16_mib_is_not_read_even_when_streamed(
+    monkeypatch: pytest.MonkeyPatch, fake_sleep: FakeSleep
+) -> None:
+    """No Content-Length to refuse up front: the hook stops reading at the limit."""
+    with RawServer(chunked(17 * 2**20)) as server:
+        monkeypatch.setenv(CONN_ENV, connection_json(server.url, "mdt_x_0123456789"))
+        with pytest.raises(MotherDuckAPIError) as info:
+            MotherDuckHook(sleep=fake_sleep).list_active_accounts()
+    assert str(info.value).startswith(
+        "MotherDuck GET /v1/active_accounts failed (HTTP 200): the answer is larger than 16 MiB, so it was not read"
+    )
+    assert fake_sleep.waits == []
+
+
+def test_a_streamed_answer_within_the_limit_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    def accounts(conn: socket.socket) -> None:
+        body = b'{"accounts": []}' + b" " * 3 * 2**20  # whitespace is valid JSON padding
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + body)
+
+    with RawServer(accounts) as server:
+        monkeypatch.setenv(CONN_ENV, connection_json(server.url, "mdt_x_0123456789"))
+        assert MotherDuckHook().list_active_accounts() == []
+
+
+def test_an_error_answer_over_1_mib_is_not_read(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=400, body="e" * (2**20 + 1))
+    with pytest.raises(MotherDuckAPIError) as info:
+        hook.list_active_accounts()
+    assert info.value.status_code == 400
+    assert "an error answer larger than 1 MiB, not read" in str(info.value)
+    assert "eeee" not in str(info.value)
+
+
+# -- network faults the emulator cannot play -------------------------------------------------------
+
+
+def test_a_tcp_reset_after_a_post_is_not_repeated(
+    monkeypatch: pytest.MonkeyPatch, fake_sleep: FakeSleep
+) -> None:
+    with RawServer(reset) as server:
+        monkeypatch.setenv(CONN_ENV, connection_json(server.url, "mdt_x_0123456789"))
+        with pytest.raises(MotherDuckAPIError) as info:
+            MotherDuckHook(sleep=fake_sleep).create_token("etl_bot", "nightly")
+        assert len(server.requests) == 1
+    assert info.value.maybe_carried_out is True
+    assert "the connection broke before the answer arrived" in str(info.value)
+    assert "look for one named 'nightly'" in str(info.value)
+
+
+def test_a_tcp_reset_of_a_get_is_retried(monkeypatch: pytest.MonkeyPatch, fake_sleep: FakeSleep) -> None:
+    with RawServer(reset) as server:
+        monkeypatch.setenv(CONN_ENV, connection_json(server.url, "mdt_x_0123456789"))
+        with pytest.raises(MotherDuckAPIError, match=r"ConnectionError, 3 attempts") as info:
+            MotherDuckHook(retry_limit=2, sleep=fake_sleep).list_active_accounts()
+        assert len(server.requests) == 3
+    assert info.value.maybe_carried_out is False  # a read carries nothing out
+
+
+# -- timeouts --------------------------------------------------------------------------------------
+
+
+def test_the_timeout_applies_to_a_slow_answer(
+    emulator: MotherDuckEmulator, motherduck_conn: str, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", delay=0.05)  # slow, within the timeout
+    assert MotherDuckHook(timeout=5, sleep=fake_sleep).list_active_accounts() == []
+    emulator.inject("GET", "/v1/active_accounts", delay=0.3)  # slower than the timeout
+    with pytest.raises(MotherDuckAPIError, match=r"no answer within the timeout of 0.1 s \(ReadTimeout\)"):
+        MotherDuckHook(timeout=0.1, retry_limit=0, sleep=fake_sleep).list_active_accounts()
+    deadline = time.monotonic() + 10  # the emulator finishes the slow answer on its own
+    while len(emulator.journal) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [e.status for e in emulator.journal] == [200, 200]
+
+
+def test_a_get_that_timed_out_once_is_retried_and_succeeds(
+    emulator: MotherDuckEmulator, motherduck_conn: str, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", delay=0.3, drop=True)
+    assert MotherDuckHook(timeout=0.1, sleep=fake_sleep).list_active_accounts() == []
+    assert len(fake_sleep.waits) == 1
+
+
+def test_a_post_that_timed_out_is_not_repeated_and_says_it_may_be_done(
+    emulator: MotherDuckEmulator, motherduck_conn: str, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("POST", "/v1/users", delay=0.3, drop=True, after=True)
+    with pytest.raises(MotherDuckAPIError) as info:
+        MotherDuckHook(timeout=0.1, sleep=fake_sleep).create_user("etl_bot")
+    assert info.value.maybe_carried_out is True
+    assert "may have reached MotherDuck, so it was not repeated" in str(info.value)
+    deadline = time.monotonic() + 10
+    while "etl_bot" not in emulator.users() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert emulator.users().count("etl_bot") == 1
+    assert [e.method for e in emulator.journal] == ["POST"]
+
+
+# -- retry timing over HTTP ------------------------------------------------------------------------
+
+
+def test_retry_after_on_a_503_for_a_get(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=503, retry_after="4")
+    assert hook.list_active_accounts() == []
+    assert fake_sleep.waits == [4.0]
+
+
+def test_max_retry_wait_caps_the_backoff(
+    emulator: MotherDuckEmulator, motherduck_conn: str, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=502, times=3)
+    MotherDuckHook(retry_delay=10, max_retry_wait=0.5, sleep=fake_sleep).list_active_accounts()
+    assert fake_sleep.waits == [0.5, 0.5, 0.5]
+
+
+def test_501_is_not_retried(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    emulator.inject("GET", "/v1/active_accounts", status=501)
+    with pytest.raises(MotherDuckAPIError, match="does not offer this call there"):
+        hook.list_active_accounts()
+    assert fake_sleep.waits == []

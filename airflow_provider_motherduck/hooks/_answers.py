@@ -1,0 +1,220 @@
+"""What an answer (or its absence) means: the decoded result, or the error a caller gets.
+
+Every error says what happened, what to do about it, and whether a write may have been carried
+out (``MotherDuckAPIError.maybe_carried_out``). No message quotes a success answer's body, which
+may hold a secret; a secret in a decoded answer is masked before anything can log it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_motherduck._compat import mask_secret
+from airflow_provider_motherduck.exceptions import (
+    MotherDuckAPIError,
+    MotherDuckAuthError,
+    MotherDuckConflictError,
+    MotherDuckNotFoundError,
+    MotherDuckRouteNotFoundError,
+)
+from airflow_provider_motherduck.hooks.retry import may_have_been_carried_out, may_have_reached_server
+from airflow_provider_motherduck.hooks.transport import Answer
+
+if TYPE_CHECKING:
+    import requests
+
+#: Fields of an answer that hold a secret: a new token, a Dive embed session.
+SECRET_FIELDS = ("token", "session")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call as the caller sees it, and what its errors should say.
+
+    :param expect: keys a success answer must have (none: any JSON object, or nothing for a DELETE).
+    :param if_maybe_done: how to find out whether a failed write was carried out.
+    """
+
+    method: str
+    path: str
+    expect: tuple[str, ...] = ()
+    if_maybe_done: str = ""
+
+
+@dataclass(frozen=True)
+class Where:
+    """What messages name: the connection and its API URL, and the timeout in force."""
+
+    conn_label: str
+    base_url: str
+    timeout: float
+
+
+def decode(call: Call, answer: Answer) -> Any:
+    """The JSON of a success answer, its secrets masked; raises if it is not what ``call`` expects."""
+    if answer.over_limit is not None:
+        raise _unreadable(
+            call, answer, f"the answer is larger than {_size(answer.over_limit)}, so it was not read"
+        )
+    if not answer.body and call.method == "DELETE" and not call.expect:
+        return {}  # MotherDuck answers {} or nothing to a delete
+    if not answer.body:
+        raise _unreadable(call, answer, "the answer is empty")
+    try:
+        decoded = json.loads(answer.body)
+    except ValueError:
+        raise _unreadable(call, answer, f"the answer is not JSON ({_describe_body(answer)})") from None
+    if not isinstance(decoded, dict):
+        raise _unreadable(call, answer, f"the answer is JSON but not an object ({_describe_body(answer)})")
+    for name in SECRET_FIELDS:  # masked before anything can log it
+        if isinstance(decoded.get(name), str):
+            mask_secret(decoded[name])
+    missing = [key for key in call.expect if key not in decoded]
+    if missing:
+        raise _unreadable(call, answer, f"the answer has no {', '.join(missing)}")
+    return decoded
+
+
+def failure(
+    call: Call, outcome: Answer | requests.RequestException, attempts: int, carried_out: bool, where: Where
+) -> MotherDuckAPIError:
+    """The error of a call whose last attempt failed with ``outcome``, after ``attempts`` attempts."""
+    maybe_done = call.method != "GET" and (carried_out or may_have_been_carried_out(outcome))
+    if isinstance(outcome, Answer):
+        cls, message, fields = _answer_error(outcome, where)
+        if outcome.status == 429:
+            message += (
+                f" | MotherDuck throttled this call {_times(attempts)}: try again later, or make fewer "
+                "calls at once (raise retry_limit or retry_delay to wait longer)."
+            )
+        elif outcome.status == 501:
+            message += " | MotherDuck does not offer this call there: check the connection's API URL."
+        elif outcome.status >= 500:
+            message += f" | A server error on MotherDuck's side {_times(attempts)}: try again later."
+    else:
+        cls, message, fields = MotherDuckAPIError, _network_message(outcome, attempts, where), {}
+    if maybe_done:
+        message += _maybe_done_hint(call)
+    return cls(message, method=call.method, path=call.path, maybe_carried_out=maybe_done, **fields)
+
+
+def _unreadable(call: Call, answer: Answer, problem: str) -> MotherDuckAPIError:
+    """A success status with an answer that cannot be MotherDuck's: wrong host, proxy or login page."""
+    maybe_done = call.method != "GET"
+    message = (
+        f"{problem}: the connection's API URL is probably not MotherDuck's API (a proxy or a login "
+        "page answered?), or the API changed"
+    )
+    if maybe_done:
+        message += _maybe_done_hint(call)
+    return MotherDuckAPIError(
+        message, status_code=answer.status, method=call.method, path=call.path, maybe_carried_out=maybe_done
+    )
+
+
+def _maybe_done_hint(call: Call) -> str:
+    if call.method == "POST":
+        return (
+            " | The request may have reached MotherDuck, so it was not repeated: "
+            f"{call.if_maybe_done or 'check what it created before running it again'}."
+        )
+    return " | It may have been carried out; repeating it is safe."
+
+
+def _times(attempts: int) -> str:
+    return "once" if attempts == 1 else f"on all {attempts} attempts"
+
+
+def _answer_error(answer: Answer, where: Where) -> tuple[type[MotherDuckAPIError], str, dict[str, Any]]:
+    """The class, message and fields of an error answer."""
+    payload = _decode_error(answer)
+    status = answer.status
+    fields: dict[str, Any] = {"status_code": status}
+    code: str | None = None
+    issues: list[dict[str, Any]] = []
+    if answer.over_limit is not None:
+        message = f"{answer.reason} (an error answer larger than {_size(answer.over_limit)}, not read)"
+    elif payload is None:  # not MotherDuck's JSON: a proxy, a gateway, or the wrong host
+        message = answer.body.decode("utf-8", "replace").strip()[:200] or answer.reason
+        if status == 404:
+            return (
+                MotherDuckRouteNotFoundError,
+                f"no such route ({message!r}): the connection's API URL {where.base_url!r} is "
+                "probably wrong, or this endpoint is not offered there",
+                fields,
+            )
+    else:
+        code, message, issues = payload
+        fields.update(code=code, issues=issues)
+    if status == 401:
+        message += (
+            f" | The token of {where.conn_label} was rejected: it is wrong, expired or revoked. "
+            "Put a valid read/write token of an Admin user in the connection's password."
+        )
+        return MotherDuckAuthError, message, fields
+    if status == 403:
+        message += (
+            f" | The token of {where.conn_label} is valid but not allowed to do this: admin calls need "
+            "a read/write (not read_scaling) token of a user with the Admin role, and an admin may only "
+            "manage service accounts and itself."
+        )
+        return MotherDuckAuthError, message, fields
+    if status == 404 and code == "NOT_FOUND":
+        return MotherDuckNotFoundError, message, fields
+    if code is not None and (status == 409 or (status == 400 and _names_duplicate(message, issues))):
+        return MotherDuckConflictError, message, fields
+    return MotherDuckAPIError, message, fields
+
+
+def _decode_error(answer: Answer) -> tuple[str, str, list[dict[str, Any]]] | None:
+    """MotherDuck's ``code``, ``message`` and ``issues``, or ``None`` if the body is not its JSON."""
+    try:
+        body = json.loads(answer.body)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not ("code" in body or "message" in body):
+        return None
+    issues = [i if isinstance(i, dict) else {"message": str(i)} for i in body.get("issues") or []]
+    message = str(body.get("message") or answer.reason or "")
+    return str(body.get("code") or ""), message, issues
+
+
+def _names_duplicate(message: str, issues: list[dict[str, Any]]) -> bool:
+    text = " ".join([message, *(str(i.get("message", "")) for i in issues)]).lower()
+    return "unique constraint" in text or "already exists" in text
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
+
+
+def _describe_body(answer: Answer) -> str:
+    """Its type and size, never its content (a success answer may hold a secret)."""
+    return f"{answer.content_type or 'no content type'}, {len(answer.body)} bytes"
+
+
+def _network_message(err: requests.RequestException, attempts: int, where: Where) -> str:
+    import requests
+
+    kind = type(err).__name__ if attempts == 1 else f"{type(err).__name__}, {attempts} attempts"
+    if isinstance(err, requests.exceptions.SSLError):
+        return (
+            f"the TLS handshake with {where.base_url} failed ({kind}): check the CA bundle "
+            "(REQUESTS_CA_BUNDLE) and any TLS-inspecting proxy"
+        )
+    if not may_have_reached_server(err):
+        return (
+            f"could not connect to {where.base_url} ({kind}): check the connection's API URL, "
+            "the network and the proxy settings (HTTPS_PROXY, NO_PROXY)"
+        )
+    if isinstance(err, requests.Timeout):
+        return (
+            f"no answer within the timeout of {where.timeout:g} s ({kind}): try again later, or "
+            "raise the connection's extra timeout"
+        )
+    return (
+        f"the connection broke before the answer arrived ({kind}): try again later; if it keeps "
+        "happening, check any proxy between Airflow and MotherDuck"
+    )

@@ -1,0 +1,95 @@
+"""A tiny TCP server for the few faults the emulator cannot play: a TCP reset, a chunked answer.
+
+Each connection's request is read (head and body), counted, and handed to ``reply``, which
+writes whatever bytes it likes (or resets the connection); the connection is then closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+Reply = Callable[[socket.socket], None]
+
+
+def reset(conn: socket.socket) -> None:
+    """Abort the connection with a TCP reset (RST), not an orderly close."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def chunked(total: int, chunk: int = 2**20) -> Reply:
+    """A 200 JSON answer of ``total`` bytes in chunks, with no Content-Length: only streaming can cap it."""
+
+    def reply(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        sent = 0
+        with contextlib.suppress(OSError):  # the client may hang up once it has read enough
+            while sent < total:
+                size = min(chunk, total - sent)
+                conn.sendall(b"%x\r\n" % size + b" " * size + b"\r\n")
+                sent += size
+            conn.sendall(b"0\r\n\r\n")
+
+    return reply
+
+
+class RawServer:
+    """Listens on 127.0.0.1 while in a ``with`` block; ``requests`` counts the requests read."""
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.requests: list[bytes] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def __enter__(self) -> RawServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                self.requests.append(_read_request(conn))
+                self._reply(conn)
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head
