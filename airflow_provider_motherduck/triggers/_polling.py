@@ -182,10 +182,12 @@ class _PollGroup:
             self._due = self._last_sent + min(self._intervals)
             self._joiners_due = math.inf
             answer = await self._call()
-            for i, member in enumerate(list(self._members)):
-                if i and not i % _WAKE_BATCH:
-                    await asyncio.sleep(0)
-                member._deliver(poll, answer)
+            members = list(self._members)
+            for first in range(0, len(members), _WAKE_BATCH):
+                for member in members[first : first + _WAKE_BATCH]:
+                    member._deliver(poll, answer)
+                # The woken members run now: those done leave before the next poll is timed.
+                await asyncio.sleep(0)
 
     async def _call(self) -> Answer:
         try:
