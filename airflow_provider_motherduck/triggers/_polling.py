@@ -41,14 +41,14 @@ class Answer:
 
     def __init__(self, accounts: list[ActiveAccount] | None = None, error: Exception | None = None) -> None:
         self._accounts = accounts or []
-        self.error = error
+        self._error = error
         self._traceback = error.__traceback__ if error is not None else None
 
     def accounts(self) -> list[ActiveAccount]:
         """The accounts listed, or the call's exception raised again (as if this member had called)."""
-        if self.error is not None:
+        if self._error is not None:
             # Reset the traceback first: every member re-raises the same exception object.
-            raise self.error.with_traceback(self._traceback)
+            raise self._error.with_traceback(self._traceback)
         return self._accounts
 
     def accounts_of(self, usernames: tuple[str, ...] | None) -> list[ActiveAccount]:
