@@ -52,8 +52,9 @@ test-ui: $(VENV)/.installed
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	MOTHERDUCK_SCREENSHOT_DIR=docs/_static/screenshots $(PY) -m pytest -m browser tests/ui
 
+# Every script in benchmarks/, each printing its table; fails if any missed its targets.
 benchmark: $(VENV)/.installed
-	$(PY) benchmarks/hook_overhead.py
+	@status=0; for script in benchmarks/*.py; do echo "=== $$script"; $(PY) $$script || status=1; done; exit $$status
 
 # The documentation site into docs/_build/html, warnings as errors (graphviz's dot from Debian if missing).
 docs: $(VENV)/.installed

@@ -12,7 +12,7 @@ _airflow_version = Version(Version(AIRFLOW_VERSION).base_version)
 AIRFLOW_V_3 = _airflow_version >= Version("3.0.0")
 
 if TYPE_CHECKING:
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
+    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING or _airflow_version >= Version("3.2.0"):
     from airflow.sdk import (
@@ -120,8 +120,9 @@ def should_hide_value_for_key(name: str) -> bool:
 
 def __getattr__(name: str) -> Any:
     # The trigger classes (same path on every version) load on first use: every DAG parse imports
-    # this module, and only the triggerer and deferring sensors need them.
-    if name in ("BaseTrigger", "TriggerEvent"):
+    # this module, and only the triggerer and deferring sensors need them. BaseEventTrigger (asset
+    # watchers) exists from Airflow 3.0 only.
+    if name in ("BaseTrigger", "TriggerEvent") or (name == "BaseEventTrigger" and AIRFLOW_V_3):
         from airflow.triggers import base
 
         return getattr(base, name)
@@ -136,6 +137,7 @@ __all__ = [
     "AirflowRescheduleException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

@@ -15,12 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from airflow_provider_motherduck._compat import AIRFLOW_V_3
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
 SEED = REPO / "example_dags" / "demo_seed.json"
-# In the order a platform team lives them: onboard, size, rotate, wait for compute, offboard.
+# In the order a platform team lives them: onboard, size, rotate, wait for compute, size down when
+# idle (asset watchers: Airflow 3 only), offboard.
 DAGS = (
     "example_motherduck_onboarding",
     "example_motherduck_bulk_onboarding",
@@ -29,6 +31,7 @@ DAGS = (
     "example_motherduck_token_rotation",
     "example_motherduck_temporary_account",
     "example_motherduck_wait_for_active",
+    *(("example_motherduck_resize_when_idle",) if AIRFLOW_V_3 else ()),
     "example_motherduck_offboarding",
 )
 
@@ -43,8 +46,13 @@ def go_idle(emulator: MotherDuckEmulator) -> str:
     return "etl_loader's query is done: no Duckling is running"
 
 
-# What happens in MotherDuck between two DAGs (the emulator plays the organisation's users).
-BEFORE = {"example_motherduck_wait_for_active": start_query, "example_motherduck_offboarding": go_idle}
+# What happens in MotherDuck between two DAGs (the emulator plays the organisation's users). The
+# resize DAG runs as its asset watcher's event (etl_loader going idle) would start it.
+BEFORE = {
+    "example_motherduck_wait_for_active": start_query,
+    "example_motherduck_resize_when_idle": go_idle,
+    "example_motherduck_offboarding": go_idle,
+}
 
 
 def airflow(*args: str, env: dict[str, str]) -> int:
