@@ -1,0 +1,174 @@
+"""The session of ``make e2e``: PostgreSQL, Redis and the emulator for both executors, and the report.
+
+The emulator runs in this process (the Airflow processes reach it over HTTP on 127.0.0.1); the
+tests change its state and inject its faults through its Python API. Whatever happens, every
+process started is stopped at the end (``services.stop_all``), also on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from airflow_provider_motherduck.testing import MotherDuckEmulator
+from e2e.deployment import Deployment
+from e2e.report import REPORT
+from e2e.services import start_postgres, start_redis, stop_all
+
+
+class IssuedSecrets:
+    """Every secret the emulator hands out (its admin token, every created token), kept after revocation."""
+
+    def __init__(self, emulator: MotherDuckEmulator) -> None:
+        self._lock = threading.Lock()
+        self._secrets = [emulator.admin_token]
+        # The emulator's Python API lists live tokens without secrets, and a revoked token's secret
+        # is dropped: record each one as the state creates it.
+        state = emulator._state
+        create = state.add_token
+
+        def add_token(*args: Any, **kwargs: Any) -> Any:
+            token = create(*args, **kwargs)
+            with self._lock:
+                self._secrets.append(token.secret)
+            return token
+
+        state.add_token = add_token  # type: ignore[method-assign]
+
+    def all(self) -> list[str]:
+        with self._lock:
+            return list(self._secrets)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds the fixtures, which stop the processes
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_all()  # whatever a fixture could not stop
+
+
+@pytest.fixture(scope="session")
+def run_dir() -> Iterator[Path]:
+    """A fresh directory for everything the session writes; kept when something failed."""
+    path = Path(tempfile.mkdtemp(prefix="motherduck-e2e-"))
+    path.chmod(0o755)  # PostgreSQL runs as its own user
+    failed_before = _failures()
+    yield path
+    if _failures() == failed_before and not os.environ.get("E2E_KEEP"):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        print(f"\ne2e files kept in {path}")
+
+
+_FAILED: list[str] = []
+
+
+def _failures() -> int:
+    return len(_FAILED)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        _FAILED.append(item.nodeid)
+    return report
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[MotherDuckEmulator]:
+    with MotherDuckEmulator() as md:
+        yield md
+
+
+@pytest.fixture(scope="session")
+def issued(emulator: MotherDuckEmulator) -> IssuedSecrets:
+    return IssuedSecrets(emulator)
+
+
+@pytest.fixture(scope="session")
+def deployment(run_dir: Path, emulator: MotherDuckEmulator, issued: IssuedSecrets) -> Iterator[Deployment]:
+    """PostgreSQL, Redis and a migrated metadata database; the components start per executor."""
+    started = time.monotonic()
+    log_dir = run_dir / "services"
+    postgres, db_url = start_postgres(run_dir, log_dir)
+    redis, broker_url = start_redis(log_dir)
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    airflow = Deployment(
+        home=run_dir / "airflow",
+        db_url=db_url,
+        broker_url=broker_url,
+        connection={
+            "conn_type": "motherduck",
+            "host": emulator.url,
+            "password": emulator.admin_token,
+            "extra": {"retry_delay": 0.5, "timeout": 30},
+        },
+        extra_env={
+            "E2E_ROTATION_START": (now - timedelta(minutes=6)).isoformat(),
+            "E2E_ROTATION_END": (now - timedelta(minutes=2)).isoformat(),
+        },
+    )
+    airflow.install_dags()
+    try:
+        airflow.migrate()
+        REPORT.phase("PostgreSQL, Redis, db migrate", started)
+        yield airflow
+    finally:
+        airflow.stop()
+        try:
+            REPORT.runs = airflow.sql(
+                "SELECT dag_id, run_id, run_type, state, EXTRACT(EPOCH FROM end_date - start_date) "
+                "FROM dag_run ORDER BY start_date NULLS LAST, dag_id"
+            )
+        except Exception as err:  # the report must not hide the failure that got us here
+            print(f"\n(DAG runs unreadable for the report: {err})")
+        redis.stop()
+        postgres.stop()
+
+
+def _table(rows: Sequence[tuple[str, ...]], headers: tuple[str, ...]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "-" * len(line)]
+    out.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return out
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    write = terminalreporter.write_line
+    terminalreporter.section("MotherDuck provider on a real Airflow deployment")
+    runs = [
+        (str(d), str(r), str(t), str(s), "-" if sec is None else f"{float(sec):.1f} s")
+        for d, r, t, s, sec in REPORT.runs
+    ]
+    for line in _table(runs, ("DAG", "run", "type", "state", "duration")):
+        write(line)
+    write("")
+    write(f"faults survived ({len(REPORT.faults)}):")
+    for fault in REPORT.faults:
+        write(f"  - {fault}")
+    write("")
+    write("secret scan:")
+    for line in REPORT.secrets or ["  (not run)"]:
+        write(f"  {line}")
+    write("")
+    for name, seconds in REPORT.phases:
+        write(f"{name:<40} {seconds:7.1f} s")
+    write(f"{'whole e2e session':<40} {time.monotonic() - REPORT.started:7.1f} s")
