@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -23,32 +22,9 @@ import pytest
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from e2e.deployment import Deployment
+from e2e.issued import IssuedSecrets
 from e2e.report import REPORT
 from e2e.services import start_postgres, start_redis, stop_all
-
-
-class IssuedSecrets:
-    """Every secret the emulator hands out (its admin token, every created token), kept after revocation."""
-
-    def __init__(self, emulator: MotherDuckEmulator) -> None:
-        self._lock = threading.Lock()
-        self._secrets = [emulator.admin_token]
-        # The emulator's Python API lists live tokens without secrets, and a revoked token's secret
-        # is dropped: record each one as the state creates it.
-        state = emulator._state
-        create = state.add_token
-
-        def add_token(*args: Any, **kwargs: Any) -> Any:
-            token = create(*args, **kwargs)
-            with self._lock:
-                self._secrets.append(token.secret)
-            return token
-
-        state.add_token = add_token  # type: ignore[method-assign]
-
-    def all(self) -> list[str]:
-        with self._lock:
-            return list(self._secrets)
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:

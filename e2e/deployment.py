@@ -96,7 +96,7 @@ class Deployment:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
             "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.db_url.replace("+psycopg2", ""),
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.db_url,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "8",
             "AIRFLOW_CONN_MOTHERDUCK_DEFAULT": json.dumps(dict(self.connection)),
         }
@@ -294,13 +294,23 @@ class Deployment:
             for row in self.sql(query + " ORDER BY task_id, map_index", params)
         ]
 
+    def decrypt(self, value: str | bytes) -> str:
+        """A value Airflow stored encrypted with the deployment's Fernet key."""
+        raw = value.encode() if isinstance(value, str) else bytes(value)
+        return Fernet(self.fernet_key.encode()).decrypt(raw).decode()
+
+    def variables(self, prefix: str = "") -> dict[str, str]:
+        """Every Variable whose key starts with ``prefix``, decrypted."""
+        rows = self.sql("SELECT key, val, is_encrypted FROM variable")
+        return {
+            key: self.decrypt(val) if encrypted else str(val)
+            for key, val, encrypted in rows
+            if key.startswith(prefix)
+        }
+
     def variable(self, key: str) -> str | None:
-        """A Variable's value, decrypted with the deployment's Fernet key."""
-        rows = self.sql("SELECT val, is_encrypted FROM variable WHERE key = %s", [key])
-        if not rows:
-            return None
-        value, encrypted = rows[0]
-        return Fernet(self.fernet_key.encode()).decrypt(value.encode()).decode() if encrypted else str(value)
+        """One Variable's value, decrypted (None if it is not set)."""
+        return self.variables(key).get(key)
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int, attempt: int) -> Path:
         folder = self.logs / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"

@@ -7,6 +7,7 @@ logs of the services involved.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -20,7 +21,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-TAIL_LINES = 60
+TAIL_LINES = 40
+TAIL_WIDTH = 400
 
 
 def free_port() -> int:
@@ -36,7 +38,16 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(line[:TAIL_WIDTH] for line in text.splitlines()[-lines:])
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the test process dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _children() -> dict[int, list[int]]:
@@ -122,6 +133,7 @@ class Service:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         REGISTRY.append(self)
         return self
