@@ -40,10 +40,6 @@ def fault_answers(journal: Iterable[JournalEntry]) -> Counter[int]:
     return Counter(int(e.status) for e in journal if e.fault and e.status is not None)
 
 
-def answered(journal: Iterable[JournalEntry], method: str, path: str) -> int:
-    return sum(1 for e in journal if e.method == method and e.path == path and e.status is not None)
-
-
 def single_live_token_stored(
     emulator: MotherDuckEmulator, airflow: Deployment, username: str, key: str
 ) -> dict[str, Any]:
@@ -83,14 +79,13 @@ def wait_deferred(airflow: Deployment, dag_id: str, run_id: str, task_id: str, t
     )
 
 
-def wait_polled(emulator: MotherDuckEmulator, airflow: Deployment, since: int, timeout: float = 120) -> None:
-    """Wait until ``GET /v1/active_accounts`` is answered more often than ``since`` times."""
-    wait_for(
-        "the trigger to poll active_accounts",
-        lambda: answered(emulator.journal, "GET", "/v1/active_accounts") > since,
-        timeout=timeout,
-        services=airflow.components(),
-    )
+def hold_taken(emulator: MotherDuckEmulator, method: str, path: str) -> bool:
+    """Whether a request has taken the fault injected for ``method path`` (it is no longer pending).
+
+    The emulator's Python API has no list of pending faults: read its traffic's queue.
+    """
+    pending = emulator._traffic._faults
+    return not any(f.method == method and f.path == path for f in list(pending))
 
 
 def triggerer_of(airflow: Deployment, trigger_id: int) -> int | None:

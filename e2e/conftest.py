@@ -53,6 +53,7 @@ def run_dir() -> Iterator[Path]:
 
 
 _FAILED: list[str] = []
+_DEPLOYMENTS: list[Deployment] = []  # the one running, for the logs of a failed test
 
 
 def _failures() -> int:
@@ -64,6 +65,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.failed:
         _FAILED.append(item.nodeid)
+        for airflow in _DEPLOYMENTS:
+            if airflow.components():
+                report.sections.append(("end of the component logs", airflow.describe()))
     return report
 
 
@@ -102,6 +106,7 @@ def deployment(run_dir: Path, emulator: MotherDuckEmulator, issued: IssuedSecret
         },
     )
     airflow.install_dags()
+    _DEPLOYMENTS.append(airflow)
     try:
         airflow.migrate()
         REPORT.phase("PostgreSQL, Redis, db migrate", started)
@@ -110,8 +115,11 @@ def deployment(run_dir: Path, emulator: MotherDuckEmulator, issued: IssuedSecret
         airflow.stop()
         try:
             REPORT.runs = airflow.sql(
-                "SELECT dag_id, run_id, run_type, state, EXTRACT(EPOCH FROM end_date - start_date) "
-                "FROM dag_run ORDER BY start_date NULLS LAST, dag_id"
+                "SELECT r.dag_id, r.run_id, r.state, EXTRACT(EPOCH FROM r.end_date - r.start_date), "
+                "COUNT(ti.task_id), SUM(GREATEST(ti.try_number - 1, 0)), "
+                "string_agg(DISTINCT ti.hostname, ' ') "
+                "FROM dag_run r LEFT JOIN task_instance ti ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id "
+                "GROUP BY r.id ORDER BY r.start_date NULLS LAST, r.dag_id"
             )
         except Exception as err:  # the report must not hide the failure that got us here
             print(f"\n(DAG runs unreadable for the report: {err})")
@@ -131,10 +139,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     write = terminalreporter.write_line
     terminalreporter.section("MotherDuck provider on a real Airflow deployment")
     runs = [
-        (str(d), str(r), str(t), str(s), "-" if sec is None else f"{float(sec):.1f} s")
-        for d, r, t, s, sec in REPORT.runs
+        (
+            str(dag),
+            str(run),
+            str(state),
+            "-" if seconds is None else f"{float(seconds):.1f} s",
+            str(tasks),
+            str(retries or 0),
+            str(hosts or "-"),
+        )
+        for dag, run, state, seconds, tasks, retries, hosts in REPORT.runs
     ]
-    for line in _table(runs, ("DAG", "run", "type", "state", "duration")):
+    for line in _table(runs, ("DAG", "run", "state", "duration", "tasks", "retries", "ran on")):
         write(line)
     write("")
     write(f"faults survived ({len(REPORT.faults)}):")

@@ -31,7 +31,6 @@ EXAMPLE_DAGS = REPO / "example_dags"
 WORKER_PYTHONPATH = REPO / "e2e" / "pythonpath"
 
 FINISHED = ("success", "failed")
-ACTIVE_TI = ("queued", "scheduled", "running", "deferred", "up_for_retry", "up_for_reschedule", "restarting")
 
 
 @dataclass

@@ -17,11 +17,11 @@ import pytest
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from e2e.checks import (
     ACTIVE_RW,
-    answered,
     assert_live_secret,
     created_tokens,
     created_users,
     fault_answers,
+    hold_taken,
     single_live_token_stored,
     triggerer_of,
     wait_deferred,
@@ -157,47 +157,53 @@ def test_deferred_sensor_survives_a_killed_triggerer(
 
 @dataclass
 class WorkerCrash:
-    runs: dict[str, str]
-    killed: list[str]
+    run_id: str
+    killed: str
+
+
+def _crash_mid_creation(
+    airflow: Deployment, emulator: MotherDuckEmulator, dag_id: str, user: str
+) -> WorkerCrash:
+    """Run ``dag_id``; while the emulator holds its token creation for ``user``, SIGKILL its worker.
+
+    The worker is started again at once; the run must then finish through the task's retry.
+    """
+    path = f"/v1/users/{user}/tokens"
+    emulator.inject("POST", path, delay=HOLD)
+    airflow.set_paused(dag_id, False)
+    run_id = airflow.trigger(dag_id)
+    wait_for(
+        f"{dag_id} to reach its token creation",
+        lambda: hold_taken(emulator, "POST", path) and created_tokens(emulator.journal)[user] == 0,
+        timeout=RUN_TIMEOUT,
+        interval=0.2,
+        services=airflow.components(),
+        details=lambda: airflow.run_details(dag_id, run_id),
+    )
+    (ti,) = airflow.task_instances(dag_id, run_id)
+    worker = str(ti["hostname"])
+    assert worker in WORKERS, f"{dag_id} runs on a Celery worker, not {worker!r}"
+    airflow.services[worker].kill()
+    airflow.restart(worker)
+    airflow.wait_worker_ready(worker)
+    airflow.wait_run(dag_id, run_id, RUN_TIMEOUT)
+    return WorkerCrash(run_id, worker)
 
 
 @pytest.fixture(scope="module")
-def worker_crash(celery: CeleryPhase, emulator: MotherDuckEmulator) -> WorkerCrash:
-    """A rotation and an onboarding held in their token creation; their worker(s) SIGKILLed and restarted."""
-    airflow = celery.airflow
-    for user in (ROTATION_USER, ONBOARDING_USER):
-        emulator.inject("POST", f"/v1/users/{user}/tokens", delay=HOLD)
-    runs = {}
-    for dag_id in (ROTATION_DAG, ONBOARDING_DAG):
-        airflow.set_paused(dag_id, False)
-        runs[dag_id] = airflow.trigger(dag_id)
+def rotation_crash(celery: CeleryPhase, emulator: MotherDuckEmulator) -> WorkerCrash:
+    return _crash_mid_creation(celery.airflow, emulator, ROTATION_DAG, ROTATION_USER)
 
-    def held() -> bool:  # the step just before each token creation has been answered
-        journal = emulator.journal
-        listed = answered(journal, "GET", f"/v1/users/{ROTATION_USER}/tokens") > 0
-        return listed and created_users(journal)[ONBOARDING_USER] == 1
 
-    wait_for(
-        "both tasks to reach their token creation", held, timeout=RUN_TIMEOUT, services=airflow.components()
-    )
-    time.sleep(2)  # both creations are now in the emulator's hold
-    killed = sorted({str(airflow.task_instances(d, r)[0]["hostname"]) for d, r in runs.items()})
-    assert set(killed) <= set(WORKERS), f"the held tasks run on the workers: {killed}"
-    for name in killed:
-        airflow.services[name].kill()
-    for name in killed:
-        airflow.restart(name)
-    for name in killed:
-        airflow.wait_worker_ready(name)
-    for dag_id, run_id in runs.items():
-        airflow.wait_run(dag_id, run_id, RUN_TIMEOUT)
-    return WorkerCrash(runs, killed)
+@pytest.fixture(scope="module")
+def onboarding_crash(celery: CeleryPhase, emulator: MotherDuckEmulator) -> WorkerCrash:
+    return _crash_mid_creation(celery.airflow, emulator, ONBOARDING_DAG, ONBOARDING_USER)
 
 
 def _retried_and_delivered(
     crash: WorkerCrash, emulator: MotherDuckEmulator, airflow: Deployment, dag_id: str, user: str
 ) -> None:
-    (ti,) = airflow.task_instances(dag_id, crash.runs[dag_id])
+    (ti,) = airflow.task_instances(dag_id, crash.run_id)
     assert ti["try_number"] > 1, f"{dag_id}: the killed try was retried"
     created = created_tokens(emulator.journal)[user]
     assert created == 2, (
@@ -207,23 +213,23 @@ def _retried_and_delivered(
 
 
 def test_worker_killed_mid_rotation_converges(
-    celery: CeleryPhase, worker_crash: WorkerCrash, emulator: MotherDuckEmulator
+    celery: CeleryPhase, rotation_crash: WorkerCrash, emulator: MotherDuckEmulator
 ) -> None:
     airflow = celery.airflow
-    _retried_and_delivered(worker_crash, emulator, airflow, ROTATION_DAG, ROTATION_USER)
+    _retried_and_delivered(rotation_crash, emulator, airflow, ROTATION_DAG, ROTATION_USER)
     single_live_token_stored(emulator, airflow, ROTATION_USER, f"motherduck_token_{ROTATION_USER}")
     REPORT.faults.append(
-        f"Celery worker(s) {', '.join(worker_crash.killed)} SIGKILLed during a rotation's token creation: "
+        f"Celery {rotation_crash.killed} SIGKILLed during a rotation's token creation: "
         "the retry revoked the orphan; one live token, its secret in the Variable"
     )
 
 
 def test_worker_killed_mid_onboarding_retries_and_delivers(
-    celery: CeleryPhase, worker_crash: WorkerCrash, emulator: MotherDuckEmulator
+    celery: CeleryPhase, onboarding_crash: WorkerCrash, emulator: MotherDuckEmulator
 ) -> None:
-    _retried_and_delivered(worker_crash, emulator, celery.airflow, ONBOARDING_DAG, ONBOARDING_USER)
+    _retried_and_delivered(onboarding_crash, emulator, celery.airflow, ONBOARDING_DAG, ONBOARDING_USER)
     REPORT.faults.append(
-        f"Celery worker(s) {', '.join(worker_crash.killed)} SIGKILLed during an onboarding's token creation: "
+        f"Celery {onboarding_crash.killed} SIGKILLed during an onboarding's token creation: "
         "the retry delivered a live token to the Variable"
     )
 
@@ -234,7 +240,7 @@ def test_worker_killed_mid_onboarding_retries_and_delivers(
     "whose delivery was not recorded (here: the one whose creation the killed try never saw answered)",
 )
 def test_worker_killed_mid_onboarding_leaves_no_token_stored_nowhere(
-    celery: CeleryPhase, worker_crash: WorkerCrash, emulator: MotherDuckEmulator
+    celery: CeleryPhase, onboarding_crash: WorkerCrash, emulator: MotherDuckEmulator
 ) -> None:
     user = ONBOARDING_USER
     single_live_token_stored(emulator, celery.airflow, user, f"motherduck_token_{user}")
