@@ -58,7 +58,10 @@ def assert_live_secret(emulator: MotherDuckEmulator, airflow: Deployment, key: s
 
 
 def wait_deferred(airflow: Deployment, dag_id: str, run_id: str, task_id: str, timeout: float = 180) -> int:
-    """Wait until the task is deferred and its trigger is assigned to a triggerer; the trigger id."""
+    """Wait until the task is deferred and its trigger is assigned to a triggerer; the trigger id.
+
+    The trigger table is copied then, for the secret scan.
+    """
 
     def assigned() -> int | None:
         rows = airflow.sql(
@@ -70,13 +73,15 @@ def wait_deferred(airflow: Deployment, dag_id: str, run_id: str, task_id: str, t
             return int(rows[0][1])
         return None
 
-    return wait_for(
+    trigger_id = wait_for(
         f"{dag_id}.{task_id} to be deferred to a triggerer",
         assigned,
         timeout=timeout,
         services=airflow.components(),
         details=lambda: airflow.run_details(dag_id, run_id),
     )
+    airflow.snapshot("trigger")  # its row is deleted once the trigger has fired
+    return trigger_id
 
 
 def hold_taken(emulator: MotherDuckEmulator, method: str, path: str) -> bool:

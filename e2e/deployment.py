@@ -45,6 +45,8 @@ class Deployment:
     fernet_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
     api_port: int = field(default_factory=free_port)
     services: dict[str, Service] = field(default_factory=dict)
+    #: Rows of short-lived tables (triggers) copied while they existed, for the secret scan.
+    snapshots: list[tuple[str, Any]] = field(default_factory=list)
     executor: str = "LocalExecutor"
     _token: str | None = None
 
@@ -276,6 +278,10 @@ class Deployment:
             with conn.cursor() as cur:
                 cur.execute(query, tuple(params))
                 return list(cur.fetchall()) if cur.description else []
+
+    def snapshot(self, table: str) -> None:
+        """Keep a copy of every row of ``table`` as it is now."""
+        self.snapshots.extend((table, row) for (row,) in self.sql(f'SELECT to_jsonb(t) FROM "{table}" t'))
 
     def task_instances(self, dag_id: str, run_id: str | None = None) -> list[dict[str, Any]]:
         """Task instances of a DAG (of one run if given), from the metadata database."""

@@ -1,8 +1,10 @@
 """After both executors: no secret the emulator issued is anywhere but in the Variables meant for it.
 
 Searched: every file the deployment wrote (component and task logs, the triggerer's trigger logs,
-Celery's and PostgreSQL's logs) and every row of every table of the metadata database, with each
-value Airflow stored Fernet-encrypted (Variables, connections, trigger kwargs) decrypted first.
+Celery's and PostgreSQL's logs) and every row of every table of the metadata database (xcom,
+rendered fields, task instances, DAG runs and their conf, the audit log, connections, Variables,
+and the trigger rows, which are deleted once a trigger fires, as copied while the sensors were
+deferred), with each value Airflow stored Fernet-encrypted decrypted first.
 """
 
 from __future__ import annotations
@@ -60,27 +62,31 @@ def _scan_files(root: Path, pattern: re.Pattern[bytes]) -> tuple[int, int, Count
     return files, size, hits
 
 
+def _rows(airflow: Deployment) -> tuple[int, list[tuple[str, Any]]]:
+    """Every row of every table, as JSON, and the trigger rows copied while they existed."""
+    tables = airflow.sql(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+    )
+    rows = [(t, row) for (t,) in tables for (row,) in airflow.sql(f'SELECT to_jsonb(t) FROM "{t}" t')]
+    return len(tables), rows + airflow.snapshots
+
+
 def _scan_tables(
     airflow: Deployment, pattern: re.Pattern[bytes]
 ) -> tuple[int, int, Counter[str], Counter[str]]:
-    tables = airflow.sql(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
-    )
-    rows_seen = 0
+    tables, rows = _rows(airflow)
     leaks: Counter[str] = Counter()
     destinations: Counter[str] = Counter()
-    for (table,) in tables:
-        for (row,) in airflow.sql(f'SELECT to_jsonb(t) FROM "{table}" t'):
-            rows_seen += 1
-            found = sum(len(pattern.findall(p.encode())) for s in _strings(row) for p in _plain(airflow, s))
-            if not found:
-                continue
-            if table == "variable" and DESTINATION.fullmatch(str(row["key"])):
-                destinations[str(row["key"])] += found
-            else:
-                where = f"variable {row['key']}" if table == "variable" else table
-                leaks[where] += found
-    return len(tables), rows_seen, leaks, destinations
+    for table, row in rows:
+        found = sum(len(pattern.findall(p.encode())) for s in _strings(row) for p in _plain(airflow, s))
+        if not found:
+            continue
+        if table == "variable" and DESTINATION.fullmatch(str(row["key"])):
+            destinations[str(row["key"])] += found
+        else:
+            leaks[f"variable {row['key']}" if table == "variable" else table] += found
+    return tables, len(rows), leaks, destinations
 
 
 def test_no_issued_secret_outside_its_destination(
@@ -93,7 +99,8 @@ def test_no_issued_secret_outside_its_destination(
     tables, rows, in_tables, in_destinations = _scan_tables(deployment, pattern)
     REPORT.secrets = [
         f"{len(secrets)} secrets issued (the admin token and every created token, revoked ones included)",
-        f"searched {files} files ({size / 1e6:.1f} MB) and {rows} rows of {tables} tables (encrypted values decrypted)",
+        f"searched {files} files ({size / 1e6:.1f} MB) and {rows} rows of {tables} tables "
+        f"({len(deployment.snapshots)} copied while short-lived; encrypted values decrypted)",
         f"found in log files: {sum(in_files.values())}",
         f"found in tables outside destination Variables: {sum(in_tables.values())}",
         f"found in destination Variables (allowed): {sum(in_destinations.values())} in {len(in_destinations)} Variables",
