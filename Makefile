@@ -8,10 +8,11 @@ export UV_SYSTEM_CERTS := 1
 
 VENV := .venv
 VENV_211 := .venv-2.11
+VENV_E2E := .venv-e2e
 PY := $(VENV)/bin/python
 PY_211 := $(VENV_211)/bin/python
 
-.PHONY: demo test test-3.3 test-2.11 test-ui lint typecheck benchmark docs lock clean
+.PHONY: demo test test-3.3 test-2.11 test-ui e2e lint typecheck benchmark docs lock clean
 
 # $(1): venv dir, $(2): lock file
 define make_venv
@@ -27,6 +28,10 @@ $(VENV)/.installed: requirements/airflow-3.3.txt pyproject.toml
 
 $(VENV_211)/.installed: requirements/airflow-2.11.txt pyproject.toml
 	$(call make_venv,$(VENV_211),requirements/airflow-2.11.txt)
+
+# Airflow 3.3 with the Celery provider and both PostgreSQL drivers (Python 3.11+, as the Celery provider).
+$(VENV_E2E)/.installed: requirements/e2e-3.3.txt pyproject.toml
+	$(call make_venv,$(VENV_E2E),requirements/e2e-3.3.txt)
 
 demo: $(VENV)/.installed
 	$(PY) scripts/run_demo.py
@@ -52,6 +57,15 @@ test-ui: $(VENV)/.installed
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	MOTHERDUCK_SCREENSHOT_DIR=docs/_static/screenshots $(PY) -m pytest -m browser tests/ui
 
+# A real deployment on this machine (e2e/): PostgreSQL, api-server, scheduler, dag-processor,
+# triggerer, LocalExecutor, then CeleryExecutor with Redis and two workers; faults and a secret scan.
+# Installs Debian's postgresql and redis-server if missing (as root).
+e2e: $(VENV_E2E)/.installed
+	@need=(); ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql); \
+	command -v redis-server >/dev/null || need+=(redis-server); \
+	if [ $${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$${need[@]}"; fi
+	$(VENV_E2E)/bin/python -m pytest e2e
+
 # Every script in benchmarks/, each printing its table; fails if any missed its targets.
 benchmark: $(VENV)/.installed
 	@status=0; for script in benchmarks/*.py; do echo "=== $$script"; $(PY) $$script || status=1; done; exit $$status
@@ -65,6 +79,7 @@ docs: $(VENV)/.installed
 lock: $(VENV)/.installed
 	$(VENV)/bin/uv pip compile -q --universal --python-version 3.10 requirements/airflow-3.3.in -o requirements/airflow-3.3.txt
 	$(VENV)/bin/uv pip compile -q --universal --python-version 3.10 requirements/airflow-2.11.in -o requirements/airflow-2.11.txt
+	$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 requirements/e2e-3.3.in -c requirements/airflow-3.3.txt -o requirements/e2e-3.3.txt
 
 clean:
-	rm -rf $(VENV) $(VENV_211) .airflow-demo .mypy_cache .ruff_cache .pytest_cache docs/_build
+	rm -rf $(VENV) $(VENV_211) $(VENV_E2E) .airflow-demo .mypy_cache .ruff_cache .pytest_cache docs/_build
