@@ -179,23 +179,39 @@ def execute(
     check: Callable[[], None] | None = None,
     ctx: Context | None = None,
 ) -> Any:
-    """Render and execute ``op``; run ``check`` before and after every MotherDuck write it makes."""
+    """Render and execute ``op``; run ``check`` before and after every MotherDuck write it makes.
+
+    A failed check is collected, not raised where the operator could catch it, and fails the test
+    after the run.
+    """
     ctx = ctx or context()
     op.render_template_fields(ctx)
+    broken: list[str] = []
+
+    def guarded() -> None:
+        assert check is not None
+        try:
+            check()
+        except AssertionError as err:
+            broken.append(str(err) or "invariant broken")
+
     if check is not None:
         hook = op.hook
         for name in ("create_token", "delete_token"):
             real = getattr(hook, name)
 
             def watched(*args: Any, _real: Callable[..., Any] = real, **kwargs: Any) -> Any:
-                check()
+                guarded()
                 try:
                     return _real(*args, **kwargs)
                 finally:
-                    check()
+                    guarded()
 
             setattr(hook, name, watched)
-    return op.execute(ctx)
+    try:
+        return op.execute(ctx)
+    finally:
+        assert not broken, broken
 
 
 def invariant(
