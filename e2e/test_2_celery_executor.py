@@ -234,11 +234,6 @@ def test_worker_killed_mid_onboarding_retries_and_delivers(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="provider: MotherDuckOnboardAccountOperator reports, but does not revoke, a token of its name "
-    "whose delivery was not recorded (here: the one whose creation the killed try never saw answered)",
-)
 def test_worker_killed_mid_onboarding_leaves_no_token_stored_nowhere(
     celery: CeleryPhase, onboarding_crash: WorkerCrash, emulator: MotherDuckEmulator
 ) -> None:

@@ -29,7 +29,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, Final
@@ -153,7 +153,6 @@ class DeliveryRecord:
     user: str
     delivered: Delivered | None = None
     pending: Pending | None = None
-    legacy: bool = field(default=False, compare=False)
 
     @classmethod
     def parse(cls, text: Any) -> DeliveryRecord | None:
@@ -166,7 +165,6 @@ class DeliveryRecord:
                 return cls(
                     str(data["username"]),
                     Delivered(str(data["token_id"]), str(data["token_name"]), data.get("fingerprint")),
-                    legacy=True,
                 )
             if data.get("kind") != _KIND:
                 return None
@@ -186,6 +184,7 @@ class DeliveryRecord:
             return None
 
     def dumps(self, destination: str) -> str:
+        """The record as the JSON text of its Variable; ``destination`` says in words where the secret is."""
         data: dict[str, Any] = {
             "kind": _KIND,
             "destination": destination,
