@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, TypeAlias
 
 from airflow_provider_motherduck.hooks.transport import Answer
@@ -125,6 +124,8 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     A negative number or a past date means no wait; a date without a zone is read as UTC;
     anything else unreadable is ``None``, so the backoff applies.
     """
+    from email.utils import parsedate_to_datetime  # only when an answer carries the header
+
     if not value:
         return None
     text = value.strip()
