@@ -20,9 +20,10 @@ from airflow_provider_motherduck.workflows.delivery import (
     task_identity,
 )
 from airflow_provider_motherduck.workflows.naming import check_logical_name, run_marker
-from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError, rotate_token
 
-__all__ = ["MotherDuckRotateTokenOperator", "MotherDuckRotationError"]
+# MotherDuckRotationError is re-exported: DAGs catching it imported it from here.
+from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError as MotherDuckRotationError
+from airflow_provider_motherduck.workflows.rotation import rotate_token
 
 
 class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
