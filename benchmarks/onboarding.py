@@ -148,10 +148,10 @@ def declarations(n: int, prefix: str = "svc") -> list[dict[str, Any]]:
 def one_scenario(n: int, workers: int, rerun: bool) -> None:
     """Onboard ``n`` accounts with ``workers`` threads (and again if ``rerun``); print JSON per run."""
     from airflow_provider_motherduck._compat import mask_secret
-    from airflow_provider_motherduck.hooks import motherduck as hook_module
+    from airflow_provider_motherduck.hooks import _answers
     from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-    from airflow_provider_motherduck.operators import _delivery
-    from airflow_provider_motherduck.operators.onboarding import check_accounts, onboard_accounts
+    from airflow_provider_motherduck.workflows import delivery
+    from airflow_provider_motherduck.workflows.onboarding import check_accounts, onboard_accounts
 
     class MemoryVariables:
         values: dict[str, str] = {}
@@ -164,7 +164,7 @@ def one_scenario(n: int, workers: int, rerun: bool) -> None:
         def set(cls, key: str, value: str, description: str | None = None) -> None:
             cls.values[key] = value
 
-    _delivery.Variable = MemoryVariables  # type: ignore[attr-defined,assignment]
+    delivery.Variable = MemoryVariables  # type: ignore[attr-defined,assignment]
     masking = [0.0]  # CPU seconds in Airflow's mask_secret (the hook masks each new secret)
 
     def timed_mask(secret: Any, name: str | None = None) -> None:
@@ -172,16 +172,14 @@ def one_scenario(n: int, workers: int, rerun: bool) -> None:
         mask_secret(secret, name)
         masking[0] += time.thread_time() - t
 
-    hook_module.mask_secret = timed_mask  # type: ignore[attr-defined]
+    _answers.mask_secret = timed_mask  # type: ignore[attr-defined]
     logging.disable(logging.INFO)  # one log line per account would be measured too
     accounts = check_accounts(declarations(n))
     MotherDuckHook().session  # noqa: B018  # import requests before the clock starts
     for _ in range(2 if rerun else 1):
         masking[0] = 0.0
         cpu0, t0 = time.process_time(), time.perf_counter()
-        results, failed = onboard_accounts(
-            accounts, MotherDuckHook, max_workers=workers, log=logging.getLogger()
-        )
+        results, failed = onboard_accounts(accounts, MotherDuckHook, max_workers=workers)
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         if failed or len(results) != n:
             raise SystemExit(f"onboarding failed: {dict(list(failed.items())[:3])}")
