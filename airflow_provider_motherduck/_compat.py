@@ -190,7 +190,7 @@ class _Registrar:
 
     def works(self) -> bool:
         """Whether the masker's internals are the ones this relies on, tried on a fresh instance."""
-        first, second, third = "md-probe-first-4e1f9a", "md-probe-second-77c2d0", "md-probe-third-0b93e5"
+        first, second, third, fourth = (f"md-probe-{n}-4e1f9a77c2d0" for n in ("one", "two", "three", "four"))
         try:
             probe = type(self._masker())()
             probe.add_mask(first)
@@ -200,9 +200,8 @@ class _Registrar:
                 return False
             self.register([second], probe)
             probe.add_mask(third)  # plain add_mask after ours: its regex must cover ours
-            self.register([first + "x"], probe)
-            text = f"{first}x {second} {third}"
-            return bool(probe.redact(text) == "*** *** ***")
+            self.register([fourth], probe)
+            return bool(probe.redact(f"{first} {second} {third} {fourth}") == "*** *** *** ***")
         except Exception:
             return False
 
