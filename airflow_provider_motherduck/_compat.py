@@ -131,7 +131,8 @@ def should_hide_value_for_key(name: str) -> bool:
 # replaced) and merged like a binary counter, O(n log n) in all. A later plain ``mask_secret``
 # recompiles ``patterns`` into a regex as before, which covers our secrets too.
 
-_MASK_LOCK = threading.Lock()  # our registrations and our chunks' compiles, one at a time
+_MASK_LOCK = threading.RLock()  # our registrations and our chunks' compiles, one at a time (re-entrant:
+# a plain mask_secret under it may log, and a log line is redacted)
 _FAST_MIN_LENGTH = 8
 
 
@@ -171,16 +172,18 @@ class _Registrar:
 
     def register(self, secrets: Iterable[str], masker: Any = None) -> None:
         masker = masker if masker is not None else self._masker()
+        # Short values (and Airflow's skip list, all short) are left to mask_secret's own rules. The
+        # variants are worked out before taking the lock: a configured adapter might log.
+        shortest = max(_FAST_MIN_LENGTH, getattr(masker, "min_length_to_mask", 0))
+        patterns = [
+            self._engine.escape(variant)
+            for secret in secrets
+            for variant in masker._adaptations(secret)
+            if len(variant) >= shortest
+        ]
         with _MASK_LOCK:
             known: set[str] = masker.patterns
-            # Short values (and Airflow's skip list, all short) are left to mask_secret's own rules.
-            shortest = max(_FAST_MIN_LENGTH, getattr(masker, "min_length_to_mask", 0))
-            new = [
-                pattern
-                for secret in secrets
-                for variant in masker._adaptations(secret)
-                if len(variant) >= shortest and (pattern := self._engine.escape(variant)) not in known
-            ]
+            new = [pattern for pattern in dict.fromkeys(patterns) if pattern not in known]
             known.update(new)
             replacer = masker.replacer
             if isinstance(replacer, _ChunkedReplacer):
@@ -224,8 +227,12 @@ def mask_secrets(secrets: Iterable[str]) -> None:
     """
     values = [secret for secret in secrets if secret]
     registrar = _registrar()
-    if registrar is not None:
-        registrar.register(values)
+    if registrar is None:
+        for secret in values:
+            with _MASK_LOCK:  # concurrent plain calls can lose a secret: a slower, older compile wins
+                mask_secret(secret)
+        return
+    registrar.register(values)
     for secret in values:  # known now, so no recompile; Airflow 3 also tells its supervisor process
         mask_secret(secret)
 
