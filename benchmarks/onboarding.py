@@ -442,7 +442,7 @@ def main() -> int:
             "(parallelism, pools, max_active_tis_per_dag), each with a start-up usually larger than under "
             "`dags test` (a new process, the DAG parsed again), so the parallel rows are an upper bound. "
             "Each task masks one secret, so mapped tasks never pay the masker's O(n^2). The single bulk task "
-            "pays Airflow's start-up once, then the GIL and the masker of part 1; what it takes beyond part 1 "
+            "pays Airflow's start-up once, then the GIL of part 1; what it takes beyond part 1 "
             f"is Airflow's side: {2 * n} Variable writes through the task runner, one at a time, and every log "
             "line redacted against the grown masker (in a deployment the task runner also hands each secret to "
             "its supervisor process, which updates its own masker while the task waits). In a deployment every "
