@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION
@@ -118,6 +122,121 @@ def should_hide_value_for_key(name: str) -> bool:
     return bool(hide(name))  # type: ignore[no-untyped-call]
 
 
+# -- registering secrets with Airflow's masker without recompiling it each time -------------------
+#
+# Airflow's masker keeps ``patterns`` (a set of escaped secrets) and ``replacer``, one regex of all of
+# them, which every ``mask_secret`` of a new secret recompiles: O(n^2) for n secrets in one process.
+# ``mask_secrets`` adds the patterns to the same set and puts a ``_ChunkedReplacer`` in ``replacer``:
+# the same ``sub``, over chunks compiled at the next redaction (under a lock, before anything is
+# replaced) and merged like a binary counter, O(n log n) in all. A later plain ``mask_secret``
+# recompiles ``patterns`` into a regex as before, which covers our secrets too.
+
+_MASK_LOCK = threading.RLock()  # our registrations and our chunks' compiles, one at a time (re-entrant:
+# a plain mask_secret under it may log, and a log line is redacted)
+_FAST_MIN_LENGTH = 8
+
+
+class _ChunkedReplacer:
+    """Stands in for the masker's compiled regex (``sub`` only, which is all Airflow calls)."""
+
+    def __init__(self, compile_: Callable[[str], Any], pending: Iterable[str]) -> None:
+        self._compile = compile_
+        self._pending = list(pending)
+        self._chunks: tuple[tuple[list[str], Any], ...] = ()
+
+    def add(self, patterns: Iterable[str]) -> None:
+        """Patterns to cover from the next ``sub`` on; call under ``_MASK_LOCK``."""
+        self._pending.extend(patterns)
+
+    def sub(self, repl: str, string: str) -> str:
+        with _MASK_LOCK:
+            if self._pending:
+                patterns, self._pending = self._pending, []
+                chunks = list(self._chunks)
+                while chunks and len(chunks[-1][0]) <= len(patterns):  # merge equal-sized chunks
+                    patterns = chunks.pop()[0] + patterns
+                chunks.append((patterns, self._compile("|".join(patterns))))
+                self._chunks = tuple(chunks)
+            chunks_now = self._chunks
+        for _, regex in chunks_now:
+            string = regex.sub(repl, string)
+        return string
+
+
+class _Registrar:
+    """Adds secrets to the masker that ``mask_secret`` adds to, the way its ``add_mask`` would."""
+
+    def __init__(self, masker: Callable[[], Any], engine: Any) -> None:
+        self._masker = masker
+        self._engine = engine
+
+    def register(self, secrets: Iterable[str], masker: Any = None) -> None:
+        masker = masker if masker is not None else self._masker()
+        # Short values (and Airflow's skip list, all short) are left to mask_secret's own rules. The
+        # variants are worked out before taking the lock: a configured adapter might log.
+        shortest = max(_FAST_MIN_LENGTH, getattr(masker, "min_length_to_mask", 0))
+        patterns = [
+            self._engine.escape(variant)
+            for secret in secrets
+            for variant in masker._adaptations(secret)
+            if len(variant) >= shortest
+        ]
+        with _MASK_LOCK:
+            known: set[str] = masker.patterns
+            new = [pattern for pattern in dict.fromkeys(patterns) if pattern not in known]
+            known.update(new)
+            replacer = masker.replacer
+            if isinstance(replacer, _ChunkedReplacer):
+                replacer.add(new)
+            elif new:  # none yet, or plain mask_secret (or a reset) replaced ours: cover the whole set
+                masker.replacer = _ChunkedReplacer(self._engine.compile, known)
+
+    def works(self) -> bool:
+        """Whether the masker's internals are the ones this relies on, tried on a fresh instance."""
+        first, second, third, fourth = (f"md-probe-{n}-4e1f9a77c2d0" for n in ("one", "two", "three", "four"))
+        try:
+            probe = type(self._masker())()
+            probe.add_mask(first)
+            if probe.patterns != {self._engine.escape(first)}:
+                return False
+            if type(probe.replacer) is not type(self._engine.compile(first)):
+                return False
+            self.register([second], probe)
+            probe.add_mask(third)  # plain add_mask after ours: its regex must cover ours
+            self.register([fourth], probe)
+            return bool(probe.redact(f"{first} {second} {third} {fourth}") == "*** *** *** ***")
+        except Exception:
+            return False
+
+
+@cache
+def _registrar() -> _Registrar | None:
+    """The fast path, or ``None`` where Airflow's masker is not built as this expects."""
+    masker = getattr(sys.modules[mask_secret.__module__], "_secrets_masker", None)
+    if masker is None:
+        return None
+    registrar = _Registrar(masker, importlib.import_module("re" if AIRFLOW_V_3 else "re2"))
+    return registrar if registrar.works() else None
+
+
+def mask_secrets(secrets: Iterable[str]) -> None:
+    """``mask_secret`` for each of ``secrets``: masked in every log line from the moment this returns.
+
+    Cheap for many secrets in one process: the masker's regex is not recompiled per secret (see
+    above). On Airflow versions whose masker is built differently, plain ``mask_secret``.
+    """
+    values = [secret for secret in secrets if secret]
+    registrar = _registrar()
+    if registrar is None:
+        for secret in values:
+            with _MASK_LOCK:  # concurrent plain calls can lose a secret: a slower, older compile wins
+                mask_secret(secret)
+        return
+    registrar.register(values)
+    for secret in values:  # known now, so no recompile; Airflow 3 also tells its supervisor process
+        mask_secret(secret)
+
+
 def __getattr__(name: str) -> Any:
     # The trigger classes (same path on every version) load on first use: every DAG parse imports
     # this module, and only the triggerer and deferring sensors need them. BaseEventTrigger (asset
@@ -151,6 +270,7 @@ __all__ = [
     "conf",
     "legacy_form_widgets",
     "mask_secret",
+    "mask_secrets",
     "redact",
     "should_hide_value_for_key",
 ]

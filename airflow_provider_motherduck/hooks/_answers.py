@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_motherduck._compat import mask_secret
+from airflow_provider_motherduck._compat import mask_secrets
 from airflow_provider_motherduck.exceptions import (
     MotherDuckAPIError,
     MotherDuckAuthError,
@@ -68,9 +68,8 @@ def decode(call: Call, answer: Answer) -> Any:
         raise _unreadable(call, answer, f"the answer is not JSON ({_describe_body(answer)})") from None
     if not isinstance(decoded, dict):
         raise _unreadable(call, answer, f"the answer is JSON but not an object ({_describe_body(answer)})")
-    for name in SECRET_FIELDS:  # masked before anything can log it
-        if isinstance(decoded.get(name), str):
-            mask_secret(decoded[name])
+    # Masked before anything can log it; cheap for a bulk task's hundreds of new secrets.
+    mask_secrets(decoded[name] for name in SECRET_FIELDS if isinstance(decoded.get(name), str))
     missing = [key for key in call.expect if key not in decoded]
     if missing:
         raise _unreadable(call, answer, f"the answer has no {', '.join(missing)}")
