@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,10 +27,22 @@ from airflow_provider_motherduck.operators import (
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows import delivery
-from tests.operators.helpers import leaked_secrets, run, writes_seen
-from tests.support import FakeVariables
+from tests.operators.helpers import (
+    DagRunRecord,
+    everything_printed,
+    failure_excerpt,
+    leaked_secrets,
+    run,
+    variable,
+    writes_seen,
+)
+from tests.support import CONN_ENV, FakeVariables, connection_json
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
+
+DAGS = Path(__file__).parent / "dags"
+DAG_ID = "md_organisation_contract"
+Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
@@ -328,3 +344,60 @@ def test_bad_embed_arguments_fail_at_parse_time(
     with pytest.raises(ValueError, match=f"MotherDuckCreateDiveEmbedSessionOperator 'embed': .*{message}"):
         MotherDuckCreateDiveEmbedSessionOperator(task_id="embed", **args)
     assert emulator.journal == []
+
+
+# -- in a real DAG run -----------------------------------------------------------------------------
+
+
+@pytest.mark.airflow_run
+def test_the_operators_in_a_real_dag_run(
+    emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str, tmp_path: Path
+) -> None:
+    for name in ("svc_a", "svc_b", "svc_c"):
+        emulator.add_user(name)
+    emulator.add_user("jane", roles=["builder"])
+    soon = emulator.add_token("svc_a", "airflow", ttl=10 * 86_400)
+    forever = emulator.add_token("svc_b", "airflow")
+    fine = emulator.add_token("svc_c", "airflow", ttl=90 * 86_400)
+    shutil.copy(DAGS / f"{DAG_ID}.py", tmp_path)  # a folder holding only this DAG
+
+    result = airflow_dag_runner(
+        DAG_ID, tmp_path, {CONN_ENV: connection_json(emulator.url, emulator.admin_token)}
+    )
+    shown = everything_printed(result, airflow_db, DAG_ID)
+    record = DagRunRecord(airflow_db, DAG_ID)
+    failed = {key for key, state in record.states().items() if state != "success"}
+    assert failed == {("audit_strict", -1), ("bad_age", -1)}, failure_excerpt(shown)
+    assert {m for t, m in record.states() if t in ("list_users", "audit")} == {0, 1}
+
+    xcom = record.xcom()
+    assert [[u["username"] for u in xcom[("list_users", i)]] for i in (0, 1)] == [
+        ["svc_a", "svc_b", "svc_c"],
+        ["admin", "jane"],
+    ]
+    assert {row["id"]: row["breaks"] for row in xcom[("audit", 0)]["tokens"]} == {
+        soon["id"]: ["expires_soon"],
+        forever["id"]: ["never_expires"],
+        fine["id"]: [],
+    }
+    (admins,) = xcom[("audit", 1)]["tokens"]  # the admin's own token; jane has none
+    assert (admins["username"], admins["breaks"]) == ("admin", ["never_expires"])
+
+    assert (
+        f"1 of 3 token(s) break the audit rules:\n  - svc_b: token {forever['id']} ('airflow'): never_expires"
+        in shown
+    )
+    assert "MotherDuckTokenAuditOperator 'bad_age': max_age='fortnight' is invalid" in shown
+
+    (session,) = emulator.embed_sessions()
+    assert (session["dive_id"], session["initial_state"]) == ("dive-7", {"tab": "30 days"})
+    assert variable(airflow_db, "md_contract_embed") == session["secret"]
+    assert xcom[("embed", -1)] == {
+        "dive_id": "dive-7",
+        "username": "svc_a",
+        "session_name": "kiosk",
+        "destination": "Airflow Variable md_contract_embed",
+    }
+    secrets = [session["secret"], emulator.admin_token, *(t["token"] for t in (soon, forever, fine))]
+    stored = str(record.xcom_raw()) + json.dumps(list(record.rendered_fields().values()))
+    assert leaked_secrets(shown + stored, secrets) == []
