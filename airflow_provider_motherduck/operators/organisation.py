@@ -126,12 +126,11 @@ class MotherDuckTokenAuditOperator(MotherDuckBaseOperator):
             max_workers=self.max_workers,
         )
         tokens, violations = result["tokens"], result["violations"]
-        self.log.info(
-            "Audited %d token(s): %d break a rule.\n%s",
-            len(tokens),
-            len(violations),
-            audit_table(tokens),
-        )
+        self.log.info("Audited %d token(s): %d break a rule.", len(tokens), len(violations))
+        for line in audit_table(
+            tokens
+        ).splitlines():  # a record per line: every log handler keeps it readable
+            self.log.info("%s", line)
         undecided = [row for row in tokens if row["unchecked"]]
         if undecided:
             self.log.warning(
