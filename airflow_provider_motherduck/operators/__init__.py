@@ -13,6 +13,11 @@ from airflow_provider_motherduck.operators.onboarding import (
     MotherDuckOffboardAccountOperator,
     MotherDuckOnboardAccountOperator,
 )
+from airflow_provider_motherduck.operators.organisation import (
+    MotherDuckCreateDiveEmbedSessionOperator,
+    MotherDuckListUsersOperator,
+    MotherDuckTokenAuditOperator,
+)
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.operators.tokens import (
     MotherDuckCreateTokenOperator,
@@ -29,6 +34,7 @@ from airflow_provider_motherduck.task_groups import offboard_account_group
 
 __all__ = [
     "MotherDuckBulkOnboardOperator",
+    "MotherDuckCreateDiveEmbedSessionOperator",
     "MotherDuckCreateTokenOperator",
     "MotherDuckCreateUserOperator",
     "MotherDuckCurrentUserOperator",
@@ -37,9 +43,11 @@ __all__ = [
     "MotherDuckGetDucklingConfigOperator",
     "MotherDuckListActiveAccountsOperator",
     "MotherDuckListTokensOperator",
+    "MotherDuckListUsersOperator",
     "MotherDuckOffboardAccountOperator",
     "MotherDuckOnboardAccountOperator",
     "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
+    "MotherDuckTokenAuditOperator",
     "offboard_account_group",
 ]

@@ -4,11 +4,12 @@ No ``BaseOperator`` here: operators are thin shells over these functions, and DA
 tests can call them directly. Modules: :mod:`.naming` (run markers, the logical name),
 :mod:`.tokens` (a token's metadata and timestamps), :mod:`.delivery` (secret destinations and
 delivery records), :mod:`.issuing` (``issue_token``, the one create-deliver-record transaction),
-:mod:`.rotation` and :mod:`.onboarding`.
+:mod:`.rotation`, :mod:`.onboarding` and :mod:`.audit` (the token audit).
 """
 
 from __future__ import annotations
 
+from airflow_provider_motherduck.workflows.audit import AuditRules, audit_tokens, judge_tokens
 from airflow_provider_motherduck.workflows.delivery import (
     DeliveryRecord,
     SecretDestination,
@@ -33,6 +34,7 @@ from airflow_provider_motherduck.workflows.rotation import (
 )
 
 __all__ = [
+    "AuditRules",
     "DeliveryRecord",
     "IssuedToken",
     "MotherDuckRotationError",
@@ -40,12 +42,14 @@ __all__ = [
     "SecretDestination",
     "SecretSink",
     "TokenIssueError",
+    "audit_tokens",
     "check_account",
     "check_accounts",
     "default_record_key",
     "fingerprint",
     "forget",
     "issue_token",
+    "judge_tokens",
     "offboard_account",
     "onboard_account",
     "onboard_accounts",
