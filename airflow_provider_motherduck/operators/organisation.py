@@ -233,7 +233,7 @@ class MotherDuckCreateDiveEmbedSessionOperator(MotherDuckBaseOperator):
             initial_state=self.initial_state,
         )
         label = f"Dive {self.dive_id} embed session"
-        destination.deliver(answer["session"], {"name": label, "username": self.username, "id": self.dive_id})
+        destination.deliver(answer["session"], f"MotherDuck {label} for {self.username}")
         where = destination.describe()
         self.log.info("Created a %s for %s; the credential is in %s.", label, self.username, where)
         return {

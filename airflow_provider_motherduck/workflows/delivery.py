@@ -342,18 +342,17 @@ class SecretDestination:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def deliver(self, secret: str, token: Mapping[str, Any]) -> None:
-        """Hand the secret over (the record is written separately)."""
+    def deliver(self, secret: str, what: str) -> None:
+        """Hand the secret over; ``what`` says in words whose secret it is (the Variable's description).
+
+        The record is written separately.
+        """
         with AIRFLOW_IO:
             if self.variable_key is None:
                 assert self.secret_sink is not None
                 self.secret_sink(secret)
                 return
-            Variable.set(
-                self.variable_key,
-                secret,
-                description=f"MotherDuck token {token['name']!r} of {token['username']} (id {token['id']})",
-            )
+            Variable.set(self.variable_key, secret, description=what)
 
     def write_record(self, record: DeliveryRecord) -> None:
         """Store ``record``; an old-layout record of this destination is removed once replaced."""

@@ -140,7 +140,7 @@ def issue_token(
         if not secret:
             raise MotherDuckError("MotherDuck's answer carried no secret")
         destination.write_record(with_delivering(intent, done))
-        destination.deliver(secret, token)
+        destination.deliver(secret, f"MotherDuck token {name!r} of {username} (id {token_id})")
     except Exception as err:
         raise _revoke_undelivered(hook, token, secret, err, destination) from None
     log.info("Delivered the secret of token %s to %s.", token_id, destination.describe())
