@@ -63,7 +63,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "operators": _modules(
-            "operators", "users", "tokens", "ducklings", "accounts", "current_user", "rotation", "onboarding"
+            "operators",
+            "users",
+            "tokens",
+            "ducklings",
+            "accounts",
+            "current_user",
+            "rotation",
+            "onboarding",
+            "reconcile",
         ),
         "sensors": _modules("sensors", "accounts"),
         "hooks": _modules("hooks", "motherduck"),

@@ -13,6 +13,7 @@ from airflow_provider_motherduck.operators.onboarding import (
     MotherDuckOffboardAccountOperator,
     MotherDuckOnboardAccountOperator,
 )
+from airflow_provider_motherduck.operators.reconcile import MotherDuckReconcileOperator
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.operators.tokens import (
     MotherDuckCreateTokenOperator,
@@ -39,6 +40,7 @@ __all__ = [
     "MotherDuckListTokensOperator",
     "MotherDuckOffboardAccountOperator",
     "MotherDuckOnboardAccountOperator",
+    "MotherDuckReconcileOperator",
     "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
     "offboard_account_group",
