@@ -217,7 +217,10 @@ class _Problems:
             self.add(
                 path,
                 dict(value),
-                f"unknown keys {unknown}" if unknown else f"missing {', '.join(missing)}",
+                "; ".join(
+                    [f"unknown keys {unknown}"] * bool(unknown)
+                    + [f"missing {', '.join(missing)}"] * bool(missing)
+                ),
                 wanted,
             )
         return not missing
@@ -271,8 +274,8 @@ def check_declaration(
 def _unique(problems: _Problems, what: str, values: Iterable[str]) -> None:
     twice = sorted(k for k, n in Counter(values).items() if n > 1)
     if twice:
-        problems.add(
-            "service_accounts", f"{what}s", f"declared twice: {', '.join(twice)}", f"each {what} once"
+        problems.found.append(
+            f"service_accounts is invalid: {what} declared twice: {', '.join(twice)}. Allowed: each {what} once."
         )
 
 
