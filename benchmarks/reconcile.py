@@ -54,7 +54,7 @@ def one_process(n: int, latency: float, workers: int) -> list[dict[str, Any]]:
     from airflow_provider_motherduck.hooks import _answers
     from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
     from airflow_provider_motherduck.workflows import delivery
-    from airflow_provider_motherduck.workflows.reconcile import check_declaration, reconcile
+    from airflow_provider_motherduck.workflows.reconcile import check_declaration, reconcile_accounts
 
     class MemoryVariables:
         values: dict[str, str] = {}
@@ -86,7 +86,7 @@ def one_process(n: int, latency: float, workers: int) -> list[dict[str, Any]]:
             before = srv.stats()["requests"]
             masking[0] = 0.0
             cpu0, t0 = time.process_time(), time.perf_counter()
-            summary = reconcile(declared, MotherDuckHook, mode="apply", max_workers=workers)
+            summary = reconcile_accounts(declared, MotherDuckHook, mode="apply", max_workers=workers)
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             requests = int(srv.stats()["requests"] - before)
             if summary["failed"] or (run == "first apply") != bool(summary["done"]):

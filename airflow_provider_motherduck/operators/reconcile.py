@@ -25,7 +25,7 @@ from airflow_provider_motherduck.workflows.reconcile import (
     check_protect,
     declaration_path,
     read_declaration_file,
-    reconcile,
+    reconcile_accounts,
 )
 
 
@@ -120,7 +120,7 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
 
     def execute_checked(self, context: Context) -> dict[str, Any]:
         assert isinstance(self.desired, Declaration)
-        return reconcile(
+        return reconcile_accounts(
             self.desired,
             lambda: MotherDuckHook(self.motherduck_conn_id, **self.hook_params),
             mode=self.mode,

@@ -34,7 +34,7 @@ from airflow_provider_motherduck.workflows.reconcile import (
     check_declaration,
     plan_reconcile,
     read_state,
-    reconcile,
+    reconcile_accounts,
 )
 from airflow_provider_motherduck.workflows.rotation import (
     MotherDuckRotationError,
@@ -69,6 +69,6 @@ __all__ = [
     "plan_reconcile",
     "plan_rotation",
     "read_state",
-    "reconcile",
+    "reconcile_accounts",
     "rotate_token",
 ]

@@ -809,7 +809,7 @@ def _apply(hook: MotherDuckHook, plan: ReconcilePlan, action: Action) -> dict[st
     raise AssertionError(f"unknown action {action.kind}")
 
 
-def reconcile(
+def reconcile_accounts(
     declaration: Declaration,
     new_hook: HookFactory,
     *,

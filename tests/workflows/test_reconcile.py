@@ -26,7 +26,7 @@ from airflow_provider_motherduck.workflows.reconcile import (
     OrgState,
     check_declaration,
     plan_reconcile,
-    reconcile,
+    reconcile_accounts,
 )
 from tests.operators.helpers import SECRET_RE, writes_seen
 from tests.support import FakeVariables, delivered_id
@@ -70,7 +70,7 @@ def new_hook() -> MotherDuckHook:
 
 
 def run(desired: Any = DESIRED, **kwargs: Any) -> dict[str, Any]:
-    return reconcile(check_declaration(desired), new_hook, **kwargs)
+    return reconcile_accounts(check_declaration(desired), new_hook, **kwargs)
 
 
 def assert_converged(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
