@@ -213,16 +213,11 @@ class _Problems:
             return False
         unknown = sorted(str(k) for k in value if k not in allowed)
         missing = [k for k in required if value.get(k) is None]
-        if unknown or missing:
-            self.add(
-                path,
-                dict(value),
-                "; ".join(
-                    [f"unknown keys {unknown}"] * bool(unknown)
-                    + [f"missing {', '.join(missing)}"] * bool(missing)
-                ),
-                wanted,
-            )
+        parts = ([f"unknown keys {unknown}"] if unknown else []) + (
+            [f"missing {', '.join(missing)}"] if missing else []
+        )
+        if parts:
+            self.add(path, dict(value), "; ".join(parts), wanted)
         return not missing
 
     def raise_any(self) -> None:
@@ -562,8 +557,14 @@ def _is_admin(user: Mapping[str, Any]) -> bool:
     return any(str(r).lower() == "admin" for r in user.get("roles") or ())
 
 
-def _protected(username: str, protect: Sequence[str]) -> bool:
-    return any(username == p or fnmatchcase(username, p) for p in protect)
+def _guarded(user: Mapping[str, Any], protect: Sequence[str]) -> str | None:
+    """Why pruning must leave a (service account) user alone, or ``None``."""
+    if _is_admin(user):
+        return "Admin role"
+    username = str(user.get("username"))
+    if any(username == p or fnmatchcase(username, p) for p in protect):
+        return "protected"
+    return None
 
 
 def _ttl_words(seconds: int | None) -> str:
@@ -603,15 +604,8 @@ def plan_reconcile(
         actions += _plan_sizes(account, current)
         actions += _plan_tokens(account, current)
         if prune and current is not None and account.tokens is not None:
-            user = by_name.get(account.username, {})
             pruned = _plan_undeclared_tokens(account, current)
-            reason = (
-                "Admin role"
-                if _is_admin(user)
-                else "protected"
-                if _protected(account.username, protect)
-                else ""
-            )
+            reason = _guarded(by_name.get(account.username, {"username": account.username}), protect)
             if reason and pruned:
                 spared.append((account.username, f"{len(pruned)} undeclared token(s) kept: {reason}"))
             elif pruned:
@@ -622,10 +616,9 @@ def plan_reconcile(
             username = str(user["username"])
             if username in declared or not user.get("is_service_account") or user.get("is_deprovisioned"):
                 continue  # humans and deprovisioned users are never candidates
-            if _is_admin(user):
-                spared.append((username, "not declared, kept: Admin role"))
-            elif _protected(username, protect):
-                spared.append((username, "not declared, kept: protected"))
+            reason = _guarded(user, protect)
+            if reason:
+                spared.append((username, f"not declared, kept: {reason}"))
             else:
                 actions.append(Action("delete_user", username, "not declared: revoke its tokens, delete it"))
     listed = {name: s.tokens for name, s in state.accounts.items()}
