@@ -72,6 +72,7 @@ def get_provider_info() -> dict[str, Any]:
             "rotation",
             "onboarding",
             "organisation",
+            "reconcile",
         ),
         "sensors": _modules("sensors", "accounts"),
         "hooks": _modules("hooks", "motherduck"),

@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
 SEED = REPO / "example_dags" / "demo_seed.json"
 # In the order a platform team lives them: onboard, size, rotate, wait for compute, size down when
-# idle (asset watchers: Airflow 3 only), audit the tokens, offboard.
+# idle (asset watchers: Airflow 3 only), audit the tokens, take the organisation over as code and
+# check it for drift, offboard.
 DAGS = (
     "example_motherduck_onboarding",
     "example_motherduck_bulk_onboarding",
@@ -33,6 +34,8 @@ DAGS = (
     "example_motherduck_wait_for_active",
     *(("example_motherduck_resize_when_idle",) if AIRFLOW_V_3 else ()),
     "example_motherduck_token_audit",
+    "example_motherduck_org_as_code",
+    "example_motherduck_drift_check",
     "example_motherduck_offboarding",
 )
 

@@ -18,6 +18,7 @@ from airflow_provider_motherduck.operators.organisation import (
     MotherDuckListUsersOperator,
     MotherDuckTokenAuditOperator,
 )
+from airflow_provider_motherduck.operators.reconcile import MotherDuckReconcileOperator
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.operators.tokens import (
     MotherDuckCreateTokenOperator,
@@ -46,6 +47,7 @@ __all__ = [
     "MotherDuckListUsersOperator",
     "MotherDuckOffboardAccountOperator",
     "MotherDuckOnboardAccountOperator",
+    "MotherDuckReconcileOperator",
     "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
     "MotherDuckTokenAuditOperator",

@@ -4,7 +4,8 @@ No ``BaseOperator`` here: operators are thin shells over these functions, and DA
 tests can call them directly. Modules: :mod:`.naming` (run markers, the logical name),
 :mod:`.tokens` (a token's metadata and timestamps), :mod:`.delivery` (secret destinations and
 delivery records), :mod:`.issuing` (``issue_token``, the one create-deliver-record transaction),
-:mod:`.rotation`, :mod:`.onboarding` and :mod:`.audit` (the token audit).
+:mod:`.rotation`, :mod:`.onboarding`, :mod:`.audit` (the token audit) and :mod:`.reconcile`
+(the organisation as code).
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ from airflow_provider_motherduck.workflows.onboarding import (
     onboard_account,
     onboard_accounts,
 )
+from airflow_provider_motherduck.workflows.reconcile import (
+    Declaration,
+    MotherDuckReconcileError,
+    OrgState,
+    ReconcilePlan,
+    apply_plan,
+    check_declaration,
+    plan_reconcile,
+    read_state,
+    reconcile_accounts,
+)
 from airflow_provider_motherduck.workflows.rotation import (
     MotherDuckRotationError,
     RotationPlan,
@@ -35,16 +47,22 @@ from airflow_provider_motherduck.workflows.rotation import (
 
 __all__ = [
     "AuditRules",
+    "Declaration",
     "DeliveryRecord",
     "IssuedToken",
+    "MotherDuckReconcileError",
     "MotherDuckRotationError",
+    "OrgState",
+    "ReconcilePlan",
     "RotationPlan",
     "SecretDestination",
     "SecretSink",
     "TokenIssueError",
+    "apply_plan",
     "audit_tokens",
     "check_account",
     "check_accounts",
+    "check_declaration",
     "default_record_key",
     "fingerprint",
     "forget",
@@ -53,6 +71,9 @@ __all__ = [
     "offboard_account",
     "onboard_account",
     "onboard_accounts",
+    "plan_reconcile",
     "plan_rotation",
+    "read_state",
+    "reconcile_accounts",
     "rotate_token",
 ]

@@ -1,0 +1,45 @@
+"""The organisation as code: reconcile MotherDuck's service accounts to ``motherduck_organisation.yaml``.
+
+1. ``plan`` reads the organisation and logs what applying would change, as a table; it writes
+   nothing. Its XCom is the plan.
+2. ``apply`` reads again, plans again and carries the plan out, eight accounts at a time. A
+   failure part-way leaves a state the next run finishes from; once MotherDuck matches the file, a
+   run only reads.
+
+``prune=True``: service accounts the file does not name are deleted (their tokens revoked first),
+and tokens of declared accounts whose names the file does not declare are revoked. Human users,
+users with the Admin role, deprovisioned users and names matching ``protect`` are never pruned, and
+a plan with more than ``max_deletes`` revokes and deletions is not applied. Uses the
+``motherduck_default`` connection.
+"""
+
+from __future__ import annotations
+
+# [START example_motherduck_org_as_code]
+from datetime import datetime
+
+try:  # Airflow 3
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+
+from airflow_provider_motherduck.operators import MotherDuckReconcileOperator
+
+DECLARATION = "motherduck_organisation.yaml"  # next to this file
+GUARDS = {"prune": True, "protect": ["break_glass_*"], "max_deletes": 5}
+
+with DAG(
+    dag_id="example_motherduck_org_as_code",
+    schedule=None,  # run it when the file changes (or from CI, after review)
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["example", "motherduck"],
+    doc_md=__doc__,
+):
+    # [START howto_operator_motherduck_reconcile]
+    plan = MotherDuckReconcileOperator(task_id="plan", desired=DECLARATION, mode="plan", **GUARDS)
+    apply = MotherDuckReconcileOperator(task_id="apply", desired=DECLARATION, mode="apply", **GUARDS)
+    # [END howto_operator_motherduck_reconcile]
+    plan >> apply
+# [END example_motherduck_org_as_code]
