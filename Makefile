@@ -9,10 +9,14 @@ export UV_SYSTEM_CERTS := 1
 VENV := .venv
 VENV_211 := .venv-2.11
 VENV_E2E := .venv-e2e
+# The older Airflow 3 minors, each at its newest patch in its own virtualenv (.venv-3.0, ...).
+OLDER_MINORS := 3.0 3.1 3.2
+OLDER_TESTS ?=
 PY := $(VENV)/bin/python
 PY_211 := $(VENV_211)/bin/python
 
-.PHONY: demo test test-3.3 test-2.11 test-ui e2e lint typecheck benchmark docs lock clean
+.PHONY: demo test test-3.3 test-2.11 test-older test-3.0 test-3.1 test-3.2 test-ui e2e lint typecheck \
+	benchmark docs dist lock clean
 
 # $(1): venv dir, $(2): lock file
 define make_venv
@@ -28,6 +32,9 @@ $(VENV)/.installed: requirements/airflow-3.3.txt pyproject.toml
 
 $(VENV_211)/.installed: requirements/airflow-2.11.txt pyproject.toml
 	$(call make_venv,$(VENV_211),requirements/airflow-2.11.txt)
+
+$(foreach m,$(OLDER_MINORS),.venv-$(m)/.installed): .venv-%/.installed: requirements/airflow-%.txt pyproject.toml
+	$(call make_venv,.venv-$*,requirements/airflow-$*.txt)
 
 # Airflow 3.3 with the Celery provider and both PostgreSQL drivers (Python 3.11+, as the Celery provider).
 $(VENV_E2E)/.installed: requirements/e2e-3.3.txt pyproject.toml
@@ -50,6 +57,12 @@ test-3.3: $(VENV)/.installed
 
 test-2.11: $(VENV_211)/.installed
 	$(PY_211) -m pytest
+
+# The older Airflow 3 minors (CI runs them through .ci/run; make test does not, for time).
+test-older: $(addprefix test-,$(OLDER_MINORS))
+
+$(addprefix test-,$(OLDER_MINORS)): test-%: .venv-%/.installed
+	.venv-$*/bin/python -m pytest $(OLDER_TESTS)
 
 # The browser test alone (test-3.3 runs it too, whenever /usr/bin/chromium exists); this one also
 # refreshes the screenshots the docs show.
