@@ -9,6 +9,7 @@ export UV_SYSTEM_CERTS := 1
 VENV := .venv
 VENV_211 := .venv-2.11
 VENV_E2E := .venv-e2e
+VENV_DIST := .venv-dist
 # The older Airflow 3 minors, each at its newest patch in its own virtualenv (.venv-3.0, ...).
 OLDER_MINORS := 3.0 3.1 3.2
 OLDER_TESTS ?=
@@ -88,11 +89,25 @@ docs: $(VENV)/.installed
 	@command -v dot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz; }
 	$(VENV)/bin/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
+# sdist and wheel into dist/ (uv build: the wheel is built from the sdist), checked with twine; then
+# the wheel alone, beside Airflow 3.3.2 at the lock's pins, in a new virtualenv (scripts/check_dist.py).
+dist: $(VENV)/.installed
+	rm -rf dist $(VENV_DIST)
+	$(VENV)/bin/uv build -q --out-dir dist
+	$(VENV)/bin/twine check --strict dist/*
+	$(VENV)/bin/uv venv -q --python $(PYTHON) $(VENV_DIST)
+	$(VENV)/bin/uv pip install -q --python $(VENV_DIST)/bin/python -c requirements/airflow-3.3.txt \
+		apache-airflow==3.3.2 dist/*.whl
+	cd /tmp && $(CURDIR)/$(VENV_DIST)/bin/python $(CURDIR)/scripts/check_dist.py
+
 # Re-pin after editing requirements/*.in (needs the package registry).
 lock: $(VENV)/.installed
 	$(VENV)/bin/uv pip compile -q --universal --python-version 3.10 requirements/airflow-3.3.in -o requirements/airflow-3.3.txt
 	$(VENV)/bin/uv pip compile -q --universal --python-version 3.10 requirements/airflow-2.11.in -o requirements/airflow-2.11.txt
+	for m in $(OLDER_MINORS); do \
+		$(VENV)/bin/uv pip compile -q --universal --python-version 3.10 requirements/airflow-$$m.in -o requirements/airflow-$$m.txt || exit 1; \
+	done
 	$(VENV)/bin/uv pip compile -q --universal --python-version 3.11 requirements/e2e-3.3.in -c requirements/airflow-3.3.txt -o requirements/e2e-3.3.txt
 
 clean:
-	rm -rf $(VENV) $(VENV_211) $(VENV_E2E) .airflow-demo .mypy_cache .ruff_cache .pytest_cache docs/_build
+	rm -rf $(VENV) $(VENV_211) $(VENV_E2E) $(VENV_DIST) $(addprefix .venv-,$(OLDER_MINORS)) dist .airflow-demo .mypy_cache .ruff_cache .pytest_cache docs/_build
