@@ -12,6 +12,7 @@ _airflow_version = Version(Version(AIRFLOW_VERSION).base_version)
 AIRFLOW_V_3 = _airflow_version >= Version("3.0.0")
 AIRFLOW_V_3_1 = _airflow_version >= Version("3.1.0")
 AIRFLOW_V_3_2 = _airflow_version >= Version("3.2.0")
+AIRFLOW_V_3_3 = _airflow_version >= Version("3.3.0")
 
 if TYPE_CHECKING:
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
@@ -140,6 +141,7 @@ __all__ = [
     "AIRFLOW_V_3",
     "AIRFLOW_V_3_1",
     "AIRFLOW_V_3_2",
+    "AIRFLOW_V_3_3",
     "DAG",
     "AirflowException",
     "AirflowRescheduleException",
