@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from airflow_provider_motherduck import DEFAULT_API_URL, UI_FIELD_BEHAVIOUR
-from airflow_provider_motherduck._compat import AIRFLOW_V_3
+from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_3
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.support import CONN_ENV, REPO_ROOT, connection_json
@@ -106,10 +106,10 @@ def test_cli_connection_test_succeeds(emulator: MotherDuckEmulator, form: Callab
 
 
 def test_cli_connection_test_rejects_wrong_token(emulator: MotherDuckEmulator) -> None:
-    """A wrong token fails with the hook's explanation (Airflow 2.11's CLI still exits 0 then)."""
+    """A wrong token fails with the hook's explanation (before Airflow 3.3 the CLI still exits 0 then)."""
     result = _connections_test(connection_json(emulator.url, "mdt_not_the_admin_token"))
     output = " ".join(result.stdout.split())
-    assert result.returncode == (1 if AIRFLOW_V_3 else 0), result.stdout + result.stderr
+    assert result.returncode == (1 if AIRFLOW_V_3_3 else 0), result.stdout + result.stderr
     assert "Connection failed!" in output
     assert "HTTP 401" in output
     assert "The token of this connection was rejected" in output
@@ -174,7 +174,10 @@ def test_no_deprecation_warning_on_import_or_dag_parse() -> None:
     assert dags, "no example DAG found"
 
 
-@pytest.mark.skipif(not AIRFLOW_V_3, reason="Airflow 3 reads the form from get_provider_info")
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_3,
+    reason="ProvidersManager.iter_connection_type_hook_ui_metadata, which the UI's hook_meta reads, is new in Airflow 3.3",
+)
 def test_form_metadata_read_without_importing_the_hook() -> None:
     """What the UI's ``/ui/connections/hook_meta`` is built from, in a fresh process: no hook import."""
     result = _python(
