@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_motherduck._compat import AIRFLOW_V_3
+from airflow_provider_motherduck._compat import AIRFLOW_V_3_2
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import default_record_key
 from tests.operators.helpers import (
@@ -273,7 +273,9 @@ def test_every_example_imports_cleanly() -> None:
     assert report["import_errors"] == {}
     for name, found in report["files"].items():
         assert found["error"] is None, (name, found["error"])
-        if AIRFLOW_V_3:
+        # On 3.0 and 3.1 `from airflow.sdk import task` warns by itself (the common-compat provider's
+        # airflow.operators.branch), so the check that the examples use no deprecated name needs 3.2+.
+        if AIRFLOW_V_3_2:
             assert found["deprecations"] == [], (name, found["deprecations"])
     for dag_id in MINE:
         assert report["dags"][dag_id] == f"{dag_id}.py"
