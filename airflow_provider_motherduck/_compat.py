@@ -14,11 +14,14 @@ from packaging.version import Version
 
 _airflow_version = Version(Version(AIRFLOW_VERSION).base_version)
 AIRFLOW_V_3 = _airflow_version >= Version("3.0.0")
+AIRFLOW_V_3_1 = _airflow_version >= Version("3.1.0")
+AIRFLOW_V_3_2 = _airflow_version >= Version("3.2.0")
+AIRFLOW_V_3_3 = _airflow_version >= Version("3.3.0")
 
 if TYPE_CHECKING:
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-if TYPE_CHECKING or _airflow_version >= Version("3.2.0"):
+if TYPE_CHECKING or AIRFLOW_V_3_2:
     from airflow.sdk import (
         DAG,
         BaseHook,
@@ -50,7 +53,7 @@ elif AIRFLOW_V_3:  # 3.0 and 3.1: the Task SDK has the classes, not yet conf and
     from airflow.sdk import DAG, BaseOperator, BaseSensorOperator, PokeReturnValue, TaskGroup, Variable
     from airflow.sdk.definitions.context import Context
 
-    if _airflow_version >= Version("3.1.0"):
+    if AIRFLOW_V_3_1:
         from airflow.sdk import BaseHook
         from airflow.sdk.log import mask_secret, redact  # type: ignore[attr-defined]
     else:
@@ -115,9 +118,13 @@ def legacy_form_widgets(conn_fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def should_hide_value_for_key(name: str) -> bool:
     """Whether Airflow's UI and REST API mask a Variable (or extra) named ``name``."""
-    try:  # the API server's masker on 3.x
+    if AIRFLOW_V_3_1:  # the API server's masker
         from airflow._shared.secrets_masker import should_hide_value_for_key as hide
-    except ImportError:
+    elif AIRFLOW_V_3:  # 3.0: the Task SDK's, which the API server uses too
+        from airflow.sdk.execution_time.secrets_masker import (  # type: ignore[no-redef]
+            should_hide_value_for_key as hide,
+        )
+    else:
         from airflow.utils.log.secrets_masker import should_hide_value_for_key as hide  # type: ignore[no-redef]
     return bool(hide(name))  # type: ignore[no-untyped-call]
 
@@ -251,6 +258,9 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3",
+    "AIRFLOW_V_3_1",
+    "AIRFLOW_V_3_2",
+    "AIRFLOW_V_3_3",
     "DAG",
     "AirflowException",
     "AirflowRescheduleException",

@@ -1,4 +1,9 @@
-"""Shared fixtures: a throwaway AIRFLOW_HOME, a live emulator, and a connection pointing at it."""
+"""Shared fixtures: a throwaway AIRFLOW_HOME, a live emulator, and a connection pointing at it.
+
+The emulator and the connection come from the package's own pytest plugin
+(``airflow_provider_motherduck.testing.pytest_plugin``, registered by its ``pytest11`` entry
+point, never again here); ``emulator`` and ``motherduck_conn`` are the names these tests use.
+"""
 
 from __future__ import annotations
 
@@ -24,21 +29,19 @@ os.environ.pop("MOTHERDUCK_TOKEN", None)
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook  # noqa: E402
 from airflow_provider_motherduck.testing import MotherDuckEmulator  # noqa: E402
-from tests.support import CONN_ENV, FakeSleep, connection_json, run_airflow_dag  # noqa: E402
+from tests.support import FakeSleep, run_airflow_dag  # noqa: E402
 
 
 @pytest.fixture
-def emulator() -> Iterator[MotherDuckEmulator]:
+def emulator(motherduck_emulator: MotherDuckEmulator) -> MotherDuckEmulator:
     """A fresh MotherDuck emulator on 127.0.0.1, stopped after the test."""
-    with MotherDuckEmulator() as emu:
-        yield emu
+    return motherduck_emulator
 
 
 @pytest.fixture
-def motherduck_conn(emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
+def motherduck_conn(motherduck_connection: str) -> str:
     """``motherduck_default`` pointing at the emulator with its admin token; returns the conn id."""
-    monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, emulator.admin_token))
-    return "motherduck_default"
+    return motherduck_connection
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -26,6 +26,13 @@ class MotherDuckBaseOperator(BaseOperator):
     """
 
     ui_color = "#ffde00"
+    template_fields: Sequence[str] = ("motherduck_conn_id",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Each subclass lists its own template_fields; the connection id joins them all here.
+        super().__init_subclass__(**kwargs)
+        if "motherduck_conn_id" not in cls.template_fields:
+            cls.template_fields = (*cls.template_fields, "motherduck_conn_id")
 
     def __init__(
         self,

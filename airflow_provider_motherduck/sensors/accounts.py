@@ -14,7 +14,7 @@ from airflow_provider_motherduck._accounts import (
     check_usernames_at_parse_time,
 )
 from airflow_provider_motherduck._compat import BaseSensorOperator, Context, PokeReturnValue, conf
-from airflow_provider_motherduck.arguments import check_conn_id, check_hook_params
+from airflow_provider_motherduck.arguments import check_conn_id, check_hook_params, is_literal
 from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 
@@ -42,13 +42,13 @@ class MotherDuckActiveAccountsSensor(BaseSensorOperator):
     :param statuses: Duckling statuses that count as running: a subset of ``("active", "cooldown")``.
     :param match: ``"any"`` or ``"all"`` (every named user must match; needs ``usernames``).
     :param expect_active: ``True`` waits for a match, ``False`` for no match.
-    :param motherduck_conn_id: the Airflow connection with the admin token.
+    :param motherduck_conn_id: the Airflow connection with the admin token (templated).
     :param hook_params: plain-number hook arguments: ``timeout``, ``retry_limit``, ``retry_delay``,
         ``max_retry_wait``.
     :param deferrable: defer to the triggerer (default: ``[operators] default_deferrable``).
     """
 
-    template_fields: Sequence[str] = ("usernames",)
+    template_fields: Sequence[str] = ("usernames", "motherduck_conn_id")
     template_fields_renderers = {"usernames": "json"}
     ui_color = "#fff3c4"
 
@@ -71,7 +71,9 @@ class MotherDuckActiveAccountsSensor(BaseSensorOperator):
         self.duckling_type, self.statuses, self.match, self.expect_active = check_options(
             usernames is None, duckling_type, statuses, match, expect_active
         )
-        self.motherduck_conn_id = check_conn_id(motherduck_conn_id)
+        self.motherduck_conn_id = (
+            check_conn_id(motherduck_conn_id) if is_literal(motherduck_conn_id) else motherduck_conn_id
+        )
         self.hook_params = check_hook_params(hook_params)
         self.deferrable = bool(deferrable)
 
@@ -100,6 +102,7 @@ class MotherDuckActiveAccountsSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke or reschedule through Airflow's sensor loop, or poke once and defer."""
+        self.motherduck_conn_id = check_conn_id(self.motherduck_conn_id)  # as rendered
         try:
             if not self.deferrable:
                 return super().execute(context)

@@ -32,7 +32,7 @@ from tests.operators.helpers import (
     variable,
     writes_seen,
 )
-from tests.support import CONN_ENV, REPO_ROOT, connection_json
+from tests.support import CONN_ENV, REPO_ROOT, connection_json, scans_dags_test_output_for_secrets
 
 DAG_ID = "example_motherduck_bulk_onboarding"
 EXAMPLES = REPO_ROOT / "example_dags"
@@ -55,6 +55,7 @@ def _run(
 
 
 @pytest.mark.airflow_run
+@scans_dags_test_output_for_secrets
 def test_bulk_onboarding_example_converges_and_reruns_read_only(
     emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str
 ) -> None:

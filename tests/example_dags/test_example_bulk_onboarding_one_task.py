@@ -21,7 +21,7 @@ from tests.operators.helpers import (
     set_variable,
     variable,
 )
-from tests.support import CONN_ENV, REPO_ROOT, connection_json
+from tests.support import CONN_ENV, REPO_ROOT, connection_json, scans_dags_test_output_for_secrets
 
 DAG_ID = "example_motherduck_bulk_onboarding_one_task"
 EXAMPLES = REPO_ROOT / "example_dags"
@@ -38,6 +38,7 @@ def _lifetime_days(token: dict[str, Any]) -> float:
 
 
 @pytest.mark.airflow_run
+@scans_dags_test_output_for_secrets
 def test_one_task_onboards_every_declared_account(
     emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str
 ) -> None:

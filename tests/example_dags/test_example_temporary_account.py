@@ -17,7 +17,7 @@ from tests.operators.helpers import (
     leaked_secrets,
     variable,
 )
-from tests.support import CONN_ENV, REPO_ROOT, connection_json
+from tests.support import CONN_ENV, REPO_ROOT, connection_json, scans_dags_test_output_for_secrets
 
 DAG_ID = "example_motherduck_temporary_account"
 
@@ -25,6 +25,7 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.mark.airflow_run
+@scans_dags_test_output_for_secrets
 def test_temporary_account_is_created_used_and_removed(
     emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str
 ) -> None:

@@ -22,7 +22,7 @@ from tests.operators.helpers import (
     leaked_secrets,
     variable,
 )
-from tests.support import CONN_ENV, connection_json
+from tests.support import CONN_ENV, connection_json, scans_dags_test_output_for_secrets
 
 DAGS = Path(__file__).parent / "dags"
 DAG_ID = "md_operator_contract"
@@ -39,6 +39,7 @@ def _lifetime(token: dict[str, str]) -> float:
 
 
 @pytest.mark.airflow_run
+@scans_dags_test_output_for_secrets
 def test_operators_in_a_real_dag_run(
     emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_motherduck._compat import AIRFLOW_V_3
+from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_3
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.triggers import _polling
 from tests.support import ACTIVE_ACCOUNTS_PATH, polls
@@ -22,6 +22,10 @@ RW_COOLDOWN = {"id": "rw", "type": "read_write", "status": "cooldown"}
 LIMIT = 20
 
 needs_airflow_3 = pytest.mark.skipif(not AIRFLOW_V_3, reason="asset watchers exist from Airflow 3.0")
+needs_shared_streams = pytest.mark.skipif(
+    not AIRFLOW_V_3_3,
+    reason="the triggerer's SharedStreamManager (airflow.triggers.shared_stream) is new in Airflow 3.3",
+)
 
 
 @pytest.mark.skipif(AIRFLOW_V_3, reason="Airflow 2 only")
@@ -232,7 +236,7 @@ def test_shares_the_poll_with_deferred_triggers(organisation: Organisation) -> N
     assert polls(organisation.emulator) == [200, 200]
 
 
-@needs_airflow_3
+@needs_shared_streams
 def test_through_airflows_shared_stream_manager(organisation: Organisation) -> None:
     """How the Airflow 3.3 triggerer runs watchers that share a stream key: one poll for all."""
     from airflow.triggers.shared_stream import SharedStreamManager

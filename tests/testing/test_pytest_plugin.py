@@ -1,0 +1,110 @@
+"""The ``motherduck`` pytest plugin: registered once by its entry point, inert until asked, and
+its fixtures as a user's test suite sees them (docs/testing.rst includes the marked parts)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import airflow_provider_motherduck.testing.pytest_plugin as pytest_plugin
+
+# [START user_imports]
+from airflow_provider_motherduck.operators import MotherDuckCreateUserOperator
+from airflow_provider_motherduck.testing import MotherDuckEmulator
+
+# [END user_imports]
+
+
+# [START user_tests]
+def test_create_user(motherduck_emulator: MotherDuckEmulator, motherduck_connection: str) -> None:
+    MotherDuckCreateUserOperator(
+        task_id="create", username="etl_loader", motherduck_conn_id=motherduck_connection
+    ).execute(context={})
+
+    assert motherduck_emulator.users() == ["admin", "etl_loader"]
+
+
+# [END user_tests]
+
+
+def test_registered_once_under_its_entry_point_name(pytestconfig: pytest.Config) -> None:
+    manager = pytestconfig.pluginmanager
+    assert manager.get_plugin("motherduck") is pytest_plugin
+    assert [p for p in manager.get_plugins() if getattr(p, "__file__", None) == pytest_plugin.__file__] == [
+        pytest_plugin
+    ]
+    copies = [m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == pytest_plugin.__file__]
+    assert copies == [pytest_plugin]
+
+
+def _run_pytest(tmp_path: Path, test_source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_user.py").write_text(textwrap.dedent(test_source))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=importlib", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_loading_the_plugin_does_not_import_airflow(tmp_path: Path) -> None:
+    result = _run_pytest(
+        tmp_path,
+        """
+        import sys
+
+        def test_nothing_loaded(pytestconfig):
+            assert pytestconfig.pluginmanager.get_plugin("motherduck") is not None
+            assert [m for m in sys.modules if m == "airflow" or m.startswith("airflow.")] == []
+        """,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_user_suite_overrides_the_conn_id(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text(
+        textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.fixture
+            def motherduck_conn_id():
+                return "md_admin"
+            """
+        )
+    )
+    result = _run_pytest(
+        tmp_path,
+        """
+        import json, os
+
+        import requests
+
+        from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
+
+        seen = {}
+
+        def test_hook_on_the_emulator(motherduck_emulator, motherduck_connection):
+            assert motherduck_connection == "md_admin"
+            assert json.loads(os.environ["AIRFLOW_CONN_MD_ADMIN"])["host"] == motherduck_emulator.url
+            MotherDuckHook(motherduck_connection).create_user("etl_loader")
+            assert motherduck_emulator.users() == ["admin", "etl_loader"]
+            seen["url"] = motherduck_emulator.url
+
+        def test_the_next_test_starts_clean():
+            assert "AIRFLOW_CONN_MD_ADMIN" not in os.environ
+            try:
+                requests.get(seen["url"] + "/v1/active_accounts", timeout=5)
+            except requests.ConnectionError:
+                return
+            raise AssertionError("the emulator still answers after its test")
+        """,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
