@@ -301,7 +301,7 @@ def start_postgres(run_dir: Path, log_dir: Path) -> tuple[Service, str]:
     isready = [postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
     wait_for(
         "PostgreSQL to accept connections",
-        lambda: subprocess.run(isready, capture_output=True, check=False).returncode == 0,
+        lambda: subprocess.run(isready, capture_output=True, check=False, timeout=10).returncode == 0,
         timeout=60,
         interval=0.3,
         services=[server],

@@ -60,7 +60,9 @@ def hook(motherduck_conn: str, fake_sleep: FakeSleep) -> Iterator[MotherDuckHook
 @pytest.fixture(scope="session")
 def airflow_db() -> str:
     """Migrate the throwaway SQLite metadata database once; returns AIRFLOW_HOME."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=600
+    )
     return _AIRFLOW_HOME
 
 

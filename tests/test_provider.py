@@ -55,6 +55,7 @@ def test_cli_lists_provider_and_hook() -> None:
         capture_output=True,
         text=True,
         check=True,
+        timeout=300,
     )
     assert PACKAGE in providers.stdout
     hooks = subprocess.run(
@@ -62,6 +63,7 @@ def test_cli_lists_provider_and_hook() -> None:
         capture_output=True,
         text=True,
         check=True,
+        timeout=300,
     )
     assert "motherduck" in hooks.stdout
     assert "MotherDuckHook" in hooks.stdout

@@ -113,9 +113,13 @@ def test_the_onboarding_dag_end_to_end(motherduck: MotherDuckEmulator, tmp_path:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
     airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
     run = subprocess.run(
-        [*airflow, "dags", "test", "example_motherduck_onboarding"], env=env, capture_output=True, text=True
+        [*airflow, "dags", "test", "example_motherduck_onboarding"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

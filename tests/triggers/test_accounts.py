@@ -182,7 +182,9 @@ def test_the_event_loop_keeps_running_during_a_slow_call(seeded: MotherDuckEmula
 
     events, ticks = asyncio.run(main())
     assert events[0].payload["status"] == "success"
-    assert ticks >= 20  # the loop ticked all through the half-second request
+    # A loop blocked by the half-second request would tick once or twice; even a slow machine
+    # ticks a 10 ms sleep several times in 0.5 s.
+    assert ticks >= 5
 
 
 async def _collect(trigger: MotherDuckActiveAccountsTrigger) -> list[TriggerEvent]:
