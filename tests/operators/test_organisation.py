@@ -53,7 +53,8 @@ def clock() -> dict[str, float]:
 
 
 @pytest.fixture
-def emulator(clock: dict[str, float]) -> Iterator[MotherDuckEmulator]:
+def motherduck_emulator(clock: dict[str, float]) -> Iterator[MotherDuckEmulator]:
+    """The plugin's emulator with a clock that can run behind (the connection fixtures use it)."""
     with MotherDuckEmulator(clock=lambda: datetime.now(timezone.utc) - timedelta(days=clock["days"])) as emu:
         yield emu
 
