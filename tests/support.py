@@ -34,6 +34,14 @@ scans_dags_test_output_for_secrets = pytest.mark.skipif(
 )
 
 
+#: For tests that log outside a task and expect Airflow's masker on the log path: Airflow 3.0's Task
+#: SDK masker has no ``mask_secrets_in_logs`` switch and redacts log records only inside a task.
+masks_logs_outside_a_task = pytest.mark.skipif(
+    AIRFLOW_V_3 and not AIRFLOW_V_3_1,
+    reason="Airflow 3.0's masker redacts log records only inside a task (no mask_secrets_in_logs)",
+)
+
+
 def connection_json(url: str, token: str, **extra: object) -> str:
     """The JSON form of a motherduck connection, as an AIRFLOW_CONN_* variable holds it."""
     conn: dict[str, object] = {"conn_type": "motherduck", "host": url, "password": token}

@@ -26,7 +26,7 @@ from tests.operators.helpers import (
     variable,
     writes_seen,
 )
-from tests.support import CONN_ENV, REPO_ROOT, connection_json
+from tests.support import CONN_ENV, REPO_ROOT, connection_json, scans_dags_test_output_for_secrets
 
 EXAMPLES = REPO_ROOT / "example_dags"
 DECLARED: list[dict[str, Any]] = yaml.safe_load((EXAMPLES / "motherduck_organisation.yaml").read_text())[
@@ -42,6 +42,7 @@ def _run(dag_id: str, emulator: MotherDuckEmulator, runner: Runner, home: str) -
     return DagRunRecord(home, dag_id), everything_printed(result, home, dag_id)
 
 
+@scans_dags_test_output_for_secrets
 @pytest.mark.airflow_run
 def test_org_as_code_then_drift_check(
     emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.operators.helpers import DagRunRecord, everything_printed, failure_excerpt, leaked_secrets
-from tests.support import CONN_ENV, REPO_ROOT, connection_json
+from tests.support import CONN_ENV, REPO_ROOT, connection_json, scans_dags_test_output_for_secrets
 
 DAG_ID = "example_motherduck_token_audit"
 DAY = 86_400
@@ -18,6 +18,7 @@ DAY = 86_400
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
+@scans_dags_test_output_for_secrets
 @pytest.mark.airflow_run
 def test_nightly_audit_reports_violations_and_succeeds(airflow_dag_runner: Runner, airflow_db: str) -> None:
     age = {"days": 0}  # the emulator's clock runs this many days behind, to seed old tokens

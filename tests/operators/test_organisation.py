@@ -37,7 +37,7 @@ from tests.operators.helpers import (
     variable,
     writes_seen,
 )
-from tests.support import CONN_ENV, FakeVariables, connection_json
+from tests.support import CONN_ENV, FakeVariables, connection_json, scans_dags_test_output_for_secrets
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -355,6 +355,7 @@ def test_bad_embed_arguments_fail_at_parse_time(
 # -- in a real DAG run -----------------------------------------------------------------------------
 
 
+@scans_dags_test_output_for_secrets
 @pytest.mark.airflow_run
 def test_the_operators_in_a_real_dag_run(
     emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str, tmp_path: Path

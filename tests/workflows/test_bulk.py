@@ -13,9 +13,10 @@ from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows import delivery
 from airflow_provider_motherduck.workflows.onboarding import check_accounts, onboard_accounts
-from tests.support import FakeVariables
+from tests.support import FakeVariables, masks_logs_outside_a_task
 
 
+@masks_logs_outside_a_task
 def test_secrets_of_a_bulk_run_never_reach_its_log(
     emulator: MotherDuckEmulator, motherduck_conn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
