@@ -20,6 +20,8 @@ from airflow_provider_motherduck import _compat
 from airflow_provider_motherduck._compat import AIRFLOW_V_3, mask_secret, mask_secrets, redact
 from tests.support import masks_logs_outside_a_task
 
+pytestmark = masks_logs_outside_a_task
+
 
 def opaque(label: str) -> str:
     return f"mdsecret-{label}-{secrets.token_hex(12)}"
@@ -56,7 +58,6 @@ def test_the_fast_path_is_in_use_on_this_airflow() -> None:
     assert _compat._registrar() is not None
 
 
-@masks_logs_outside_a_task
 def test_a_secret_is_redacted_in_the_log_line_right_after_it_was_registered(
     masked_log: tuple[logging.Logger, io.StringIO],
 ) -> None:
@@ -83,7 +84,6 @@ def test_the_task_log_processor_redacts_it_too() -> None:
     assert event == {"event": "token ***", "extra": {"nested": ["***"]}}
 
 
-@masks_logs_outside_a_task
 def test_secrets_registered_from_many_threads_are_redacted_at_once(
     masked_log: tuple[logging.Logger, io.StringIO],
 ) -> None:
