@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_1, AIRFLOW_V_3_2
+from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_1, AIRFLOW_V_3_3
 from airflow_provider_motherduck.workflows.delivery import DeliveryRecord
 
 if TYPE_CHECKING:
@@ -35,11 +35,11 @@ scans_dags_test_output_for_secrets = pytest.mark.skipif(
 
 
 #: For tests that reach into Airflow's masker (the fast path of ``_compat.mask_secrets``, log
-#: masking outside a task): Airflow 3.0 and 3.1 keep their masker in another module, without the
-#: ``mask_secrets_in_logs`` switch, and ``mask_secrets`` falls back to plain ``mask_secret`` there.
+#: masking outside a task): Airflow 3.0 to 3.2 keep their masker in other modules, and
+#: ``mask_secrets`` falls back to plain ``mask_secret`` there (checked on 2.11 and 3.3).
 masks_logs_outside_a_task = pytest.mark.skipif(
-    AIRFLOW_V_3 and not AIRFLOW_V_3_2,
-    reason="Airflow 3.0/3.1 keep the masker elsewhere (mask_secrets falls back to mask_secret there)",
+    AIRFLOW_V_3 and not AIRFLOW_V_3_3,
+    reason="Airflow 3.0 to 3.2 keep the masker elsewhere (mask_secrets falls back to mask_secret there)",
 )
 
 
