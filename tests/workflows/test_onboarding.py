@@ -13,6 +13,7 @@ from airflow_provider_motherduck.workflows.onboarding import (
     check_account,
     offboard_account,
     onboard_account,
+    onboard_accounts,
 )
 from tests.operators.helpers import writes_seen
 from tests.support import FakeVariables, delivered_id
@@ -80,3 +81,31 @@ def test_offboarding_whose_revoke_fails_part_way_converges(
     assert emulator.users() == ["admin"]
     assert not emulator.is_valid_token(first["token"])
     assert delivered_id(variables.values.get(KEY)) is None
+
+
+def test_a_bulk_retry_after_lost_answers_leaves_one_token_per_account(
+    emulator: MotherDuckEmulator, motherduck_conn: str, variables: FakeVariables
+) -> None:
+    """Two create answers lost in a bulk run: the re-run revokes those tokens, one per account stays."""
+    accounts = [
+        check_account({"username": f"bot_{i}", "token_name": "airflow", "variable_key": f"md_bot_{i}"})
+        for i in range(4)
+    ]
+    for i in (1, 3):
+        emulator.inject("POST", f"/v1/users/bot_{i}/tokens", status=500, after=True)
+
+    def new_hook() -> MotherDuckHook:
+        return MotherDuckHook(motherduck_conn, retry_limit=0)
+
+    done, failed = onboard_accounts(accounts, new_hook, max_workers=4)
+    assert sorted(failed) == ["bot_1", "bot_3"]
+    assert [r["username"] for r in done] == ["bot_0", "bot_2"]
+    assert [len(emulator.tokens(f"bot_{i}")) for i in range(4)] == [1, 1, 1, 1]  # the lost ones exist, unseen
+
+    done, failed = onboard_accounts(accounts, new_hook, max_workers=4)
+    assert failed == {}
+    assert [r["token_created"] for r in done] == [False, True, False, True]
+    for i in range(4):
+        (token,) = emulator.tokens(f"bot_{i}")
+        assert emulator.is_valid_token(variables.values[f"md_bot_{i}"])
+        assert delivered_id(variables.values[account_destination(accounts[i]).record]) == token["id"]
