@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -31,7 +29,7 @@ from airflow_provider_motherduck.arguments import Check, check_bool, optional
 from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import check_username, parse_duration
-from airflow_provider_motherduck.workflows.onboarding import HookFactory
+from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.tokens import parse_timestamp, token_metadata
 
 log = logging.getLogger(__name__)
@@ -142,36 +140,21 @@ def list_tokens_of(
     in flight are done.
     """
     log.info("Listing the tokens of %d user(s), %d at a time.", len(usernames), max_workers)
-    local = threading.local()
-    hooks: list[MotherDuckHook] = []
-    lock = threading.Lock()
-    stop = threading.Event()
 
-    def one(username: str) -> list[dict[str, Any]] | None:
-        if stop.is_set():
-            return None
-        hook = getattr(local, "hook", None)
-        if hook is None:
-            hook = local.hook = new_hook()
-            with lock:
-                hooks.append(hook)
+    def tokens_of(hook: MotherDuckHook, username: str) -> list[dict[str, Any]]:
         try:
             return [token_metadata(token, username) for token in hook.list_tokens(username)]
         except MotherDuckNotFoundError:
             log.info("%s no longer exists: skipped.", username)
             return []
-        except Exception:
-            stop.set()
-            raise
 
-    try:
-        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="md-audit") as pool:
-            futures = [pool.submit(one, name) for name in usernames]
-            # Workers take users in order, so a user skipped after a failure comes after it.
-            listed = [future.result() for future in futures]
-    finally:
-        for hook in hooks:
-            hook.close()
+    listed, errors = run_on_pool(
+        usernames, tokens_of, new_hook, max_workers=max_workers, name="md-audit", stops=lambda err: True
+    )
+    if errors:
+        # Workers take users in order, so the first error in input order is the one that stopped
+        # the pool; the users after it were skipped.
+        raise errors[min(errors)]
     return [token for tokens in listed if tokens for token in tokens]
 
 

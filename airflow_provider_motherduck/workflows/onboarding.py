@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from airflow_provider_motherduck._compat import redact
 from airflow_provider_motherduck.arguments import Check, check_count, check_variable_key, optional
 from airflow_provider_motherduck.exceptions import (
-    MotherDuckAuthError,
-    MotherDuckConfigError,
     MotherDuckConflictError,
     MotherDuckNotFoundError,
     invalid,
@@ -36,12 +32,11 @@ from airflow_provider_motherduck.validation import (
 from airflow_provider_motherduck.workflows.delivery import SecretDestination, forget
 from airflow_provider_motherduck.workflows.issuing import issue_token, revoke_tokens
 from airflow_provider_motherduck.workflows.naming import name_pattern
+from airflow_provider_motherduck.workflows.pool import HookFactory, SkippedError, run_on_pool
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 log = logging.getLogger(__name__)
 
-#: Makes a hook; the bulk onboarding calls it once per worker thread (a Session is not shared).
-HookFactory = Callable[[], MotherDuckHook]
 
 DEFAULT_MAX_WORKERS: Final = 16
 MAX_WORKERS_LIMIT: Final = 128
@@ -243,49 +238,19 @@ def onboard_accounts(
     skipped. Returns the results of the accounts onboarded, in input order, and
     ``{username: error}`` for the others.
     """
-    local = threading.local()
-    hooks: list[MotherDuckHook] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def one(account: Mapping[str, Any]) -> dict[str, Any] | None:
-        if stop.is_set():
-            return None
-        hook = getattr(local, "hook", None)
-        if hook is None:
-            hook = local.hook = new_hook()
-            with lock:
-                hooks.append(hook)
-        try:
-            return onboard_account(hook, account, account_destination(account))
-        except MotherDuckAuthError as err:
-            if err.status_code == 401:  # a 403 may concern this account only
-                stop.set()
-            raise
-        except MotherDuckConfigError:
-            stop.set()
-            raise
-
-    failed: dict[str, str] = {}
-    results: list[dict[str, Any] | None] = []
-    try:
-        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="md-onboard") as pool:
-            futures = [pool.submit(one, account) for account in accounts]
-            for account, future in zip(accounts, futures, strict=True):
-                try:
-                    result = future.result()
-                except Exception as err:
-                    failed[account["username"]] = f"{type(err).__name__}: {redact(str(err))}"
-                    result = None
-                else:
-                    if result is None:
-                        failed[account["username"]] = (
-                            "skipped: an earlier account hit an error that affects all"
-                        )
-                results.append(result)
-    finally:
-        for hook in hooks:
-            hook.close()
+    results, errors = run_on_pool(
+        accounts,
+        lambda hook, account: onboard_account(hook, account, account_destination(account)),
+        new_hook,
+        max_workers=max_workers,
+        name="md-onboard",
+    )
+    failed = {
+        accounts[i]["username"]: str(err)
+        if isinstance(err, SkippedError)
+        else f"{type(err).__name__}: {redact(str(err))}"
+        for i, err in errors.items()
+    }
     return [r for r in results if r is not None], failed
 
 

@@ -39,10 +39,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -51,8 +49,6 @@ from typing import Any, Final, TypeVar
 from airflow_provider_motherduck._compat import redact
 from airflow_provider_motherduck.arguments import check_count, check_variable_key
 from airflow_provider_motherduck.exceptions import (
-    MotherDuckAuthError,
-    MotherDuckConfigError,
     MotherDuckConflictError,
     MotherDuckError,
     MotherDuckNotFoundError,
@@ -71,7 +67,8 @@ from airflow_provider_motherduck.validation import (
 from airflow_provider_motherduck.workflows.delivery import SecretDestination, SecretSink
 from airflow_provider_motherduck.workflows.issuing import issue_token
 from airflow_provider_motherduck.workflows.naming import name_pattern
-from airflow_provider_motherduck.workflows.onboarding import HookFactory, offboard_account
+from airflow_provider_motherduck.workflows.onboarding import offboard_account
+from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 
 log = logging.getLogger(__name__)
 
@@ -426,65 +423,6 @@ def read_state(declaration: Declaration, new_hook: HookFactory, *, max_workers: 
             raise error
     states = {a.username: s for a, s in zip(present, results, strict=True) if s is not None}
     return OrgState(users, states)
-
-
-def run_on_pool(
-    items: Sequence[T],
-    work: Callable[[MotherDuckHook, T], R],
-    new_hook: HookFactory,
-    *,
-    max_workers: int,
-    name: str,
-) -> tuple[list[R | None], dict[int, BaseException]]:
-    """``work(hook, item)`` for each item on up to ``max_workers`` threads, one hook per thread.
-
-    Returns the results in input order (``None`` where it failed or was skipped) and
-    ``{index: error}``. Errors that would hit every item (401: the admin token is rejected; an
-    unusable connection) stop the items not yet started, which fail as skipped.
-    """
-    local = threading.local()
-    hooks: list[MotherDuckHook] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def one(item: T) -> R:
-        if stop.is_set():
-            raise MotherDuckError("skipped: an earlier one hit an error that affects all")
-        hook = getattr(local, "hook", None)
-        if hook is None:
-            hook = local.hook = new_hook()
-            with lock:
-                hooks.append(hook)
-        try:
-            return work(hook, item)
-        except Exception as err:
-            if _affects_all(err) or _affects_all(err.__cause__):
-                stop.set()
-            raise
-
-    results: list[R | None] = []
-    errors: dict[int, BaseException] = {}
-    try:
-        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name) as pool:
-            futures = [pool.submit(one, item) for item in items]
-            for i, future in enumerate(futures):
-                try:
-                    results.append(future.result())
-                except Exception as err:
-                    errors[i] = err
-                    results.append(None)
-    finally:
-        for hook in hooks:
-            hook.close()
-    return results, errors
-
-
-def _affects_all(err: BaseException | None) -> bool:
-    """An error every other call would hit too: a rejected admin token (401; a 403 may concern one
-    account only) or an unusable connection."""
-    return isinstance(err, MotherDuckConfigError) or (
-        isinstance(err, MotherDuckAuthError) and err.status_code == 401
-    )
 
 
 # -- the plan ------------------------------------------------------------------------------------
