@@ -340,6 +340,20 @@ class SecretDestination:
                 lost.append(token)  # the Variable was never written (holding it: it is the delivered one)
         return lost, maybe_held
 
+    def find(
+        self,
+        tokens: Iterable[Mapping[str, Any]],
+        username: str,
+        token_name: str | re.Pattern[str],
+        token_type: str,
+    ) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:
+        """:meth:`delivered` and the tokens of :meth:`leftovers` (lost and maybe held), from one
+        read of the record."""
+        listed = list(tokens)
+        record = self.read_record()
+        lost, maybe_held = self.leftovers(listed, username, record)
+        return self.delivered(listed, username, token_name, token_type, record), lost + maybe_held
+
     # -- writing --------------------------------------------------------------------------------
 
     def deliver(self, secret: str, what: str) -> None:

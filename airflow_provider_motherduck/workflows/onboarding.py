@@ -175,13 +175,13 @@ def onboard_account(
         )
     # The logical name: the bare name, or the name with a rotation's run marker (rotated since).
     family = name_pattern(token_name)
-    record = destination.read_record() if tokens else None
-    found = destination.delivered(tokens, username, family, account["token_type"], record) if tokens else None
+    found, unheld = (
+        destination.find(tokens, username, family, account["token_type"]) if tokens else (None, [])
+    )
     replaced: list[str] = []
     if found is not None:
         token = token_metadata(found, username)
-        lost, maybe_held = destination.leftovers(tokens, username, record)
-        replaced = revoke_tokens(hook, username, [str(t.get("id")) for t in lost + maybe_held])
+        replaced = revoke_tokens(hook, username, [str(t.get("id")) for t in unheld])
         log.info(
             "%s: token %r (id %s) is in %s already.",
             username,

@@ -405,16 +405,13 @@ def read_state(declaration: Declaration, new_hook: HookFactory, *, max_workers: 
         delivered: dict[str, str] = {}
         leftovers: dict[str, tuple[str, ...]] = {}
         for token in account.tokens or ():
-            destination = token.destination
-            record = destination.read_record()
-            found = destination.delivered(
-                tokens, account.username, name_pattern(token.name), token.token_type, record
+            found, unheld = token.destination.find(
+                tokens, account.username, name_pattern(token.name), token.token_type
             )
             if found is not None:
                 delivered[token.name] = str(found["id"])
-            lost, maybe_held = destination.leftovers(tokens, account.username, record)
-            if lost or maybe_held:
-                leftovers[token.name] = tuple(str(t.get("id")) for t in lost + maybe_held)
+            if unheld:
+                leftovers[token.name] = tuple(str(t.get("id")) for t in unheld)
         return AccountState(tokens, config, delivered, leftovers)
 
     results, errors = run_on_pool(present, read, new_hook, max_workers=max_workers, name="md-reconcile-read")
