@@ -67,9 +67,8 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
         ``timedelta``.
     :param dry_run: only list the tokens and say what would be done; writes nothing.
 
-    ``max_active_tis_per_dag`` defaults to 1: two overlapping runs could revoke each other's
-    freshly delivered token. A mapped rotation keeps Airflow's default (the limit would
-    serialise the users); give its DAG ``max_active_runs=1``.
+    ``max_active_tis_per_dag`` defaults to 1, as for every writing operator
+    (:class:`~airflow_provider_motherduck.operators._base.MotherDuckBaseOperator`).
 
     XCom (never a secret)::
 
@@ -108,8 +107,6 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
         dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
-        if "max_active_tis_per_dag" not in {**(kwargs.get("default_args") or {}), **kwargs}:
-            kwargs["max_active_tis_per_dag"] = 1  # see the class docstring
         super().__init__(**kwargs)
         self.username = username
         self.token_name = token_name

@@ -226,6 +226,8 @@ class MotherDuckListTokensOperator(MotherDuckBaseOperator):
     Raises ``MotherDuckNotFoundError`` if the user does not exist.
     """
 
+    writes = False
+
     template_fields: Sequence[str] = ("username",)
 
     def __init__(self, *, username: str, **kwargs: Any) -> None:

@@ -21,7 +21,6 @@ import pytest
 from airflow_provider_motherduck._compat import (
     AIRFLOW_V_3,
     AIRFLOW_V_3_1,
-    DAG,
     Context,
     should_hide_value_for_key,
 )
@@ -621,14 +620,6 @@ def test_dry_run_reports_and_writes_nothing(
     assert (plan["created"], plan["revoked"]) == (False, [old[1]["id"]])
     assert plan["new_token"]["name"] == f"airflow@{MARKER}"
     assert {e.method for e in emulator.journal} == {"GET"}
-
-
-def test_runs_of_one_rotation_task_do_not_overlap_by_default() -> None:
-    """Overlapping runs could revoke each other's new token; Airflow serialises them."""
-    assert rotate().max_active_tis_per_dag == 1
-    assert rotate(max_active_tis_per_dag=3).max_active_tis_per_dag == 3
-    with DAG("d", schedule=None, start_date=MONDAY, default_args={"max_active_tis_per_dag": 2}):
-        assert rotate().max_active_tis_per_dag == 2  # the DAG's default_args win over ours
 
 
 def test_plan_with_unreadable_creation_times() -> None:
