@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_1, AIRFLOW_V_3_3
-from airflow_provider_motherduck.workflows.delivery import DeliveryRecord
+from airflow_provider_motherduck.workflows.delivery import Delivered, DeliveryRecord
 
 if TYPE_CHECKING:
     from airflow_provider_motherduck.testing import MotherDuckEmulator
@@ -101,7 +101,13 @@ def after_polls(emulator: MotherDuckEmulator, count: int, action: Callable[[], N
     return thread
 
 
+def delivered(text: str | None) -> Delivered | None:
+    """The token a delivery record (its Variable's text) says was delivered."""
+    record = DeliveryRecord.parse(text)
+    return record.delivered if record is not None else None
+
+
 def delivered_id(text: str | None) -> str | None:
     """The id of the token a delivery record (its Variable's text) says was delivered."""
-    record = DeliveryRecord.parse(text)
-    return record.delivered.id if record is not None and record.delivered is not None else None
+    done = delivered(text)
+    return done.id if done is not None else None

@@ -17,6 +17,7 @@ from airflow_provider_motherduck.workflows.delivery import (
     SecretDestination,
     SecretSink,
     check_destination,
+    issuer_of,
     task_identity,
 )
 from airflow_provider_motherduck.workflows.naming import check_logical_name, run_marker
@@ -150,4 +151,5 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
             keep=self.keep,
             revoke_after=cast("float | None", self.revoke_after),  # seconds, once checked
             dry_run=self.plan_only,
+            issuer=issuer_of(context),
         )

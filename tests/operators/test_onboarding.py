@@ -28,7 +28,6 @@ from airflow_provider_motherduck.operators.rotation import MotherDuckRotateToken
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import (
     Delivered,
-    DeliveryRecord,
     InMemoryVariableStore,
     default_record_key,
     fingerprint,
@@ -36,7 +35,7 @@ from airflow_provider_motherduck.workflows.delivery import (
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_accounts
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
-from tests.support import CONN_ENV, connection_json, delivered_id
+from tests.support import CONN_ENV, connection_json, delivered, delivered_id
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -73,9 +72,7 @@ def test_reaches_the_declared_state(
     (token,) = emulator.tokens(USER)
     secret = motherduck_variables[KEY]
     assert emulator.is_valid_token(secret)
-    assert DeliveryRecord.parse(motherduck_variables[RECORD]) == DeliveryRecord(
-        USER, Delivered(token["id"], "airflow", fingerprint(secret))
-    )
+    assert delivered(motherduck_variables[RECORD]) == Delivered(token["id"], "airflow", fingerprint(secret))
     assert result["user_created"] is True
     assert result["token_created"] is True
     assert result["token"]["id"] == token["id"]
@@ -87,7 +84,7 @@ def test_reaches_the_declared_state(
         f"PUT /v1/users/{USER}/instances",
         f"POST /v1/users/{USER}/tokens",
     ]
-    assert emulator.journal[-1].body == {"name": "airflow", "token_type": "read_write", "ttl": 90 * 86400}
+    assert emulator.journal[-2].body == {"name": "airflow", "token_type": "read_write", "ttl": 90 * 86400}
 
 
 def test_rerun_with_the_same_declaration_only_reads(
@@ -334,8 +331,8 @@ def test_secret_sink_destination(
     op = onboard(variable_key=None, secret_sink=sink, record_key="etl_token_record")
     result = run(op)
     assert emulator.is_valid_token(vault["etl"])
-    assert DeliveryRecord.parse(motherduck_variables["etl_token_record"]) == DeliveryRecord(
-        USER, Delivered(result["token"]["id"], "airflow", None)
+    assert delivered(motherduck_variables["etl_token_record"]) == Delivered(
+        result["token"]["id"], "airflow", None
     )
     assert set(motherduck_variables) == {"etl_token_record"}  # the secret went only to the sink
 
@@ -610,7 +607,7 @@ def test_bulk_templated_defaults_are_checked_after_rendering(
         run(bulk(), {"ttl": "soon"})
     assert emulator.journal == []
     run(bulk(), {"ttl": "30 days"})
-    assert emulator.journal[-1].body == {"name": "airflow", "token_type": "read_write", "ttl": 30 * 86400}
+    assert emulator.journal[-2].body == {"name": "airflow", "token_type": "read_write", "ttl": 30 * 86400}
 
 
 @pytest.mark.parametrize("workers", [0, 129, "8", True])

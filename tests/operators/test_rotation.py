@@ -30,7 +30,6 @@ from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.validation import TOKEN_NAME_MAX_LENGTH
 from airflow_provider_motherduck.workflows.delivery import (
     Delivered,
-    DeliveryRecord,
     InMemoryVariableStore,
     default_record_key,
     fingerprint,
@@ -41,7 +40,7 @@ from airflow_provider_motherduck.workflows.naming import (
 from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name, run_marker
 from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError, plan_rotation
 from tests.operators.helpers import SECRET_RE, requests_seen, writes_seen
-from tests.support import CONN_ENV, connection_json, delivered_id
+from tests.support import CONN_ENV, connection_json, delivered, delivered_id
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -251,13 +250,14 @@ def test_first_rotation_replaces_the_old_tokens(
         f"POST {TOKENS_PATH}",
         f"DELETE {TOKENS_PATH}/{old[0]['id']}",
         f"DELETE {TOKENS_PATH}/{old[1]['id']}",
+        f"GET {TOKENS_PATH}",  # the delivered token is still live after the revokes
     ]
     secret = at_destination(motherduck_variables, sink)
     assert secret not in (old[0]["token"], old[1]["token"])
     # The record names the delivered token, with no secret in it.
     text = motherduck_variables[RECORD if sink is None else SINK_RECORD]
-    assert DeliveryRecord.parse(text) == DeliveryRecord(
-        USER, Delivered(new["id"], new["name"], fingerprint(str(secret)) if sink is None else None)
+    assert delivered(text) == Delivered(
+        new["id"], new["name"], fingerprint(str(secret)) if sink is None else None
     )
     assert not should_hide_value_for_key(RECORD if sink is None else SINK_RECORD)
     record = json.loads(text)
@@ -605,6 +605,7 @@ def test_dry_run_reports_and_writes_nothing(
         "revoked": [old[0]["id"], old[1]["id"]],
         "kept": [old[2]["id"]],
         "in_grace": [],
+        "spared_ids": [],
         "still_live": [],
     }
     assert {e.method for e in emulator.journal} == {"GET"}

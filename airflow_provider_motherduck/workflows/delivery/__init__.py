@@ -14,16 +14,20 @@ from airflow_provider_motherduck.workflows.delivery.destination import (
     SecretSink,
     check_destination,
     forget,
+    issuer_of,
     task_identity,
 )
+from airflow_provider_motherduck.workflows.delivery.held import Leftovers, held_token, judge_leftovers
 from airflow_provider_motherduck.workflows.delivery.record import (
+    DELIVERY_WINDOW,
+    OUTSIDE_A_TASK,
     RECORD_PREFIX,
     Delivered,
     DeliveryRecord,
-    Pending,
+    Intent,
+    Issuer,
     default_record_key,
     fingerprint,
-    with_delivering,
 )
 from airflow_provider_motherduck.workflows.delivery.store import (
     AirflowVariableStore,
@@ -34,12 +38,16 @@ from airflow_provider_motherduck.workflows.delivery.store import (
 )
 
 __all__ = [
+    "DELIVERY_WINDOW",
+    "OUTSIDE_A_TASK",
     "RECORD_PREFIX",
     "AirflowVariableStore",
     "Delivered",
     "DeliveryRecord",
     "InMemoryVariableStore",
-    "Pending",
+    "Intent",
+    "Issuer",
+    "Leftovers",
     "SecretDestination",
     "SecretSink",
     "VariableStore",
@@ -47,8 +55,10 @@ __all__ = [
     "default_record_key",
     "fingerprint",
     "forget",
+    "held_token",
+    "issuer_of",
+    "judge_leftovers",
     "task_identity",
     "use_variable_store",
     "variable_store",
-    "with_delivering",
 ]

@@ -12,15 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import Any
 
 from airflow_provider_motherduck.arguments import check_variable_key
 from airflow_provider_motherduck.exceptions import invalid
 from airflow_provider_motherduck.workflows.delivery import held as _held
+from airflow_provider_motherduck.workflows.delivery.held import Leftovers
 from airflow_provider_motherduck.workflows.delivery.record import (
+    DELIVERY_WINDOW,
+    OUTSIDE_A_TASK,
     DeliveryRecord,
+    Issuer,
     default_record_key,
     fingerprint,
 )
@@ -38,6 +42,18 @@ def task_identity(context: Mapping[str, Any]) -> str | None:
         return None
     map_index = getattr(ti, "map_index", -1)
     return f"{dag_id}.{task_id}" + (f"[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else "")
+
+
+def issuer_of(context: Mapping[str, Any]) -> Issuer:
+    """The issuer in ``context``: its task (:func:`task_identity`) in its run, and the try number;
+    outside a task, :data:`~.record.OUTSIDE_A_TASK`."""
+    ti = context.get("ti") or context.get("task_instance")
+    task = task_identity(context)
+    run_id = context.get("run_id") or getattr(ti, "run_id", None)
+    if task is None or not run_id:
+        return OUTSIDE_A_TASK
+    attempt = getattr(ti, "try_number", 1)
+    return Issuer(f"{task} {run_id}", attempt if isinstance(attempt, int) and attempt > 0 else 1)
 
 
 def check_destination(
@@ -157,13 +173,29 @@ class SecretDestination:
             now=datetime.now(timezone.utc),
         )
 
-    def leftovers(
-        self, tokens: Iterable[Mapping[str, Any]], username: str, record: DeliveryRecord | None = None
-    ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
-        """``(lost, maybe_held)``: tokens an earlier try left (see :func:`.held.leftovers`)."""
-        record = self.read_record() if record is None else record
-        return _held.leftovers(
-            record, tokens, username, held=self.held_fingerprint(), sink=self.variable_key is None
+    def judge(
+        self,
+        tokens: Iterable[Mapping[str, Any]],
+        username: str,
+        *,
+        me: Issuer = OUTSIDE_A_TASK,
+        since: datetime | None = None,
+        record: DeliveryRecord | None = None,
+        window: timedelta = DELIVERY_WINDOW,
+    ) -> Leftovers:
+        """Which tokens of this destination's issuances are leftovers (see :func:`.held.judge_leftovers`),
+        with the Variable's fingerprint read now. ``since``: when ``me``'s try began (default now)."""
+        now = datetime.now(timezone.utc)
+        return _held.judge_leftovers(
+            self.read_record() if record is None else record,
+            tokens,
+            username,
+            me=me,
+            since=now if since is None else since,
+            held=self.held_fingerprint(),
+            sink=self.variable_key is None,
+            now=now,
+            window=window,
         )
 
     def find(
@@ -172,13 +204,16 @@ class SecretDestination:
         username: str,
         token_name: str | re.Pattern[str],
         token_type: str,
+        *,
+        me: Issuer = OUTSIDE_A_TASK,
     ) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:
-        """:meth:`delivered` and the tokens of :meth:`leftovers` (lost and maybe held), from one
-        read of the record."""
+        """:meth:`delivered` and the leftovers nobody holds or a sink may hold (:meth:`judge`),
+        from one read of the record."""
         listed = list(tokens)
         record = self.read_record()
-        lost, maybe_held = self.leftovers(listed, username, record)
-        return self.delivered(listed, username, token_name, token_type, record), lost + maybe_held
+        judged = self.judge(listed, username, me=me, record=record)
+        found = self.delivered(listed, username, token_name, token_type, record)
+        return found, judged.lost + judged.maybe_held
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -194,13 +229,26 @@ class SecretDestination:
         with AIRFLOW_IO:
             self.secret_sink(secret)
 
-    def write_record(self, record: DeliveryRecord) -> None:
-        """Store ``record``."""
-        variable_store().set(
-            self.record,
-            record.dumps(self.describe()),
-            description=f"Which MotherDuck token's secret {self.describe()} holds (no secret here)",
-        )
+    def update_record(
+        self, username: str, change: Callable[[DeliveryRecord], DeliveryRecord]
+    ) -> DeliveryRecord:
+        """Re-read the record, apply ``change`` and write the result; return it.
+
+        Read and write follow each other at once (in one process, under the Airflow I/O lock),
+        so another issuer's intents written meanwhile are kept. A record of another user is
+        started afresh.
+        """
+        with AIRFLOW_IO:
+            current = self.read_record()
+            if current is None or current.user != username:
+                current = DeliveryRecord(username)
+            record = change(current)
+            variable_store().set(
+                self.record,
+                record.dumps(self.describe()),
+                description=f"Which MotherDuck token's secret {self.describe()} holds (no secret here)",
+            )
+        return record
 
 
 def forget(variable_key: str | None = None, record_key: str | None = None) -> list[str]:

@@ -1,25 +1,39 @@
-"""What a destination holds, recognised from its record, the listed tokens and its fingerprint.
+"""What a destination holds, and which tokens nobody can hold: judged from the record, the listed
+tokens and the fingerprint of what a Variable holds now.
 
 Pure functions: no request, no Variable. The caller reads the record and the fingerprint of what
 a Variable destination holds now (``held``: ``None`` when it is empty); a ``secret_sink`` cannot
-be asked (``sink=True``), so only what its record says counts.
+be asked (``sink=True``), so only its record counts.
 
-The invariant these keep: a token is taken as held only if it is listed, unexpired, of the asked
-name and type, and (for a Variable) the Variable holds its fingerprint; a token is a leftover only
-if the record shows an issuance created it after it began and nobody can hold its secret.
+The invariants these keep, whatever other issuers of the same destination are doing:
+
+* a token is taken as held only if it is listed, unexpired, of the asked name and type, and (for
+  a Variable) the Variable holds its fingerprint;
+* a token is a leftover (to revoke) only if an issuance of this destination created it and nobody
+  can hold its secret now: its create answer was lost, its delivery failed, or another delivery
+  replaced it while its issuer ran or while the judging issuer ran (a token replaced by a later,
+  separate run is left alone, as before: its users may have copied it). Never a leftover: a
+  token whose secret the Variable holds; a token that another issuer's live intent names or may
+  have created (it may be delivering it); a token of unknown origin younger than the delivery
+  window (an issuer whose intent was overwritten may be delivering it). A retry still takes
+  what its own earlier tries left.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_motherduck.workflows.delivery.record import Delivered, DeliveryRecord
-from airflow_provider_motherduck.workflows.tokens import is_expired
+from airflow_provider_motherduck.workflows.delivery.record import Delivered, DeliveryRecord, Intent, Issuer
+from airflow_provider_motherduck.workflows.tokens import is_expired, parse_timestamp
 
 Token = Mapping[str, Any]
+
+#: Why a token whose secret the destination holds is spared.
+HOLDS_ITS_SECRET = "the destination holds its secret"
 
 
 def _named(name: str, wanted: str | re.Pattern[str]) -> bool:
@@ -29,6 +43,12 @@ def _named(name: str, wanted: str | re.Pattern[str]) -> bool:
 def holds(done: Delivered, *, held: str | None, sink: bool) -> bool:
     """Whether the destination holds ``done``'s secret (a sink is taken at its record's word)."""
     return sink or (held is not None and done.fingerprint == held)
+
+
+def _deliveries(record: DeliveryRecord) -> list[Delivered]:
+    """Every token the record says went to the destination, the latest intents first."""
+    found = [i.delivering for i in reversed(record.intents) if i.delivering is not None]
+    return found + ([record.delivered] if record.delivered is not None else [])
 
 
 def held_token(
@@ -44,19 +64,22 @@ def held_token(
 ) -> Token | None:
     """The listed token whose secret the destination holds, or ``None``.
 
-    That is the record's delivered token, or one whose delivery completed before its record could
-    be written (a Variable holding its fingerprint). ``token_name`` is an exact name or a pattern.
+    For a Variable: any token the record names (delivered, or being delivered by an intent whose
+    record was not finished) whose fingerprint the Variable holds. For a sink: the record's
+    delivered token, unless an unfinished delivery may have replaced it. ``token_name`` is an
+    exact name or a pattern.
     """
     if record is None or record.user != username:
         return None
-    candidates = [record.delivered]
-    if record.pending is not None and record.pending.delivering is not None:
-        if sink:
+    if sink:
+        if any(i.delivering is not None and i.ended is None for i in record.intents):
             return None  # the sink may hold either: only a fresh delivery is certain
-        candidates.insert(0, record.pending.delivering)
+        candidates = [record.delivered] if record.delivered is not None else []
+    else:
+        candidates = [d for d in _deliveries(record) if holds(d, held=held, sink=False)]
     listed = list(tokens)
     for done in candidates:
-        if done is None or not _named(done.name, token_name) or not holds(done, held=held, sink=sink):
+        if not _named(done.name, token_name):
             continue
         for token in listed:
             if (
@@ -69,31 +92,79 @@ def held_token(
     return None
 
 
-def leftovers(
-    record: DeliveryRecord | None, tokens: Iterable[Token], username: str, *, held: str | None, sink: bool
-) -> tuple[list[Token], list[Token]]:
-    """Tokens an earlier try created for this destination that are not the delivered one.
+@dataclass
+class Leftovers:
+    """Tokens of a destination's issuances, judged: ``lost`` (nobody holds the secret: revoke),
+    ``maybe_held`` (a sink may hold it) and ``spared`` (not to be revoked now: id -> why)."""
 
-    Returns ``(lost, maybe_held)``: ``lost`` tokens' create answers never arrived or their
-    delivery never happened, so nobody holds their secret; ``maybe_held`` is the one whose
-    delivery to a sink was under way and cannot be verified. Both are empty when the record has
-    no issuance under way.
+    lost: list[Token] = field(default_factory=list)
+    maybe_held: list[Token] = field(default_factory=list)
+    spared: dict[str, str] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)
+    """Ids of every token an issuance of the record explains (judged or left alone)."""
+
+
+def _who(intent: Intent) -> str:
+    return f"{intent.issuer.key} (try {intent.issuer.attempt})"
+
+
+def judge_leftovers(
+    record: DeliveryRecord | None,
+    tokens: Iterable[Token],
+    username: str,
+    *,
+    me: Issuer,
+    since: datetime,
+    held: str | None,
+    sink: bool,
+    now: datetime,
+    window: timedelta,
+) -> Leftovers:
+    """Sort the tokens the record's issuances may have created (see the module doc).
+
+    ``me``: the issuer judging, whose try began at ``since`` (this try's intent creates only its
+    own token, so it explains no other; earlier calls of ``me`` count as its earlier tries). A token no issuance of the record explains is not judged.
     """
-    if record is None or record.pending is None or record.user != username:
-        return [], []
-    pending = record.pending
-    delivered_id = record.delivered.id if record.delivered is not None else None
-    lost: list[Token] = []
-    maybe_held: list[Token] = []
+    out = Leftovers()
+    if record is None or record.user != username:
+        return out
+    delivering = {i.delivering.id: i for i in record.intents if i.delivering is not None}
     for token in tokens:
         token_id = str(token.get("id"))
-        if token.get("name") != pending.name or token_id in pending.known_ids or token_id == delivered_id:
+        by = delivering.get(token_id)
+        if by is not None:
+            creators = [by]
+        else:
+            creators = [
+                i
+                for i in record.intents
+                if i.name == token.get("name")
+                and token_id not in i.known_ids
+                and not (i.issuer == me and i.started >= since)  # this try makes only its own
+            ]
+        if not creators:
+            continue  # not made by an issuance this record knows of
+        out.known.add(token_id)
+        if by is not None and by.delivering is not None and holds(by.delivering, held=held, sink=sink):
+            if sink and by.ended is not None and by.kept is not False:
+                continue  # the record's word: the sink holds it
+            if not sink:
+                out.spared[token_id] = HOLDS_ITS_SECRET
+                continue
+        live = [i for i in creators if i.is_live(me, now, window)]
+        if live:
+            out.spared[token_id] = f"{_who(live[0])} may still be delivering it"
             continue
-        delivering = pending.delivering
-        if delivering is None or delivering.id != token_id:
-            lost.append(token)
-        elif sink:
-            maybe_held.append(token)
-        elif not holds(delivering, held=held, sink=False):
-            lost.append(token)  # the Variable was never written (holding it: it is the delivered one)
-    return lost, maybe_held
+        if by is not None and by.kept is True and by.ended is not None and by.ended < since:
+            continue  # replaced by a later, separate run: left alone
+        mine = any(i.issuer.key == me.key for i in creators)
+        created = parse_timestamp(token.get("created_ts"))
+        young = created is None or now - created < window
+        if by is None and young and not mine:
+            out.spared[token_id] = "younger than the delivery window, of unknown issuer"
+            continue
+        if sink and by is not None:
+            out.maybe_held.append(token)  # a sink cannot be asked whether it kept the secret
+        else:
+            out.lost.append(token)
+    return out
