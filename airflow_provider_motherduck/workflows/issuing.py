@@ -43,12 +43,12 @@ from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import TTLInput
 from airflow_provider_motherduck.workflows.delivery import (
     DELIVERY_WINDOW,
-    OUTSIDE_A_TASK,
     Delivered,
     Intent,
     Issuer,
     SecretDestination,
     fingerprint,
+    outside_a_task,
     variable_store,
 )
 from airflow_provider_motherduck.workflows.tokens import token_metadata
@@ -126,7 +126,7 @@ def issue_token(
     destination: SecretDestination,
     listed: Iterable[Mapping[str, Any]] | None = None,
     revoke_leftovers: bool = True,
-    issuer: Issuer = OUTSIDE_A_TASK,
+    issuer: Issuer | None = None,
     window: timedelta = DELIVERY_WINDOW,
 ) -> IssuedToken:
     """Create a token named ``name`` for ``username`` and deliver its secret (see the module doc).
@@ -134,10 +134,12 @@ def issue_token(
     ``listed``: the user's tokens, if the caller has just listed them (saves a request).
     ``revoke_leftovers=False`` leaves tokens of earlier tries to the caller (rotation plans them),
     and the check that the delivered token is still live after those revokes.
-    ``issuer``: the task, run and try issuing (:func:`~.delivery.issuer_of`); ``window``: the
+    ``issuer``: the task, run and try issuing (:func:`~.delivery.issuer_of`; default
+    :func:`~.delivery.outside_a_task`); ``window``: the
     delivery window. Raises :class:`TokenIssueError` once the token exists and something fails;
     errors before it exists (bad arguments, the create request) are raised as they are.
     """
+    issuer = outside_a_task() if issuer is None else issuer
     tokens = list(hook.list_tokens(username) if listed is None else listed)
     finished = _finish_earlier_try(hook, username, name, token_type, destination, tokens, issuer)
     if finished is not None:

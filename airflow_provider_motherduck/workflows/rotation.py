@@ -42,9 +42,9 @@ from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import TTLInput
 from airflow_provider_motherduck.workflows.delivery import (
     DELIVERY_WINDOW,
-    OUTSIDE_A_TASK,
     Issuer,
     SecretDestination,
+    outside_a_task,
 )
 from airflow_provider_motherduck.workflows.delivery.held import HOLDS_ITS_SECRET
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token
@@ -174,7 +174,7 @@ def rotate_token(
     keep: int = 1,
     revoke_after: float | None = None,
     dry_run: bool = False,
-    issuer: Issuer = OUTSIDE_A_TASK,
+    issuer: Issuer | None = None,
     window: timedelta = DELIVERY_WINDOW,
 ) -> dict[str, Any]:
     """Rotate the logical token ``token_name`` of ``username`` into ``destination``; see the module doc.
@@ -184,6 +184,7 @@ def rotate_token(
     window. Returns the summary (the rotation operator's XCom); raises
     :class:`MotherDuckRotationError` with that summary when it stops part-way.
     """
+    issuer = outside_a_task() if issuer is None else issuer
     own_name = rotated_name(token_name, marker)
     pattern = name_pattern(token_name)
     family = [t for t in hook.list_tokens(username) if pattern.fullmatch(str(t.get("name", "")))]

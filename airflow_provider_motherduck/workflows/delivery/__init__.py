@@ -15,12 +15,12 @@ from airflow_provider_motherduck.workflows.delivery.destination import (
     check_destination,
     forget,
     issuer_of,
+    outside_a_task,
     task_identity,
 )
 from airflow_provider_motherduck.workflows.delivery.held import Leftovers, held_token, judge_leftovers
 from airflow_provider_motherduck.workflows.delivery.record import (
     DELIVERY_WINDOW,
-    OUTSIDE_A_TASK,
     RECORD_PREFIX,
     Delivered,
     DeliveryRecord,
@@ -39,7 +39,6 @@ from airflow_provider_motherduck.workflows.delivery.store import (
 
 __all__ = [
     "DELIVERY_WINDOW",
-    "OUTSIDE_A_TASK",
     "RECORD_PREFIX",
     "AirflowVariableStore",
     "Delivered",
@@ -58,6 +57,7 @@ __all__ = [
     "held_token",
     "issuer_of",
     "judge_leftovers",
+    "outside_a_task",
     "task_identity",
     "use_variable_store",
     "variable_store",

@@ -9,6 +9,7 @@ need not be thread-safe.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from airflow_provider_motherduck.workflows.delivery import held as _held
 from airflow_provider_motherduck.workflows.delivery.held import Leftovers
 from airflow_provider_motherduck.workflows.delivery.record import (
     DELIVERY_WINDOW,
-    OUTSIDE_A_TASK,
     DeliveryRecord,
     Issuer,
     default_record_key,
@@ -44,14 +44,21 @@ def task_identity(context: Mapping[str, Any]) -> str | None:
     return f"{dag_id}.{task_id}" + (f"[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else "")
 
 
+def outside_a_task() -> Issuer:
+    """The issuer of a call made outside a task: this process. Its calls count as tries of one
+    issuer (a later call revokes what an earlier one left, from any of its threads); calls from
+    other processes are other issuers."""
+    return Issuer(f"outside a task: process {os.getpid()}")
+
+
 def issuer_of(context: Mapping[str, Any]) -> Issuer:
     """The issuer in ``context``: its task (:func:`task_identity`) in its run, and the try number;
-    outside a task, :data:`~.record.OUTSIDE_A_TASK`."""
+    outside a task, :func:`outside_a_task`."""
     ti = context.get("ti") or context.get("task_instance")
     task = task_identity(context)
     run_id = context.get("run_id") or getattr(ti, "run_id", None)
     if task is None or not run_id:
-        return OUTSIDE_A_TASK
+        return outside_a_task()
     attempt = getattr(ti, "try_number", 1)
     return Issuer(f"{task} {run_id}", attempt if isinstance(attempt, int) and attempt > 0 else 1)
 
@@ -178,19 +185,20 @@ class SecretDestination:
         tokens: Iterable[Mapping[str, Any]],
         username: str,
         *,
-        me: Issuer = OUTSIDE_A_TASK,
+        me: Issuer | None = None,
         since: datetime | None = None,
         record: DeliveryRecord | None = None,
         window: timedelta = DELIVERY_WINDOW,
     ) -> Leftovers:
         """Which tokens of this destination's issuances are leftovers (see :func:`.held.judge_leftovers`),
-        with the Variable's fingerprint read now. ``since``: when ``me``'s try began (default now)."""
+        with the Variable's fingerprint read now. ``me``: the issuer judging (default
+        :func:`outside_a_task`); ``since``: when its try began (default now)."""
         now = datetime.now(timezone.utc)
         return _held.judge_leftovers(
             self.read_record() if record is None else record,
             tokens,
             username,
-            me=me,
+            me=outside_a_task() if me is None else me,
             since=now if since is None else since,
             held=self.held_fingerprint(),
             sink=self.variable_key is None,
@@ -205,7 +213,7 @@ class SecretDestination:
         token_name: str | re.Pattern[str],
         token_type: str,
         *,
-        me: Issuer = OUTSIDE_A_TASK,
+        me: Issuer | None = None,
     ) -> tuple[Mapping[str, Any] | None, list[Mapping[str, Any]]]:
         """:meth:`delivered` and the leftovers nobody holds or a sink may hold (:meth:`judge`),
         from one read of the record."""

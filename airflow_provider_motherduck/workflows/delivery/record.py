@@ -72,10 +72,6 @@ class Issuer:
     attempt: int = 1
 
 
-#: The issuer of every call made outside a task: each call counts as a retry of the one before.
-OUTSIDE_A_TASK: Final = Issuer("outside a task")
-
-
 @dataclass(frozen=True)
 class Intent:
     """One issuer's issuance of a token named ``name`` (see the module doc)."""
