@@ -242,7 +242,7 @@ def _issue_once(
     """Steps 2 to 6 once; returns the issued token and whether it was still live at the end."""
     started = datetime.now(timezone.utc)
     judged = destination.judge(tokens, username, me=me, since=started, window=window)
-    stale = {str(t.get("id")) for t in judged.lost + judged.maybe_held}
+    stale = {str(t.get("id")) for t in judged.lost + judged.maybe_held}  # revoked once delivered
     known = tuple(str(t.get("id")) for t in tokens if t.get("name") == name and str(t.get("id")) not in stale)
     intent = Intent(me, name, started, known)
     destination.update_record(username, lambda r: r.with_intent(intent))
@@ -275,12 +275,14 @@ def _issue_once(
         log.info("Delivered the secret of token %s to %s.", token_id, destination.describe())
 
         replaced: list[str] = []
+        live = True  # without leftovers to revoke, the caller revokes and checks (rotation)
         if revoke_leftovers:
-            replaced = revoke_unheld(
-                hook, destination, username, judged.lost + judged.maybe_held, me, started, window
-            )
-        # Without leftovers to revoke, the caller revokes and checks (rotation).
-        live = not revoke_leftovers or any(str(t.get("id")) == token_id for t in hook.list_tokens(username))
+            # Listed again: tokens other issuers made meanwhile are judged too.
+            now_listed = list(hook.list_tokens(username))
+            live = any(str(t.get("id")) == token_id for t in now_listed)
+            again = destination.judge(now_listed, username, me=me, since=started, window=window)
+            stale_now = [t for t in now_listed if t in again.lost or t in again.maybe_held]
+            replaced = revoke_unheld(hook, destination, username, stale_now, me, started, window)
         held = destination.held_fingerprint()
         kept = live and (destination.variable_key is None or held == done.fingerprint)
         if live and not kept:

@@ -132,6 +132,8 @@ def judge_leftovers(
     for token in tokens:
         token_id = str(token.get("id"))
         by = delivering.get(token_id)
+        if by is not None and by.issuer == me and by.started >= since:
+            continue  # this try's own token
         if by is not None:
             creators = [by]
         else:
