@@ -10,12 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_1, AIRFLOW_V_3_3
-from airflow_provider_motherduck.workflows.delivery import Delivered, DeliveryRecord
+from airflow_provider_motherduck.workflows.delivery import Delivered, DeliveryRecord, InMemoryVariableStore
 
 if TYPE_CHECKING:
     from airflow_provider_motherduck.testing import MotherDuckEmulator
@@ -111,3 +111,54 @@ def delivered_id(text: str | None) -> str | None:
     """The id of the token a delivery record (its Variable's text) says was delivered."""
     done = delivered(text)
     return done.id if done is not None else None
+
+
+class PauseOnWrite:
+    """A Variable store over ``store`` that, once the ``nth`` write of ``key`` has landed, holds the
+    thread that made it until :meth:`resume`: the test runs another issuer in between, so an
+    interleaving is forced, not left to timing. Install it with ``use_variable_store``."""
+
+    def __init__(self, store: InMemoryVariableStore, key: str, nth: int = 1) -> None:
+        self.store, self.key, self.nth = store, key, nth
+        self.reached, self._resume = threading.Event(), threading.Event()
+        self._count = 0
+
+    def get(self, key: str) -> str | None:
+        return self.store.get(key)
+
+    def set(self, key: str, value: str, *, description: str | None = None) -> None:
+        self.store.set(key, value, description=description)
+        if key == self.key:
+            self._count += 1
+            if self._count == self.nth:
+                self.reached.set()
+                assert self._resume.wait(10), "never resumed"
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+
+    def resume(self) -> None:
+        self._resume.set()
+
+
+def in_thread(action: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``action`` in a thread; the returned callable joins it and gives its result (or raises)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = action()
+        except BaseException as err:  # handed to the test's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the issuer never finished"
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return join

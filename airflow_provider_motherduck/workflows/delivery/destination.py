@@ -242,20 +242,20 @@ class SecretDestination:
     ) -> DeliveryRecord:
         """Re-read the record, apply ``change`` and write the result; return it.
 
-        Read and write follow each other at once (in one process, under the Airflow I/O lock),
-        so another issuer's intents written meanwhile are kept. A record of another user is
+        Read and write follow each other at once, so another issuer's intents written meanwhile
+        are kept, unless its write falls between the two (Airflow Variables have no
+        compare-and-set: the judging rules tolerate a lost intent). A record of another user is
         started afresh.
         """
-        with AIRFLOW_IO:
-            current = self.read_record()
-            if current is None or current.user != username:
-                current = DeliveryRecord(username)
-            record = change(current)
-            variable_store().set(
-                self.record,
-                record.dumps(self.describe()),
-                description=f"Which MotherDuck token's secret {self.describe()} holds (no secret here)",
-            )
+        current = self.read_record()
+        if current is None or current.user != username:
+            current = DeliveryRecord(username)
+        record = change(current)
+        variable_store().set(
+            self.record,
+            record.dumps(self.describe()),
+            description=f"Which MotherDuck token's secret {self.describe()} holds (no secret here)",
+        )
         return record
 
 

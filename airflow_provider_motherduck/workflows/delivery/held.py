@@ -10,9 +10,9 @@ The invariants these keep, whatever other issuers of the same destination are do
 * a token is taken as held only if it is listed, unexpired, of the asked name and type, and (for
   a Variable) the Variable holds its fingerprint;
 * a token is a leftover (to revoke) only if an issuance of this destination created it and nobody
-  can hold its secret now: its create answer was lost, its delivery failed, or another delivery
-  replaced it while its issuer ran or while the judging issuer ran (a token replaced by a later,
-  separate run is left alone, as before: its users may have copied it). Never a leftover: a
+  can hold its secret now: its create answer was lost, its delivery failed, or a delivery of an
+  issuance that overlapped its own replaced it (a token replaced by a later, separate run is
+  left alone, as before: its users may have copied it). Never a leftover: a
   token whose secret the Variable holds; a token that another issuer's live intent names or may
   have created (it may be delivering it); a token of unknown origin younger than the delivery
   window (an issuer whose intent was overwritten may be delivering it). A retry still takes
@@ -129,6 +129,16 @@ def judge_leftovers(
     if record is None or record.user != username:
         return out
     delivering = {i.delivering.id: i for i in record.intents if i.delivering is not None}
+    # The issuance whose delivery the Variable holds now (one that overlapped an issuance it
+    # replaced makes that one's token a leftover, even if it ended thinking it was kept).
+    holder = next(
+        (
+            i
+            for i in reversed(record.intents)
+            if i.delivering is not None and not sink and i.delivering.fingerprint == held
+        ),
+        None,
+    )
     for token in tokens:
         token_id = str(token.get("id"))
         by = delivering.get(token_id)
@@ -158,7 +168,9 @@ def judge_leftovers(
             out.spared[token_id] = f"{_who(live[0])} may still be delivering it"
             continue
         if by is not None and by.kept is True and by.ended is not None and by.ended < since:
-            continue  # replaced by a later, separate run: left alone
+            overlapped = holder is not None and holder is not by and holder.started < by.ended
+            if not overlapped:
+                continue  # replaced by a later, separate run: left alone
         mine = any(i.issuer.key == me.key for i in creators)
         created = parse_timestamp(token.get("created_ts"))
         young = created is None or now - created < window
