@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -33,6 +34,7 @@ from airflow_provider_motherduck.workflows.delivery import (
     InMemoryVariableStore,
     default_record_key,
     fingerprint,
+    use_variable_store,
 )
 from airflow_provider_motherduck.workflows.naming import (
     LOGICAL_NAME_MAX_LENGTH as TOKEN_NAME_MAX,
@@ -40,7 +42,7 @@ from airflow_provider_motherduck.workflows.naming import (
 from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name, run_marker
 from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError, plan_rotation
 from tests.operators.helpers import SECRET_RE, requests_seen, writes_seen
-from tests.support import CONN_ENV, connection_json, delivered, delivered_id
+from tests.support import CONN_ENV, PauseOnWrite, connection_json, delivered, delivered_id, in_thread
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -800,3 +802,46 @@ def test_real_variable_store_failing_outside_a_task(emulator: MotherDuckEmulator
     assert writes_seen(emulator) == []
     assert [t["id"] for t in family(emulator)] == [t["id"] for t in old]
     assert all(emulator.is_valid_token(t["token"]) for t in old)
+
+
+@pytest.mark.parametrize(
+    ("key", "nth"),
+    [(RECORD, 2), (KEY, 1)],
+    ids=["A noted its token, about to deliver", "A delivered, about to revoke"],
+)
+def test_rotation_beside_rotation_never_stores_a_revoked_secret(
+    emulator: MotherDuckEmulator,
+    bot: str,
+    motherduck_variables: InMemoryVariableStore,
+    key: str,
+    nth: int,
+) -> None:
+    """Two runs of one rotation overlap (a scheduled run and a manual one): B runs whole while A
+    is paused. Neither revokes the other's new token, the Variable holds a live secret after
+    each, and the next run leaves exactly one token, the one in the Variable."""
+
+    def run_of(day: int) -> Context:
+        ctx = context(MONDAY + timedelta(days=day))
+        ti = SimpleNamespace(dag_id="md", task_id="rotate", map_index=-1, run_id=ctx["run_id"], try_number=1)
+        return cast(Context, {**ctx, "ti": ti})
+
+    seed(emulator, motherduck_variables, None)
+    pause = PauseOnWrite(motherduck_variables, key, nth)
+    use_variable_store(pause)
+    check = invariant(emulator, motherduck_variables, None)
+    run_a = in_thread(lambda: execute(rotate(), emulator, None, run_of(0)))
+    assert pause.reached.wait(10)
+    b = execute(rotate(), emulator, check, run_of(1))
+    pause.resume()
+    a = run_a()
+    check()
+
+    a_id, b_id = a["new_token"]["id"], b["new_token"]["id"]
+    assert a_id in b["spared_ids"]  # B left A's token alone while A was delivering it
+    assert {a_id, b_id} <= {t["id"] for t in family(emulator)}
+    assert b_id not in a["revoked"]
+
+    later = execute(rotate(), emulator, check, run_of(2))
+    assert [t["id"] for t in family(emulator)] == [later["new_token"]["id"]]
+    assert emulator.is_valid_token(motherduck_variables[KEY])
+    assert sorted(later["revoked"]) == sorted([a_id, b_id])
