@@ -162,3 +162,17 @@ def in_thread(action: Callable[[], Any]) -> Callable[[], Any]:
         return outcome["result"]
 
     return join
+
+
+def execute_off_the_main_thread(op: Any, context: Any) -> Any:
+    """``op.execute(context)`` for a thread other than the main one: render, check, then the work.
+
+    Airflow 2.11 wraps ``execute`` in a guard whose thread-local state exists only in the thread
+    that built the operator.
+    """
+    op.render_template_fields(context)
+    op.check_args(rendered=True)
+    try:
+        return op.execute_checked(context)
+    finally:
+        op.hook.close()

@@ -30,7 +30,7 @@ from airflow_provider_motherduck.workflows.delivery import (
 )
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token
 from tests.operators.helpers import run, writes_seen
-from tests.support import PauseOnWrite, delivered_id, in_thread
+from tests.support import PauseOnWrite, delivered_id, execute_off_the_main_thread, in_thread
 
 USER = "etl_bot"
 KEY = "motherduck_token_etl_bot"
@@ -194,7 +194,9 @@ def test_two_create_token_tasks_overlapping(
             task_id="token", username=USER, token_name="airflow", variable_key=KEY
         )
         ti = SimpleNamespace(dag_id="md", task_id="token", map_index=-1, run_id=run_id, try_number=1)
-        return lambda _hook: op.execute(cast(Context, {"ti": ti, "run_id": run_id}))
+        return lambda _hook: execute_off_the_main_thread(
+            op, cast(Context, {"params": {}, "ti": ti, "run_id": run_id})
+        )
 
     a, b = overlap(
         motherduck_variables, motherduck_conn, task("scheduled__1"), task("manual__2"), key=RECORD, nth=2

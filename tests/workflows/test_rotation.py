@@ -42,7 +42,15 @@ from airflow_provider_motherduck.workflows.naming import (
 from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name, run_marker
 from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError, plan_rotation
 from tests.operators.helpers import SECRET_RE, requests_seen, writes_seen
-from tests.support import CONN_ENV, PauseOnWrite, connection_json, delivered, delivered_id, in_thread
+from tests.support import (
+    CONN_ENV,
+    PauseOnWrite,
+    connection_json,
+    delivered,
+    delivered_id,
+    execute_off_the_main_thread,
+    in_thread,
+)
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -829,7 +837,7 @@ def test_rotation_beside_rotation_never_stores_a_revoked_secret(
     pause = PauseOnWrite(motherduck_variables, key, nth)
     use_variable_store(pause)
     check = invariant(emulator, motherduck_variables, None)
-    run_a = in_thread(lambda: execute(rotate(), emulator, None, run_of(0)))
+    run_a = in_thread(lambda: execute_off_the_main_thread(rotate(), run_of(0)))
     assert pause.reached.wait(10)
     b = execute(rotate(), emulator, check, run_of(1))
     pause.resume()
