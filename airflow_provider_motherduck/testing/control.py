@@ -64,6 +64,8 @@ class ControlApi:
                 p[0], _field(b, "config")
             ),
             ("POST", ("faults",)): lambda p, b: md.inject(**_object(b)),
+            ("POST", ("faults", "sql")): lambda p, b: md.inject_sql(**_object(b)),
+            ("POST", ("users", "{}", "databases")): lambda p, b: md.add_database(p[0], **_object(b)),
             ("DELETE", ("faults",)): lambda p, b: md.clear_faults(),
             ("POST", ("faults", "repeat_listing_cursor")): lambda p, b: md.repeat_listing_cursor(
                 **_object(b or {})
@@ -121,8 +123,11 @@ class EmulatorControl:
     wrong key.
     """
 
-    def __init__(self, url: str, control_key: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, control_key: str, *, timeout: float = 10.0, postgres_port: int | None = None
+    ) -> None:
         self.url = url.rstrip("/")
+        self.postgres_port = postgres_port  # the Postgres endpoint's port, when known
         self._key = control_key
         self._timeout = timeout
 
@@ -131,9 +136,10 @@ class EmulatorControl:
 
     @classmethod
     def from_info_file(cls, path: str | Path, *, timeout: float = 10.0) -> EmulatorControl:
-        """The control of the emulator that wrote ``path`` (``{"url", "control_key", ...}``)."""
+        """The control of the emulator that wrote ``path`` (``{"url", "control_key",
+        "postgres_port", ...}``)."""
         info = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(info["url"], info["control_key"], timeout=timeout)
+        return cls(info["url"], info["control_key"], timeout=timeout, postgres_port=info.get("postgres_port"))
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -168,6 +174,10 @@ class EmulatorControl:
         """Create a token (``ttl``, ``token_type``); the answer holds its secret."""
         return dict(self._call("POST", f"users/{quote(username, safe='')}/tokens", {"name": name, **options}))
 
+    def add_database(self, username: str, name: str, *, tables: dict[str, int] | None = None) -> None:
+        """Give a user a database with tables and row counts (``MotherDuckEmulator.add_database``)."""
+        self._call("POST", f"users/{quote(username, safe='')}/databases", {"name": name, "tables": tables})
+
     def set_ducklings(self, username: str, ducklings: list[dict[str, str]]) -> None:
         """Set the running Ducklings that active accounts shows; ``[]`` clears them."""
         self._call("PUT", f"users/{quote(username, safe='')}/ducklings", {"ducklings": ducklings})
@@ -189,6 +199,10 @@ class EmulatorControl:
     def inject(self, method: str, path: str, **options: Any) -> None:
         """A fault, with the keyword arguments of ``MotherDuckEmulator.inject``."""
         self._call("POST", "faults", {"method": method, "path": path, **options})
+
+    def inject_sql(self, pattern: str, **options: Any) -> None:
+        """A SQL fault, with the keyword arguments of ``MotherDuckEmulator.inject_sql``."""
+        self._call("POST", "faults/sql", {"pattern": pattern, **options})
 
     def repeat_listing_cursor(self, times: int = 1) -> None:
         """See ``MotherDuckEmulator.repeat_listing_cursor``."""

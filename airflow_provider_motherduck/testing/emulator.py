@@ -246,6 +246,8 @@ class MotherDuckEmulator:
     def add_database(self, username: str, name: str, *, tables: dict[str, int] | None = None) -> None:
         """Give a user a database (``CREATE DATABASE`` as that user) with tables and their row
         counts (``{"orders": 3}`` is ``main.orders``), so a share of it can be read by count."""
+        if tables is not None and not isinstance(tables, dict):
+            raise ValueError("tables maps table names to row counts")
         with self._state.lock, _sql_seeding():
             user = self._user(username)
             self._catalog.create_database(

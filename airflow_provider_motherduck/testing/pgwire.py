@@ -481,6 +481,8 @@ class _Connection(socketserver.BaseRequestHandler):
         try:
             result = self.session.execute(statement)
         except SqlError as err:
+            # An error text may quote the statement: it is blanked like the statement.
+            err.message = redact_statement(err.message)
             srv.traffic.record(
                 JournalEntry("SQL", journal.path, 400, {**body, "error": err.message}, fault=False)
             )

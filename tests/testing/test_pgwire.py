@@ -8,20 +8,20 @@ import shutil
 import socket
 import struct
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from tests.testing.support import Sql
 
 PSQL = shutil.which("psql")
 
 
 @pytest.fixture
-def sql(md: MotherDuckEmulator) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(md.postgres_conninfo(), password=md.admin_token, autocommit=True) as conn:
-        yield conn
+def sql(pg: Callable[..., Sql]) -> Sql:
+    return pg()
 
 
 def test_a_token_opens_a_session_as_its_user(md: MotherDuckEmulator) -> None:
@@ -35,7 +35,7 @@ def test_a_token_opens_a_session_as_its_user(md: MotherDuckEmulator) -> None:
 
 
 def test_the_simple_and_the_extended_protocol_answer_alike(
-    sql: psycopg.Connection[tuple[object, ...]],
+    sql: Sql,
 ) -> None:
     simple = sql.execute("SELECT md_user(), current_database(), 1", prepare=False).fetchall()
     with sql.cursor() as cur:
@@ -44,7 +44,7 @@ def test_the_simple_and_the_extended_protocol_answer_alike(
     assert simple == extended == [("admin", "my_db", 1)]
 
 
-def test_parameters_are_bound_as_literals_never_as_sql(sql: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_parameters_are_bound_as_literals_never_as_sql(sql: Sql) -> None:
     hostile = "x' OR '1'='1"
     assert sql.execute("SELECT %s::VARCHAR, %s, %s", [hostile, True, None]).fetchone() == (
         hostile,
@@ -57,7 +57,7 @@ def test_parameters_are_bound_as_literals_never_as_sql(sql: psycopg.Connection[t
     assert rows == []
 
 
-def test_binary_results(sql: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_binary_results(sql: Sql) -> None:
     sql.execute("CREATE ROLE readers")
     with sql.cursor(binary=True) as cur:
         cur.execute("SHOW ALL ROLES")
@@ -67,7 +67,7 @@ def test_binary_results(sql: psycopg.Connection[tuple[object, ...]]) -> None:
     assert rows["readers"][3].tzinfo is not None
 
 
-def test_prepared_statements_run_again(sql: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_prepared_statements_run_again(sql: Sql) -> None:
     for _ in range(3):
         assert sql.execute("SELECT md_user()", prepare=True).fetchone() == ("admin",)
     assert sql.execute("SELECT %s::VARCHAR", ["a"], prepare=True).fetchone() == ("a",)
@@ -85,7 +85,7 @@ def test_a_transaction_block_is_accepted(md: MotherDuckEmulator) -> None:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_errors_carry_a_sqlstate_and_the_session_goes_on(sql: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_errors_carry_a_sqlstate_and_the_session_goes_on(sql: Sql) -> None:
     with pytest.raises(psycopg.Error) as raised:
         sql.execute("VACUUM")
     assert raised.value.sqlstate == "0A000"
