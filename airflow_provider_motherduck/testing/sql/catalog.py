@@ -55,7 +55,7 @@ class Role:
     includes: dict[str, datetime] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class Database:
     """A database of one account; ``tables`` maps ``schema.table`` to a row count."""
 
@@ -68,7 +68,7 @@ class Database:
     tables: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class Share:
     """A share of one of its owner's databases, and the read grants on it."""
 
@@ -632,8 +632,7 @@ class Catalog:
     def attach(self, caller: User, target: str, alias: str | None, *, if_not_exists: bool) -> None:
         """ATTACH 'md:_share/...' [AS alias] (a share the caller may read) or 'md:<db>' (its own)."""
         account = self.account(caller)
-        if target in ("md:", "md:my_db") and alias is None and _key(DEFAULT_DATABASE) in account.databases:
-            account.detached.discard(_key(DEFAULT_DATABASE))
+        if target == "md:":  # the account's workspace: attached already
             return
         if not target.startswith("md:_share/"):
             name = target.removeprefix("md:")
@@ -707,7 +706,7 @@ class Catalog:
         share: Share | None = None
         if _key(alias) in account.attached:
             share = account.attached[_key(alias)][1]
-            if share not in list(self.all_shares()) or not self.can_read(caller, share):
+            if not any(s is share for s in self.all_shares()) or not self.can_read(caller, share):
                 raise catalog_missing(f"Database share {alias} not found")
             database = share.database
         elif _key(alias) in account.databases and _key(alias) not in account.detached:
