@@ -10,9 +10,11 @@ import struct
 import subprocess
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.testing.support import Clock, Sql
@@ -186,11 +188,17 @@ def test_psql_runs_statements(md: MotherDuckEmulator) -> None:
 
 
 def test_a_pipeline_skips_to_sync_after_an_error(sql: Sql) -> None:
-    with pytest.raises(psycopg.errors.UndefinedObject), sql.pipeline():
-        first = sql.execute("SELECT %s::VARCHAR", ["one"])
-        sql.execute('DROP ROLE "missing"')
-        sql.execute('CREATE ROLE "never_made"')
-    assert first.fetchall() == [("one",)]
+    cursors: list[psycopg.Cursor[tuple[Any, ...]]] = []
+
+    def batch() -> None:
+        with sql.pipeline():
+            cursors.append(sql.execute("SELECT %s::VARCHAR", ["one"]))
+            sql.execute('DROP ROLE "missing"')
+            sql.execute('CREATE ROLE "never_made"')
+
+    with pytest.raises(psycopg.errors.UndefinedObject):
+        batch()
+    assert cursors[0].fetchall() == [("one",)]
     assert "never_made" not in [r[0] for r in sql.execute("SHOW ALL ROLES").fetchall()]
 
 
@@ -267,6 +275,6 @@ def test_describing_a_prepared_statement_runs_only_reads(md: MotherDuckEmulator)
 def _roles(md: MotherDuckEmulator) -> list[dict[str, object]]:
     with (
         psycopg.connect(md.postgres_conninfo(), password=md.admin_token) as conn,
-        conn.cursor(row_factory=psycopg.rows.dict_row) as cur,
+        conn.cursor(row_factory=dict_row) as cur,
     ):
         return cur.execute("SHOW ALL ROLES").fetchall()
