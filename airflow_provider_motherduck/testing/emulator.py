@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
+from airflow_provider_motherduck.testing.connections import serve_in_thread, stop_serving
 from airflow_provider_motherduck.testing.control import ControlApi
 from airflow_provider_motherduck.testing.pgwire import PostgresServer
 from airflow_provider_motherduck.testing.server import EmulatorHTTPServer
@@ -33,6 +34,7 @@ from airflow_provider_motherduck.testing.state import (
 )
 from airflow_provider_motherduck.testing.traffic import Fault, JournalEntry, Traffic
 
+_Server = TypeVar("_Server", EmulatorHTTPServer, PostgresServer)
 SEED_KEYS = ("users", "duckling_configs", "ducklings")
 SEED_USER_KEYS = ("username", "admin", "roles", "human", "email", "first_name", "last_name", "deprovisioned")
 ANSWERABLE = frozenset(s.value for s in HTTPStatus if s >= 200)
@@ -112,24 +114,18 @@ class MotherDuckEmulator:
     @property
     def url(self) -> str:
         """Base URL of the running server, without a trailing slash."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
-        host = self._server.server_name
-        return f"http://{host}:{self._server.server_port}"
+        server = self._running(self._server)
+        return f"http://{server.server_name}:{server.server_port}"
 
     @property
     def postgres_host(self) -> str:
         """Host of the Postgres endpoint (the REST side's address)."""
-        if self._pg is None:
-            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
-        return str(self._pg.server_address[0])
+        return str(self._running(self._pg).server_address[0])
 
     @property
     def postgres_port(self) -> int:
         """Port of the Postgres endpoint (user ``postgres``, a token as the password, no TLS)."""
-        if self._pg is None:
-            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
-        return self._pg.port
+        return self._running(self._pg).port
 
     def postgres_conninfo(self, database: str = "md:") -> str:
         """A libpq connection string for the endpoint, without the password (give the token
@@ -143,13 +139,7 @@ class MotherDuckEmulator:
         self._server = EmulatorHTTPServer(
             self._host, self._port, self._state, self._traffic, ControlApi(self, self.control_key)
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="motherduck-emulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._server, "motherduck-emulator")
         port, max_connections, idle_timeout = self._pg_options
         try:
             self._pg = PostgresServer(
@@ -163,29 +153,16 @@ class MotherDuckEmulator:
         except OSError:
             self.stop()
             raise
-        self._pg_thread = threading.Thread(
-            target=self._pg.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="motherduck-emulator-postgres",
-            daemon=True,
-        )
-        self._pg_thread.start()
+        self._pg_thread = serve_in_thread(self._pg, "motherduck-emulator-postgres")
 
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port (state is kept)."""
         if self._pg is not None and self._pg_thread is not None:
-            self._pg.shutdown()
-            self._pg.close_connections()
-            self._pg.server_close()
-            self._pg_thread.join()
+            stop_serving(self._pg, self._pg_thread)
             self._pg = self._pg_thread = None
-        if self._server is None or self._thread is None:
-            return
-        self._server.shutdown()
-        self._server.close_connections()
-        self._server.server_close()
-        self._thread.join()
-        self._server = self._thread = None
+        if self._server is not None and self._thread is not None:
+            stop_serving(self._server, self._thread)
+            self._server = self._thread = None
 
     def __enter__(self) -> MotherDuckEmulator:
         self.start()
@@ -500,6 +477,12 @@ class MotherDuckEmulator:
     def clear_faults(self) -> None:
         """Forget every pending fault, repeated cursor and mid-walk user."""
         self._traffic.clear_faults()
+
+    @staticmethod
+    def _running(server: _Server | None) -> _Server:
+        if server is None:
+            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
+        return server
 
     def _user(self, username: str) -> User:
         try:

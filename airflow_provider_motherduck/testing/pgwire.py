@@ -19,14 +19,15 @@ import contextlib
 import socket
 import socketserver
 import struct
-import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_motherduck.testing.connections import TrackedConnections
 from airflow_provider_motherduck.testing.sql.catalog import Catalog
 from airflow_provider_motherduck.testing.sql.errors import (
     INTERNAL,
@@ -40,7 +41,6 @@ from airflow_provider_motherduck.testing.sql.lexer import PUNCT, bind_parameters
 from airflow_provider_motherduck.testing.sql.query import BOOL, INT8, TEXT, TEXT_ARRAY, TIMESTAMPTZ, Result
 from airflow_provider_motherduck.testing.sql.session import (
     Session,
-    new_backend_key,
     open_session,
     redact_statement,
 )
@@ -534,6 +534,12 @@ class _Connection(socketserver.BaseRequestHandler):
         return end < len(result.rows)
 
 
+def new_backend_key() -> tuple[int, int]:
+    """A process id and secret key for BackendKeyData (cancelling is not supported)."""
+    value = uuid.uuid4().int
+    return value & 0x7FFFFFFF, (value >> 32) & 0x7FFFFFFF
+
+
 def _format(formats: Sequence[int], index: int) -> int:
     if not formats:
         return 0
@@ -545,12 +551,12 @@ def _cstring(data: bytes) -> tuple[str, bytes]:
     return data[:end].decode(), data[end + 1 :]
 
 
-class PostgresServer(socketserver.ThreadingTCPServer):
+class PostgresServer(TrackedConnections):
     """The Postgres endpoint of one emulator: a thread per connection, at most ``max_connections``."""
 
-    daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    quiet_errors = (ConnectionError, _Closed)
 
     def __init__(
         self,
@@ -566,8 +572,6 @@ class PostgresServer(socketserver.ThreadingTCPServer):
         self.traffic = traffic
         self.idle_timeout = idle_timeout
         self.slots = threading.BoundedSemaphore(max_connections)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Connection)
 
@@ -575,27 +579,3 @@ class PostgresServer(socketserver.ThreadingTCPServer):
     def port(self) -> int:
         """The bound port."""
         return int(self.server_address[1])
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Track the connection so ``close_connections`` can end it."""
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        """Forget the connection, then close it."""
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End every open connection."""
-        with self._open_lock:
-            for conn in self._open:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore clients that hang up; report anything else."""
-        if not isinstance(sys.exc_info()[1], ConnectionError | _Closed):
-            super().handle_error(request, client_address)

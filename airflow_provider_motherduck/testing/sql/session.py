@@ -9,7 +9,6 @@ password when the connection starts). Statements run one at a time under the RES
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -515,9 +514,3 @@ class _Env:
             alias, table = self.session.database, f"main.{path[0]}"
         count = self.session.catalog.count_rows(self.user, alias, table)
         return Table([], [{} for _ in range(count)])
-
-
-def new_backend_key() -> tuple[int, int]:
-    """A process id and secret key for BackendKeyData (cancelling is not supported)."""
-    value = uuid.uuid4().int
-    return value & 0x7FFFFFFF, (value >> 32) & 0x7FFFFFFF
