@@ -225,7 +225,7 @@ class MotherDuckEmulator:
         counts (``{"orders": 3}`` is ``main.orders``), so a share of it can be read by count."""
         if tables is not None and not isinstance(tables, dict):
             raise ValueError("tables maps table names to row counts")
-        with self._state.lock, _sql_seeding():
+        with self._state.lock, _seeding():
             user = self._user(username)
             self._catalog.create_database(
                 user, name, if_not_exists=True, transient=False, kind="default", retention=7
@@ -541,18 +541,9 @@ def _check_times(value: Any, name: str = "times") -> int:
 
 
 @contextmanager
-def _sql_seeding() -> Iterator[None]:
-    """Turn a SQL error into the ValueError a seeding method raises."""
-    try:
-        yield
-    except SqlError as err:
-        raise ValueError(err.message) from None
-
-
-@contextmanager
 def _seeding() -> Iterator[None]:
-    """Turn a server-side 400 into the ValueError a seeding method raises."""
+    """Turn a server-side 400 or SQL error into the ValueError a seeding method raises."""
     try:
         yield
-    except ApiError as err:
+    except (ApiError, SqlError) as err:
         raise ValueError(err.message) from None
