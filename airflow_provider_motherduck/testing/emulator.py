@@ -35,7 +35,7 @@ from airflow_provider_motherduck.testing.state import (
 from airflow_provider_motherduck.testing.traffic import Fault, JournalEntry, Traffic
 
 _Server = TypeVar("_Server", EmulatorHTTPServer, PostgresServer)
-SEED_KEYS = ("users", "duckling_configs", "ducklings")
+SEED_KEYS = ("users", "duckling_configs", "ducklings", "databases")
 SEED_USER_KEYS = ("username", "admin", "roles", "human", "email", "first_name", "last_name", "deprovisioned")
 ANSWERABLE = frozenset(s.value for s in HTTPStatus if s >= 200)
 
@@ -253,11 +253,12 @@ class MotherDuckEmulator:
             self._user(username).ducklings = copy.deepcopy(ducklings)
 
     def load_seed(self, seed: dict[str, Any]) -> None:
-        """Apply ``{"users": [...], "duckling_configs": {user: cfg}, "ducklings": {user: [...]}}``.
+        """Apply ``{"users": [...], "duckling_configs": {user: cfg}, "ducklings": {user: [...]},
+        "databases": {user: {database: {table: rows}}}}``.
 
         A user is a name (a service account) or an object with ``username`` and any of the
         other ``add_user`` arguments: ``admin``, ``roles``, ``human``, ``email``,
-        ``first_name``, ``last_name``, ``deprovisioned``.
+        ``first_name``, ``last_name``, ``deprovisioned``. ``databases`` are ``add_database``'s.
         """
         if not isinstance(seed, dict):
             raise ValueError("a seed is a JSON object")
@@ -267,8 +268,13 @@ class MotherDuckEmulator:
         users = seed.get("users", [])
         configs = seed.get("duckling_configs", {})
         ducklings = seed.get("ducklings", {})
-        if not isinstance(users, list) or not isinstance(configs, dict) or not isinstance(ducklings, dict):
-            raise ValueError("seed users is a list; duckling_configs and ducklings map users to values")
+        databases = seed.get("databases", {})
+        if not isinstance(users, list) or not all(
+            isinstance(v, dict) for v in (configs, ducklings, databases)
+        ):
+            raise ValueError(
+                "seed users is a list; duckling_configs, ducklings and databases map users to values"
+            )
         for user in users:
             if isinstance(user, str):
                 self.add_user(user)
@@ -285,6 +291,11 @@ class MotherDuckEmulator:
             self.set_duckling_config(username, config)
         for username, running in ducklings.items():
             self.set_ducklings(username, running)
+        for username, owned in databases.items():
+            if not isinstance(owned, dict):
+                raise ValueError(f"the databases of {username!r} map names to tables")
+            for name, tables in owned.items():
+                self.add_database(username, name, tables=tables)
 
     # reading state
 

@@ -320,6 +320,23 @@ def test_share_grant_errors_and_who_may_grant(
     assert rows(pg("auditor"), GRANTEES, ["analytics_share"]) == []  # an Admin views every share
 
 
+def test_describing_a_share_and_its_grants(admin: Sql, share_url: str, pg: Connect) -> None:
+    described = rows(admin, 'DESCRIBE SHARE "analytics_share"')
+    assert [r[:3] for r in described] == [("analytics_share", share_url, "analytics")]
+    assert rows(admin, "SELECT name, url FROM md_list_database_shares()") == [("analytics_share", share_url)]
+    admin.execute("GRANT READ ON SHARE analytics_share TO etl_bot")
+    assert [r[1:4] for r in rows(admin, "SHOW GRANTS ON SHARE analytics_share")] == [
+        ("etl_bot", "user", "read")
+    ]
+    bot = pg("etl_bot")
+    fails(bot, 'DESCRIBE SHARE "analytics_share"', "Database share analytics_share not found")
+    by_url = rows(bot, "SELECT name, access FROM md_describe_database_share(%s)", [share_url])
+    assert by_url == [("analytics_share", "RESTRICTED")]
+    admin.execute("REVOKE READ ON SHARE analytics_share FROM etl_bot")
+    fails(bot, f"DESCRIBE SHARE '{share_url}'", "not found")
+    assert bot.execute("REFRESH DATABASES").statusmessage == "REFRESH"
+
+
 # --- attachments ------------------------------------------------------------------------------
 
 
@@ -525,3 +542,14 @@ def test_the_control_api_seeds_databases_and_injects_sql_faults(md: MotherDuckEm
         control.add_database("nobody", "x")
     with pytest.raises(ValueError, match="row count"):
         control.add_database("etl_bot", "bad", tables={"t": -1})
+
+
+def test_a_seed_gives_databases_with_tables(start: Callable[..., MotherDuckEmulator]) -> None:
+    md = start()
+    md.load_seed({"users": ["reader"], "databases": {"admin": {"analytics": {"orders": 7, "raw.events": 2}}}})
+    with psycopg.connect(md.postgres_conninfo("analytics"), password=md.admin_token) as conn:
+        assert rows(conn, "SELECT count(*) FROM orders") == [(7,)]
+        assert rows(conn, "SELECT count(*) FROM analytics.raw.events") == [(2,)]
+    for bad in ({"databases": []}, {"databases": {"admin": ["x"]}}, {"databases": {"nobody": {"x": {}}}}):
+        with pytest.raises((ValueError, KeyError)):
+            md.load_seed(bad)

@@ -515,22 +515,18 @@ class Catalog:
         del account.shares[_key(name)]
 
     def owned_shares(self, caller: User) -> list[dict[str, Any]]:
-        """MD_INFORMATION_SCHEMA.OWNED_SHARES rows; access, visibility, update in capitals (as
-        the live service answers, facts section 4)."""
-        return [
-            {
-                "name": s.name,
-                "url": s.url,
-                "source_db_name": s.database.name,
-                "source_db_uuid": s.database.uuid,
-                "access": s.access.upper(),
-                "visibility": s.visibility.upper(),
-                "update": s.update.upper(),
-                "include_pattern": None if s.include is None else list(s.include),
-                "created_ts": s.created,
-            }
-            for _, s in sorted(self.account(caller).shares.items())
-        ]
+        """MD_INFORMATION_SCHEMA.OWNED_SHARES rows, by name."""
+        return [_share_row(s) for _, s in sorted(self.account(caller).shares.items())]
+
+    def describe_share(self, caller: User, ref: str) -> dict[str, Any]:
+        """DESCRIBE SHARE / md_describe_database_share: the owner may name the share, a reader
+        must give its URL (D); a URL the caller may not read is not found."""
+        if not ref.startswith("md:_share/"):
+            return _share_row(self.owned_share(caller, ref))
+        share = self.share_by_url(ref)
+        if share is None or not self.can_read(caller, share):
+            raise share_missing(ref)
+        return _share_row(share)
 
     def all_shares(self) -> Iterator[Share]:
         """Every share that exists, in the order of their owners' first sessions."""
@@ -716,6 +712,22 @@ class Catalog:
         if table.lower() not in database.tables or (share is not None and not share.shows(table.lower())):
             raise catalog_missing(f"Table with name {table} does not exist!")
         return database.tables[table.lower()]
+
+
+def _share_row(share: Share) -> dict[str, Any]:
+    """A share as MotherDuck's share views show it: access, visibility and update in capitals
+    (as the live service answers, facts section 4)."""
+    return {
+        "name": share.name,
+        "url": share.url,
+        "source_db_name": share.database.name,
+        "source_db_uuid": share.database.uuid,
+        "access": share.access.upper(),
+        "visibility": share.visibility.upper(),
+        "update": share.update.upper(),
+        "include_pattern": None if share.include is None else list(share.include),
+        "created_ts": share.created,
+    }
 
 
 def _include(pattern: str) -> list[str]:

@@ -40,6 +40,8 @@ from airflow_provider_motherduck.testing.state import User
 VERSION = "v1.4.2"
 FUNCTIONS = (
     ("md_list_share_grantees", "table"),
+    ("md_describe_database_share", "table"),
+    ("md_list_database_shares", "table"),
     ("md_all_databases", "table"),
     ("md_attached_databases", "table"),
     ("md_user_info", "table"),
@@ -80,6 +82,8 @@ OWNED_SHARES = _cols(
     ("include_pattern", TEXT_ARRAY),
     ("created_ts", TIMESTAMPTZ),
 )
+DESCRIBED_SHARE = [c for c in OWNED_SHARES if c.name != "include_pattern"]
+LISTED_SHARES = [c for c in OWNED_SHARES if c.name in ("name", "url", "source_db_name")]
 SHARED_WITH_ME = _cols(
     ("name", TEXT), ("source_db_name", TEXT), ("owner", TEXT), ("url", TEXT), ("created_ts", TIMESTAMPTZ)
 )
@@ -118,6 +122,12 @@ FUNCTION_LIST = _cols(("schema_name", TEXT), ("function_name", TEXT), ("function
 def rows_result(columns: list[Column], rows: list[Row]) -> Result:
     """A Result of dict rows in ``columns`` order."""
     return Result(columns, [tuple(r.get(c.name) for c in columns) for r in rows], f"SELECT {len(rows)}")
+
+
+def _command(cur: Cursor, tag: str) -> Result:
+    """A statement without arguments and without rows."""
+    cur.end()
+    return Result([], [], tag)
 
 
 def open_session(catalog: Catalog, password: str, database: str) -> Session:
@@ -219,6 +229,12 @@ class Session:
             (("DROP", "SHARE"), self._drop_share),
             (("UPDATE", "SHARE"), self._update_share),
             (("LIST", "SHARES"), lambda cur, u: self._rows(cur, OWNED_SHARES, self.catalog.owned_shares(u))),
+            (("DESCRIBE", "SHARE"), self._describe_share),
+            (
+                ("SHOW", "GRANTS", "ON", "SHARE"),
+                lambda cur, u: self._rows_of(cur, GRANTEES, self.catalog.share_grantees, u),
+            ),
+            (("REFRESH", "DATABASES"), lambda cur, u: _command(cur, "REFRESH")),
             (("GRANT", "READ", "ON", "SHARE"), lambda cur, u: self._share_grant(cur, u, grant=True)),
             (("REVOKE", "READ", "ON", "SHARE"), lambda cur, u: self._share_grant(cur, u, grant=False)),
             (("ATTACH",), self._attach),
@@ -366,6 +382,12 @@ class Session:
         self.catalog.owned_share(user, name)  # a manual share's snapshot: nothing else to do here
         return Result([], [], "UPDATE SHARE")
 
+    def _describe_share(self, cur: Cursor, user: User) -> Result:
+        token = cur.peek()
+        ref = cur.string() if token is not None and token.kind == "string" else cur.name()
+        cur.end()
+        return rows_result(DESCRIBED_SHARE, [self.catalog.describe_share(user, ref)])
+
     def _share_grant(self, cur: Cursor, user: User, *, grant: bool) -> Result:
         share = cur.name()
         cur.expect("TO" if grant else "FROM")
@@ -473,6 +495,11 @@ class _Env:
             return self._table(path)
         functions: dict[str, tuple[int, Callable[..., Table]]] = {
             "MD_LIST_SHARE_GRANTEES": (1, lambda name: Table(GRANTEES, c.share_grantees(user, str(name)))),
+            "MD_DESCRIBE_DATABASE_SHARE": (
+                1,
+                lambda ref: Table(DESCRIBED_SHARE, [c.describe_share(user, str(ref))]),
+            ),
+            "MD_LIST_DATABASE_SHARES": (0, lambda: Table(LISTED_SHARES, c.owned_shares(user))),
             "DUCKDB_FUNCTIONS": (0, lambda: Table(FUNCTION_LIST, self._functions())),
             "MD_ALL_DATABASES": (0, lambda: Table(ALL_DATABASES, c.all_databases(user, attached_only=False))),
             "MD_ATTACHED_DATABASES": (
