@@ -54,6 +54,7 @@ class ControlApi:
         # (method, path pattern with {} for a percent-encoded username) -> action(params, body)
         self._routes: dict[tuple[str, tuple[str, ...]], Callable[[list[str], Any], Json | None]] = {
             ("GET", ("users",)): lambda p, b: {"users": md.describe_users()},
+            ("GET", ("access",)): lambda p, b: md.describe_access(),
             ("POST", ("users",)): lambda p, b: md.add_user(**_object(b)),
             ("POST", ("seed",)): lambda p, b: md.load_seed(_object(b)),
             ("POST", ("users", "{}", "tokens")): lambda p, b: md.add_token(p[0], **_object(b)),
@@ -161,6 +162,10 @@ class EmulatorControl:
     def users(self) -> list[Json]:
         """Every user, as ``MotherDuckEmulator.describe_users()`` gives them."""
         return list(self._call("GET", "users")["users"])
+
+    def describe_access(self) -> Json:
+        """The SQL side, as ``MotherDuckEmulator.describe_access()`` gives it."""
+        return dict(self._call("GET", "access"))
 
     def add_user(self, username: str, **user: Any) -> None:
         """Add a user: the keyword arguments of ``MotherDuckEmulator.add_user``."""

@@ -317,6 +317,14 @@ class MotherDuckEmulator:
                 for user in map(self._state.user, self._state.usernames())
             ]
 
+    def describe_access(self) -> dict[str, Any]:
+        """The SQL side: ``{"roles": {custom role: [roles it includes]}, "users": {username:
+        {"roles", "databases", "shares", "attached"}}}``; ``roles`` are the user's direct roles
+        (presets and custom), each share is its ``OWNED_SHARES`` row (no times) with the
+        ``users`` and ``roles`` granted read, each attachment ``{"alias", "url"}``."""
+        with self._state.lock:
+            return self._catalog.describe()
+
     def tokens(self, username: str) -> list[dict[str, Any]]:
         """A user's tokens as the list endpoint shows them (no secrets)."""
         with self._state.lock:

@@ -383,6 +383,38 @@ def test_attachments_are_listed_and_follow_the_share(admin: Sql, share_url: str,
     )
 
 
+def test_describe_access_shows_the_sql_side(
+    md: MotherDuckEmulator, admin: Sql, share_url: str, pg: Connect
+) -> None:
+    admin.execute("CREATE ROLE readers")
+    admin.execute("GRANT ROLE explorer TO ROLE readers")
+    admin.execute("GRANT ROLE readers TO USER etl_bot")
+    admin.execute("GRANT READ ON SHARE analytics_share TO ROLE readers")
+    pg("etl_bot").execute(f"ATTACH '{share_url}' AS reporting")
+    access = EmulatorControl(md.url, md.control_key).describe_access()
+    assert access == md.describe_access()
+    assert access["roles"] == {"readers": ["explorer"]}
+    assert access["users"]["etl_bot"] == {
+        "roles": ["readers"],
+        "databases": ["my_db"],
+        "shares": [],
+        "attached": [{"alias": "reporting", "url": share_url}],
+    }
+    (share,) = access["users"]["admin"]["shares"]
+    assert share == {
+        "name": "analytics_share",
+        "url": share_url,
+        "source_db_name": "analytics",
+        "access": "RESTRICTED",
+        "visibility": "HIDDEN",
+        "update": "MANUAL",
+        "include_pattern": None,
+        "users": [],
+        "roles": ["readers"],
+    }
+    assert access["users"]["admin"]["roles"] == ["admin"]
+
+
 # --- databases --------------------------------------------------------------------------------
 
 

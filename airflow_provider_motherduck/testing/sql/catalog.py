@@ -155,6 +155,38 @@ class Catalog:
                 return user
         return None
 
+    def describe(self) -> dict[str, Any]:
+        """Everything on the SQL side, for tests: custom roles with the roles they include, and
+        per user (MotherDuck's spelling) its direct roles, databases, shares with their grants,
+        and attachments. Times are left out; usernames of grants are current spellings."""
+        users: dict[str, Any] = {}
+        for username in self.state.usernames():
+            user = self.state.user(username)
+            account = self._accounts.get(user.id) or Account()
+            users[username] = {
+                "roles": sorted({r for r in user.roles if r in PRESETS} | set(account.roles)),
+                "databases": sorted(d.name for d in account.databases.values()),
+                "shares": [self._describe_share(s) for _, s in sorted(account.shares.items())],
+                "attached": sorted(
+                    ({"alias": alias, "url": share.url} for alias, share in account.attached.values()),
+                    key=lambda a: a["alias"].lower(),
+                ),
+            }
+        return {
+            "roles": {name: sorted(role.includes) for name, role in sorted(self.roles.items())},
+            "users": users,
+        }
+
+    def _describe_share(self, share: Share) -> dict[str, Any]:
+        row = _share_row(share)
+        del row["created_ts"], row["source_db_uuid"]
+        grantees = [self.user_by_id(user_id) for user_id in share.users]
+        return {
+            **row,
+            "users": sorted(u.username for u in grantees if u is not None),
+            "roles": sorted(share.roles),
+        }
+
     # roles
 
     def role_exists(self, name: str) -> bool:
