@@ -438,7 +438,10 @@ class _Connection(socketserver.BaseRequestHandler):
 
     def _close(self, body: bytes) -> None:
         kind, name = body[:1], _cstring(body[1:])[0]
-        (self.prepared if kind == b"S" else self.portals).pop(name, None)  # type: ignore[attr-defined]
+        if kind == b"S":
+            self.prepared.pop(name, None)
+        else:
+            self.portals.pop(name, None)
         self._send(b"3")
 
     def _portal(self, name: str) -> _Portal:

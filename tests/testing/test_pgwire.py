@@ -155,6 +155,8 @@ def test_an_sslrequest_is_answered_n_and_a_bad_protocol_is_fatal(md: MotherDuckE
     with _raw(md) as sock:
         sock.sendall(struct.pack(">ii", 8, 80877103))
         assert sock.recv(1) == b"N"
+        sock.sendall(struct.pack(">ii", 8, 80877104))  # GSSENCRequest
+        assert sock.recv(1) == b"N"
         sock.sendall(struct.pack(">ii", 8, 2 << 16))
         reply = sock.recv(1000)
     assert reply[:1] == b"E"
@@ -258,12 +260,14 @@ def test_describing_a_prepared_statement_runs_only_reads(md: MotherDuckEmulator)
     with _startup(md) as sock:
         for name, query in ((b"read\0", read), (b"write\0", write)):
             sock.sendall(_message(b"P", name + query + struct.pack(">h", 0)) + _message(b"D", b"S" + name))
-        sock.sendall(_message(b"S", b""))
+        sock.sendall(_message(b"C", b"Sread\0") + _message(b"H", b""))
+        sock.sendall(_message(b"B", b"\0read\0" + struct.pack(">hhh", 0, 0, 0)) + _message(b"S", b""))
         replies = []
         while (reply := _read(sock))[0] != b"Z":
             replies.append(reply)
         sock.sendall(_message(b"X", b""))
-    assert [kind for kind, _ in replies] == [b"1", b"t", b"T", b"1", b"t", b"n"]
+    assert [kind for kind, _ in replies] == [b"1", b"t", b"T", b"1", b"t", b"n", b"3", b"E"]
+    assert b'prepared statement "read" does not exist' in replies[-1][1]
     assert replies[1][1] == struct.pack(">hi", 1, 25)  # one parameter, sent as text
     fields = replies[2][1]
     assert fields.startswith(struct.pack(">h", 2) + b"name\0")
