@@ -204,9 +204,9 @@ class _Connection(socketserver.BaseRequestHandler):
         while len(data) < size:
             try:
                 chunk = self.sock.recv(size - len(data))
-            except (ConnectionError, OSError) as err:
-                if isinstance(err, TimeoutError):
-                    raise
+            except TimeoutError:
+                raise
+            except OSError:
                 raise _Closed from None
             if not chunk:
                 raise _Closed
@@ -317,6 +317,13 @@ class _Connection(socketserver.BaseRequestHandler):
         if kind == b"H":
             self._flush()
             return True
+        try:
+            return self._dispatch(kind, body)
+        except (struct.error, ValueError, IndexError):  # a malformed message (ValueError: bad UTF-8 too)
+            self._fatal(SqlError(PROTOCOL_VIOLATION, f"invalid {kind!r} message", severity="FATAL"))
+            return False
+
+    def _dispatch(self, kind: bytes, body: bytes) -> bool:
         if kind == b"Q":
             self._simple(body.rstrip(b"\0").decode())
             return True

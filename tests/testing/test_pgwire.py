@@ -282,3 +282,12 @@ def _roles(md: MotherDuckEmulator) -> list[dict[str, object]]:
         conn.cursor(row_factory=dict_row) as cur,
     ):
         return cur.execute("SHOW ALL ROLES").fetchall()
+
+
+def test_a_malformed_message_ends_the_session_with_a_protocol_violation(md: MotherDuckEmulator) -> None:
+    with _startup(md) as sock:
+        sock.sendall(_message(b"B", b"no terminator"))
+        kind, body = _read(sock)
+        assert sock.recv(10) == b""
+    assert kind == b"E"
+    assert b"08P01" in body
