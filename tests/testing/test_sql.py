@@ -366,6 +366,21 @@ def test_a_reader_attaches_a_granted_share_and_reads_it(admin: Sql, share_url: s
     bot.execute('DETACH DATABASE IF EXISTS "weird""alias"')
 
 
+def test_a_deleted_owner_takes_its_shares_with_it(
+    md: MotherDuckEmulator, admin: Sql, pg: Connect, api: Api
+) -> None:
+    md.add_database("etl_bot", "exports", tables={"daily": 1})
+    pg("etl_bot").execute("CREATE SHARE exports_share FROM exports")
+    url = rows(admin, "SELECT url FROM MD_INFORMATION_SCHEMA.SHARED_WITH_ME WHERE name = 'exports_share'")[0][
+        0
+    ]
+    admin.execute(f"ATTACH '{url}' AS exports")
+    assert api("DELETE", "/v1/users/etl_bot").status_code == 200
+    assert rows(admin, "SELECT * FROM MD_INFORMATION_SCHEMA.SHARED_WITH_ME") == []
+    assert rows(admin, ATTACHED_SHARES) == []
+    fails(admin, "SELECT count(*) FROM exports.main.daily", "not found")
+
+
 def test_attachments_are_listed_and_follow_the_share(admin: Sql, share_url: str, pg: Connect) -> None:
     admin.execute("GRANT READ ON SHARE analytics_share TO etl_bot")
     bot = pg("etl_bot")

@@ -124,7 +124,6 @@ class Catalog:
         self.started = state.clock()
         self.roles: dict[str, Role] = {}
         self._accounts: dict[str, Account] = {}
-        self._functions_probe: tuple[str, ...] = ()
 
     # people
 
@@ -479,9 +478,9 @@ class Catalog:
         if own is not None:
             return own
         if self.is_admin(caller):
-            for account in self._accounts.values():
-                if _key(name) in account.shares:
-                    return account.shares[_key(name)]
+            for share in self.all_shares():
+                if _key(share.name) == _key(name):
+                    return share
         raise share_missing(name)
 
     def create_share(
@@ -561,9 +560,12 @@ class Catalog:
         return _share_row(share)
 
     def all_shares(self) -> Iterator[Share]:
-        """Every share that exists, in the order of their owners' first sessions."""
-        for account in self._accounts.values():
-            yield from account.shares.values()
+        """Every share that exists, in the order of their owners' first sessions (a user deleted
+        over REST takes its data, and so its shares, with it)."""
+        live = {self.state.user(name).id for name in self.state.usernames()}
+        for user_id, account in self._accounts.items():
+            if user_id in live:
+                yield from account.shares.values()
 
     def can_read(self, user: User, share: Share) -> bool:
         """Owner; everyone for organization and unrestricted shares; for a restricted share, a
