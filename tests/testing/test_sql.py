@@ -406,7 +406,10 @@ def test_describe_access_shows_the_sql_side(
     admin.execute("GRANT ROLE readers TO USER etl_bot")
     admin.execute("GRANT READ ON SHARE analytics_share TO ROLE readers")
     pg("etl_bot").execute(f"ATTACH '{share_url}' AS reporting")
+    md.add_user("quiet")
+    admin.execute("SHOW USERS OF ROLE readers")  # reading others' roles initialises nobody
     access = EmulatorControl(md.url, md.control_key).describe_access()
+    assert access["users"]["quiet"] == {"roles": [], "databases": [], "shares": [], "attached": []}
     assert access == md.describe_access()
     assert access["roles"] == {"readers": ["explorer"]}
     assert access["users"]["etl_bot"] == {

@@ -103,6 +103,7 @@ class Account:
     detached: set[str] = field(default_factory=set)  # lowercased names of own databases detached
     shares: dict[str, Share] = field(default_factory=dict)  # lowercased name -> share
     attached: dict[str, tuple[str, Share]] = field(default_factory=dict)  # lowercased alias -> share
+    initialised: bool = False  # a first session has opened (and created my_db)
 
 
 def _key(name: str) -> str:
@@ -128,13 +129,17 @@ class Catalog:
     # people
 
     def account(self, user: User) -> Account:
-        """The user's SQL side; a first session initialises it with ``my_db`` (assumed: the
-        facts say a fresh account "can create the platform default ``my_db``")."""
-        found = self._accounts.get(user.id)
-        if found is None:
-            found = self._accounts[user.id] = Account()
-            found.databases[DEFAULT_DATABASE] = Database(DEFAULT_DATABASE, self.state.clock())
-        return found
+        """The user's SQL side (empty until it is given something or opens a session)."""
+        return self._accounts.setdefault(user.id, Account())
+
+    def open(self, user: User) -> Account:
+        """The account of a user opening a session: the first one initialises it with ``my_db``
+        (assumed: the facts say a fresh account "can create the platform default ``my_db``")."""
+        account = self.account(user)
+        if not account.initialised:
+            account.initialised = True
+            account.databases.setdefault(DEFAULT_DATABASE, Database(DEFAULT_DATABASE, self.state.clock()))
+        return account
 
     def find_user(self, name: str) -> User:
         """The user named ``name`` (case-insensitive; an email works too), or ``Unable to find user``."""
@@ -200,7 +205,7 @@ class Catalog:
 
     def direct_roles(self, user: User) -> dict[str, datetime]:
         """The roles granted to the user itself: its REST preset roles and its SQL grants."""
-        account = self.account(user)
+        account = self._accounts.get(user.id) or Account()
         presets = {r: account.roles.get(r, self.started) for r in user.roles if r in PRESETS}
         return {**presets, **{r: t for r, t in account.roles.items() if r not in PRESETS}}
 

@@ -148,10 +148,11 @@ def open_session(catalog: Catalog, password: str, database: str) -> Session:
             raise SqlError(INVALID_AUTHORIZATION, f"User {user.username} is deprovisioned", severity="FATAL")
         session = Session(catalog, user, token.token_type)
         name = database.removeprefix("md:") or DEFAULT_DATABASE
-        if name.lower() not in catalog.account(user).databases:
+        databases = catalog.open(user).databases
+        if name.lower() not in databases:
             error = no_database(name, "connect to")
             raise SqlError(error.sqlstate, error.message, severity="FATAL")
-        session.database = catalog.account(user).databases[name.lower()].name
+        session.database = databases[name.lower()].name
         return session
 
 
