@@ -352,6 +352,7 @@ def test_a_reader_attaches_a_granted_share_and_reads_it(admin: Sql, share_url: s
     bot.execute(f'ATTACH IF NOT EXISTS \'{share_url}\' AS "weird""alias"')
     assert rows(bot, ATTACHED_SHARES) == [('weird"alias', True, "motherduck share", share_url)]
     assert rows(bot, 'SELECT count(*) FROM "weird""alias".main.orders') == [(3,)]
+    fails(bot, 'SELECT * FROM "weird""alias".main.orders', "keeps only the row count", "0A000")
     assert rows(admin, ATTACHED_SHARES) == []  # attachments are per account
     fails(bot, f'ATTACH \'{share_url}\' AS "weird""alias"', 'Database with name "weird"alias" already exists')
     admin.execute("ALTER SHARE analytics_share SET INCLUDE_PATTERN 'main.customers'")

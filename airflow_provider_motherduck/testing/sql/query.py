@@ -139,7 +139,13 @@ def run_select(cur: Cursor, env: Env) -> Result:
     getters: list[Callable[[Row], Any]] = []
     for item in items:
         if item is None:
-            if not table.columns or table.columns[0].name == "":
+            if not table.columns:
+                raise SqlError(
+                    "0A000",
+                    "Not implemented Error: the MotherDuck emulator keeps only the row count of a"
+                    " table: select count(*) from it",
+                )
+            if table.columns[0].name == "":
                 raise parser_error("*")
             columns += table.columns
             getters += [_column(c.name) for c in table.columns]

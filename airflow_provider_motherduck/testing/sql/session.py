@@ -436,6 +436,8 @@ class Session:
                     transient = True
                 elif option == "TYPE":
                     kind = cur.name().lower()
+                    if kind not in ("default", "ducklake"):
+                        raise invalid(f"database TYPE must be DUCKLAKE (or left out), not {kind.upper()}")
                 elif option == "SNAPSHOT_RETENTION_DAYS":
                     retention = cur.number()
                 elif option == "DATA_PATH":
