@@ -560,6 +560,13 @@ def test_a_dropped_answer_after_the_statement_ran(md: MotherDuckEmulator, pg: Co
     assert "lost_answer" in [r[0] for r in rows(pg(), "SHOW ALL ROLES")]
 
 
+def test_an_error_after_the_statement_ran(md: MotherDuckEmulator, admin: Sql) -> None:
+    admin.execute("CREATE ROLE granted_anyway")
+    md.inject_sql("grant role *", error="IO Error: request timed out", after=True)
+    fails(admin, "GRANT ROLE granted_anyway TO USER etl_bot", "request timed out")
+    assert [r[0] for r in rows(admin, "SHOW ROLES TO USER etl_bot")] == ["granted_anyway"]
+
+
 def test_a_delay_only_slows_the_statement(md: MotherDuckEmulator, admin: Sql) -> None:
     md.inject_sql("SELECT md_user()", delay=0.05)
     assert rows(admin, "SELECT md_user()") == [("admin",)]
