@@ -448,6 +448,8 @@ def test_databases_are_created_read_and_dropped(admin: Sql) -> None:
     ((uuid, _, transient, retention, kind),) = rows(admin, read, ["scratch"])
     assert re.fullmatch(r"[0-9a-f-]{36}", uuid)
     assert (transient, retention, kind) == (True, "7 days", "default")
+    admin.execute('ALTER DATABASE "scratch" SET SNAPSHOT_RETENTION_DAYS = 30')
+    assert rows(admin, read, ["scratch"])[0][3] == "30 days"
     assert rows(admin, read, ["lake"])[0][2:] == (False, None, "ducklake")
     names = [r[0] for r in rows(admin, "SELECT * FROM MD_INFORMATION_SCHEMA.DATABASES ORDER BY name")]
     assert names == ["lake", "my_db", "scratch"]

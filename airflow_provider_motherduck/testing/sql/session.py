@@ -242,6 +242,7 @@ class Session:
             (("DETACH",), self._detach),
             (("CREATE", "DATABASE"), self._create_database),
             (("DROP", "DATABASE"), self._drop_database),
+            (("ALTER", "DATABASE"), self._alter_database),
             (("SHOW", "ALL", "DATABASES"), self._show_databases),
             (("SHOW", "DATABASES"), self._show_databases),
         ]
@@ -460,6 +461,15 @@ class Session:
         cur.end()
         self.catalog.drop_database(user, name, if_exists=if_exists, cascade=cascade, current=self.database)
         return Result([], [], "DROP DATABASE")
+
+    def _alter_database(self, cur: Cursor, user: User) -> Result:
+        name = cur.name()
+        cur.expect("SET", "SNAPSHOT_RETENTION_DAYS")
+        cur.punct("=")
+        days = cur.number()
+        cur.end()
+        self.catalog.database(user, name).retention_days = days
+        return Result([], [], "ALTER DATABASE")
 
     def _show_databases(self, cur: Cursor, user: User) -> Result:
         cur.end()
