@@ -10,10 +10,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
+from airflow_provider_motherduck.testing.connections import serve_in_thread, stop_serving
 from airflow_provider_motherduck.testing.control import ControlApi
+from airflow_provider_motherduck.testing.pgwire import PostgresServer
 from airflow_provider_motherduck.testing.server import EmulatorHTTPServer
+from airflow_provider_motherduck.testing.sql.catalog import Catalog
+from airflow_provider_motherduck.testing.sql.errors import SqlError
 from airflow_provider_motherduck.testing.state import (
     FLOCK_MAX,
     FLOCK_MIN,
@@ -30,7 +34,8 @@ from airflow_provider_motherduck.testing.state import (
 )
 from airflow_provider_motherduck.testing.traffic import Fault, JournalEntry, Traffic
 
-SEED_KEYS = ("users", "duckling_configs", "ducklings")
+_Server = TypeVar("_Server", EmulatorHTTPServer, PostgresServer)
+SEED_KEYS = ("users", "duckling_configs", "ducklings", "databases")
 SEED_USER_KEYS = ("username", "admin", "roles", "human", "email", "first_name", "last_name", "deprovisioned")
 ANSWERABLE = frozenset(s.value for s in HTTPStatus if s >= 200)
 
@@ -46,6 +51,12 @@ class MotherDuckEmulator:
     ``business_plan=False`` makes embed sessions a 403. The three are also settable
     attributes. ``control_key`` protects the control API under ``/_emulator/`` (generated if
     left out; see :class:`~airflow_provider_motherduck.testing.EmulatorControl`).
+
+    Beside the REST API it serves MotherDuck's Postgres endpoint on ``postgres_port`` (user
+    ``postgres``, a token as the password, plain TCP), playing the SQL of roles, shares, share
+    grants, attachments and databases on the same organisation. ``pg_port`` picks its port (0:
+    any free one), ``pg_max_connections`` bounds its connections and ``pg_idle_timeout`` closes
+    idle ones. ``business_plan=False`` also refuses custom roles and filtered shares.
     """
 
     def __init__(
@@ -62,6 +73,9 @@ class MotherDuckEmulator:
         user_listing: bool = True,
         business_plan: bool = True,
         control_key: str | None = None,
+        pg_port: int = 0,
+        pg_max_connections: int = 32,
+        pg_idle_timeout: float = 300.0,
     ) -> None:
         if not FLOCK_MIN <= max_flock_size <= FLOCK_MAX:
             raise ValueError(f"max_flock_size must be between {FLOCK_MIN} and {FLOCK_MAX}")
@@ -84,6 +98,12 @@ class MotherDuckEmulator:
             business_plan=_check_switch(business_plan, "business_plan"),
         )
         self._traffic = Traffic()
+        self._catalog = Catalog(self._state)
+        self._pg_options = (pg_port, _check_times(pg_max_connections, "pg_max_connections"), pg_idle_timeout)
+        if pg_idle_timeout <= 0:
+            raise ValueError("pg_idle_timeout must be positive")
+        self._pg: PostgresServer | None = None
+        self._pg_thread: threading.Thread | None = None
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.add_user(admin_username, admin=True)
@@ -94,10 +114,23 @@ class MotherDuckEmulator:
     @property
     def url(self) -> str:
         """Base URL of the running server, without a trailing slash."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
-        host = self._server.server_name
-        return f"http://{host}:{self._server.server_port}"
+        server = self._running(self._server)
+        return f"http://{server.server_name}:{server.server_port}"
+
+    @property
+    def postgres_host(self) -> str:
+        """Host of the Postgres endpoint (the REST side's address)."""
+        return str(self._running(self._pg).server_address[0])
+
+    @property
+    def postgres_port(self) -> int:
+        """Port of the Postgres endpoint (user ``postgres``, a token as the password, no TLS)."""
+        return self._running(self._pg).port
+
+    def postgres_conninfo(self, database: str = "md:") -> str:
+        """A libpq connection string for the endpoint, without the password (give the token
+        as ``password=`` to ``psycopg.connect`` or in ``PGPASSWORD``)."""
+        return f"host={self.postgres_host} port={self.postgres_port} user=postgres dbname={database} sslmode=disable"
 
     def start(self) -> None:
         """Bind, listen and serve in a daemon thread."""
@@ -106,23 +139,30 @@ class MotherDuckEmulator:
         self._server = EmulatorHTTPServer(
             self._host, self._port, self._state, self._traffic, ControlApi(self, self.control_key)
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="motherduck-emulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._server, "motherduck-emulator")
+        port, max_connections, idle_timeout = self._pg_options
+        try:
+            self._pg = PostgresServer(
+                self._host,
+                port,
+                self._catalog,
+                self._traffic,
+                max_connections=max_connections,
+                idle_timeout=idle_timeout,
+            )
+        except OSError:
+            self.stop()
+            raise
+        self._pg_thread = serve_in_thread(self._pg, "motherduck-emulator-postgres")
 
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port (state is kept)."""
-        if self._server is None or self._thread is None:
-            return
-        self._server.shutdown()
-        self._server.close_connections()
-        self._server.server_close()
-        self._thread.join()
-        self._server = self._thread = None
+        if self._pg is not None and self._pg_thread is not None:
+            stop_serving(self._pg, self._pg_thread)
+            self._pg = self._pg_thread = None
+        if self._server is not None and self._thread is not None:
+            stop_serving(self._server, self._thread)
+            self._server = self._thread = None
 
     def __enter__(self) -> MotherDuckEmulator:
         self.start()
@@ -180,6 +220,21 @@ class MotherDuckEmulator:
             token = self._state.add_token(username, name, ttl_s, kind, new_secret())
             return {"token": token.secret, **token.metadata()}
 
+    def add_database(self, username: str, name: str, *, tables: dict[str, int] | None = None) -> None:
+        """Give a user a database (``CREATE DATABASE`` as that user) with tables and their row
+        counts (``{"orders": 3}`` is ``main.orders``), so a share of it can be read by count."""
+        if tables is not None and not isinstance(tables, dict):
+            raise ValueError("tables maps table names to row counts")
+        with self._state.lock, _seeding():
+            user = self._user(username)
+            self._catalog.create_database(
+                user, name, if_not_exists=True, transient=False, kind="default", retention=7
+            )
+            for table, rows in (tables or {}).items():
+                if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+                    raise ValueError(f"the row count of {table!r} must be a whole number, not {rows!r}")
+                self._catalog.add_table(user, name, table, rows)
+
     def set_duckling_config(self, username: str, config: dict[str, Any]) -> None:
         """Replace a user's Duckling config (validated like a PUT; defaults filled in)."""
         with _seeding():
@@ -198,11 +253,12 @@ class MotherDuckEmulator:
             self._user(username).ducklings = copy.deepcopy(ducklings)
 
     def load_seed(self, seed: dict[str, Any]) -> None:
-        """Apply ``{"users": [...], "duckling_configs": {user: cfg}, "ducklings": {user: [...]}}``.
+        """Apply ``{"users": [...], "duckling_configs": {user: cfg}, "ducklings": {user: [...]},
+        "databases": {user: {database: {table: rows}}}}``.
 
         A user is a name (a service account) or an object with ``username`` and any of the
         other ``add_user`` arguments: ``admin``, ``roles``, ``human``, ``email``,
-        ``first_name``, ``last_name``, ``deprovisioned``.
+        ``first_name``, ``last_name``, ``deprovisioned``. ``databases`` are ``add_database``'s.
         """
         if not isinstance(seed, dict):
             raise ValueError("a seed is a JSON object")
@@ -212,8 +268,13 @@ class MotherDuckEmulator:
         users = seed.get("users", [])
         configs = seed.get("duckling_configs", {})
         ducklings = seed.get("ducklings", {})
-        if not isinstance(users, list) or not isinstance(configs, dict) or not isinstance(ducklings, dict):
-            raise ValueError("seed users is a list; duckling_configs and ducklings map users to values")
+        databases = seed.get("databases", {})
+        if not isinstance(users, list) or not all(
+            isinstance(v, dict) for v in (configs, ducklings, databases)
+        ):
+            raise ValueError(
+                "seed users is a list; duckling_configs, ducklings and databases map users to values"
+            )
         for user in users:
             if isinstance(user, str):
                 self.add_user(user)
@@ -230,6 +291,11 @@ class MotherDuckEmulator:
             self.set_duckling_config(username, config)
         for username, running in ducklings.items():
             self.set_ducklings(username, running)
+        for username, owned in databases.items():
+            if not isinstance(owned, dict):
+                raise ValueError(f"the databases of {username!r} map names to tables")
+            for name, tables in owned.items():
+                self.add_database(username, name, tables=tables)
 
     # reading state
 
@@ -250,6 +316,14 @@ class MotherDuckEmulator:
                 }
                 for user in map(self._state.user, self._state.usernames())
             ]
+
+    def describe_access(self) -> dict[str, Any]:
+        """The SQL side: ``{"roles": {custom role: [roles it includes]}, "users": {username:
+        {"roles", "databases", "shares", "attached"}}}``; ``roles`` are the user's direct roles
+        (presets and custom), each share is its ``OWNED_SHARES`` row (no times) with the
+        ``users`` and ``roles`` granted read, each attachment ``{"alias", "url"}``."""
+        with self._state.lock:
+            return self._catalog.describe()
 
     def tokens(self, username: str) -> list[dict[str, Any]]:
         """A user's tokens as the list endpoint shows them (no secrets)."""
@@ -342,6 +416,8 @@ class MotherDuckEmulator:
         connection unanswered; ``after=True`` applies the request to state before the status
         or drop, as if the answer were lost on the way back.
         """
+        if method.upper() == "SQL":
+            raise ValueError("SQL statements take their faults from inject_sql")
         if status is not None and status not in ANSWERABLE:
             raise ValueError(f"status must be a known HTTP status of 200 or more, not {status}")
         if status is not None and drop:
@@ -357,6 +433,41 @@ class MotherDuckEmulator:
             raise ValueError("delay must not be negative")
         self._traffic.add_fault(
             Fault(method.upper(), path, status, retry_after, delay, drop, times, body, after)
+        )
+
+    def inject_sql(
+        self,
+        pattern: str,
+        *,
+        error: str | None = None,
+        sqlstate: str = "XX000",
+        delay: float = 0.0,
+        drop: bool = False,
+        times: int = 1,
+        after: bool = False,
+    ) -> None:
+        """Misbehave on the next ``times`` SQL statements matching ``pattern`` (the statement as
+        sent, stripped, compared case-insensitively, exactly or as an ``fnmatch`` glob).
+
+        ``error`` answers an ErrorResponse with that message and ``sqlstate`` (e.g.
+        ``"IO Error: UNAVAILABLE: failed to connect to all addresses"``, a transient text)
+        without running the statement; ``delay`` sleeps first (alone, it only adds latency);
+        ``drop`` closes the connection unanswered; ``after=True`` runs the statement before the
+        error or drop, as if the answer were lost.
+        """
+        if error is not None and drop:
+            raise ValueError("a SQL fault either answers an error or drops the connection, not both")
+        if error is None and not drop and delay <= 0:
+            raise ValueError("a SQL fault needs an error, drop=True or a positive delay")
+        if after and error is None and not drop:
+            raise ValueError("after=True needs an error or drop")
+        if not isinstance(sqlstate, str) or len(sqlstate) != 5:
+            raise ValueError(f"sqlstate must be a five-character SQLSTATE, not {sqlstate!r}")
+        if delay < 0:
+            raise ValueError("delay must not be negative")
+        _check_times(times)
+        self._traffic.add_fault(
+            Fault("SQL", pattern, None, None, delay, drop, times, None, after, error=error, sqlstate=sqlstate)
         )
 
     def repeat_listing_cursor(self, times: int = 1) -> None:
@@ -385,6 +496,12 @@ class MotherDuckEmulator:
     def clear_faults(self) -> None:
         """Forget every pending fault, repeated cursor and mid-walk user."""
         self._traffic.clear_faults()
+
+    @staticmethod
+    def _running(server: _Server | None) -> _Server:
+        if server is None:
+            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
+        return server
 
     def _user(self, username: str) -> User:
         try:
@@ -444,8 +561,8 @@ def _check_times(value: Any, name: str = "times") -> int:
 
 @contextmanager
 def _seeding() -> Iterator[None]:
-    """Turn a server-side 400 into the ValueError a seeding method raises."""
+    """Turn a server-side 400 or SQL error into the ValueError a seeding method raises."""
     try:
         yield
-    except ApiError as err:
+    except (ApiError, SqlError) as err:
         raise ValueError(err.message) from None
