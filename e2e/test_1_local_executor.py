@@ -298,3 +298,13 @@ def test_side_by_side_rotation_variable_holds_a_live_secret(
     side_by_side: SideBySide, emulator: MotherDuckEmulator
 ) -> None:
     assert_live_secret(emulator, side_by_side.airflow, ROTATION_EXAMPLE_KEY)
+
+
+def test_side_by_side_every_destination_variable_holds_a_live_secret(
+    side_by_side: SideBySide, emulator: MotherDuckEmulator
+) -> None:
+    """Every token Variable left (the examples' and the e2e DAGs'; records have their own prefix)."""
+    stored = side_by_side.airflow.variables("motherduck_token_")
+    assert len(stored) >= 10, f"the examples delivered their secrets: {sorted(stored)}"
+    dead = sorted(key for key, secret in stored.items() if not emulator.is_valid_token(secret))
+    assert dead == [], f"Variables holding a secret that no longer works: {dead}"
