@@ -2,11 +2,11 @@
 
 The asset ``motherduck_notebook_runner_idle`` is watched in Airflow's triggerer by
 ``MotherDuckAccountsEventTrigger``: it fires each time ``notebook_runner`` (the account the
-analysts' notebooks query with) goes from busy to idle (no
-Duckling active or cooling down any more), once per transition, looking every minute; watchers
-and deferred sensors on the same connection share one request per interval. Each event runs this
-DAG once: ``resize_down`` merges a ``standard`` read/write instance into the account's Duckling
-config (read, merge, write; nothing is written when the size is standard already).
+analysts' notebooks query with) goes from busy to idle (no Duckling active or cooling down any
+more), once per transition, looking every minute; watchers and deferred sensors on the same
+connection share one request per interval. Each event runs this DAG once: ``resize_down`` merges
+a ``standard`` read/write instance into the account's Duckling config (read, merge, write;
+nothing is written when the size is standard already).
 
 Manages ``notebook_runner``'s read/write instance size; no other example writes to that account.
 Needs Airflow 3 (asset watchers); on Airflow 2 this file defines no DAG. Uses the
