@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from airflow_provider_motherduck.testing import JournalEntry, MotherDuckEmulator
 from e2e.deployment import Deployment
@@ -33,6 +34,26 @@ def created_tokens(journal: Iterable[JournalEntry]) -> Counter[str]:
         and e.status == 200
         and not e.fault
     )
+
+
+def writes_to(journal: Iterable[JournalEntry], usernames: Collection[str]) -> list[str]:
+    """Every request but a read that targets one of ``usernames`` (compared as MotherDuck does,
+    case-insensitively): its creation, deletion, tokens or Duckling config, answered or not."""
+    folded = {u.casefold() for u in usernames}
+    found = []
+    for e in journal:
+        if e.method == "GET":
+            continue
+        parts = e.path.split("/")
+        if e.path == "/v1/users" and isinstance(e.body, dict):
+            target = str(e.body.get("username", ""))
+        elif len(parts) > 3 and parts[1:3] == ["v1", "users"]:
+            target = unquote(parts[3])
+        else:
+            continue
+        if target.casefold() in folded:
+            found.append(f"{e.method} {e.path} -> {e.status}")
+    return found
 
 
 def fault_answers(journal: Iterable[JournalEntry]) -> Counter[int]:
@@ -91,6 +112,26 @@ def hold_taken(emulator: MotherDuckEmulator, method: str, path: str) -> bool:
     """
     pending = emulator._traffic._faults
     return not any(f.method == method and f.path == path for f in list(pending))
+
+
+def max_overlap(airflow: Deployment, runs: Collection[tuple[str, str]]) -> int:
+    """The most of these (dag id, run id) runs that were running at one moment."""
+    rows = airflow.sql(
+        "SELECT dag_id, run_id, start_date, end_date FROM dag_run WHERE dag_id = ANY(%s)",
+        [sorted({dag_id for dag_id, _ in runs})],
+    )
+    wanted = set(runs)
+    edges = sorted(
+        edge
+        for dag_id, run_id, start, end in rows
+        if (dag_id, run_id) in wanted and start is not None and end is not None
+        for edge in ((start, 1), (end, -1))
+    )
+    running = most = 0
+    for _, step in edges:  # an end sorts before a start at the same instant
+        running += step
+        most = max(most, running)
+    return most
 
 
 def triggerer_of(airflow: Deployment, trigger_id: int) -> int | None:

@@ -106,11 +106,11 @@ class Deployment:
         return {**base, **settings, **self.extra_env, **more}
 
     def install_dags(self) -> None:
-        """The example DAGs (with their data file) and the e2e DAGs, side by side in one folder."""
+        """The example DAGs (with their data files) and the e2e DAGs, side by side in one folder."""
         self.dags.mkdir(exist_ok=True)
         for source in (EXAMPLE_DAGS, E2E_DAGS):
             for path in source.iterdir():
-                if path.suffix in (".py", ".json"):
+                if path.suffix in (".py", ".json", ".yaml"):
                     shutil.copy(path, self.dags / path.name)
 
     def migrate(self) -> None:

@@ -10,7 +10,10 @@ touched); ``onboard`` then brings each account to its declared state, at most 16
 second run with the same list only reads: MotherDuckOnboardAccountOperator keeps a delivery record
 next to each secret (Variable ``<variable_key>__delivery``) and creates a token only if the
 delivered one is gone. For hundreds of accounts in a single task, use MotherDuckBulkOnboardOperator.
-Uses the ``motherduck_default`` connection.
+
+Manages the accounts the list declares (the file's: ``crm_sync``, ``finance_reports``,
+``marketing_attribution``), their Duckling configs, their ``airflow`` tokens and the Variables
+named in the list; no other example declares them. Uses the ``motherduck_default`` connection.
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """Onboard the declared service accounts in one task, on a bounded thread pool; re-runs change nothing.
 
-The same declarations as the mapped bulk onboarding example (``service_accounts.json`` next to
-this file), read when the DAG is parsed, so a bad entry is an import error naming it. One task,
+The declarations are the customer tenants' accounts in ``tenant_accounts.json`` next to this file
+(the same format as the mapped bulk onboarding example's ``service_accounts.json``), read when the
+DAG is parsed, so a bad entry is an import error naming it. One task,
 ``MotherDuckBulkOnboardOperator``, brings every account to its declared state, 16 at a time;
 ``defaults`` fills in what an entry leaves out (here a 90-day lifetime for every token). For
 thousands of accounts this costs the scheduler one task instead of thousands. A failed account
 does not stop the others: the task fails at the end naming them, and a re-run finishes them.
-Uses the ``motherduck_default`` connection.
+
+Manages the tenants' accounts (``tenant_acme_loader``, ``tenant_globex_loader``,
+``tenant_initech_reader``), their Duckling configs, ``airflow`` tokens and Variables
+``motherduck_token_<user>``; no other example declares them. Uses the ``motherduck_default``
+connection.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ except ImportError:  # Airflow 2.11
 
 from airflow_provider_motherduck.operators import MotherDuckBulkOnboardOperator
 
-ACCOUNTS = json.loads(Path(__file__).with_name("service_accounts.json").read_text())
+ACCOUNTS = json.loads(Path(__file__).with_name("tenant_accounts.json").read_text())
 
 with DAG(
     dag_id="example_motherduck_bulk_onboarding_one_task",

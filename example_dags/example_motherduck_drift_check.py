@@ -4,8 +4,10 @@ Every hour ``check`` reads the organisation and plans a reconcile with the same 
 ``example_motherduck_org_as_code``, writing nothing. The task succeeds when the plan is empty and
 fails otherwise, its log showing the plan as a table (an account resized by hand, a token revoked,
 a service account nobody declared). Route the failure to your alerting (``on_failure_callback``,
-email) and fix the drift by running the org-as-code DAG, or by changing the file. Uses the
-``motherduck_default`` connection.
+email) and fix the drift by running the org-as-code DAG, or by changing the file.
+
+Manages nothing: it only reads (the accounts and Variables it checks are the org-as-code
+example's). Uses the ``motherduck_default`` connection.
 """
 
 from __future__ import annotations

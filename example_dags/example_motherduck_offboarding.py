@@ -5,7 +5,11 @@
 accounts is active or cooling down; then ``offboard_account``, one mapped task per account,
 revokes every token of the account, deletes the user with all its data (irreversible), and
 deletes the Variable holding its secret (``motherduck_token_<user>``) with its delivery record.
-Safe to re-run: an account already gone counts as done. Uses the ``motherduck_default`` connection.
+Safe to re-run: an account already gone counts as done.
+
+Manages (removes) the retired accounts ``legacy_etl``, ``tableau_extracts`` and ``churn_model_v1``
+and their Variables ``motherduck_token_<user>``; no other example creates or uses them. Uses the
+``motherduck_default`` connection.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ except ImportError:  # Airflow 2.11
 
 from airflow_provider_motherduck.operators import offboard_account_group
 
-USERNAMES = ["etl_loader", "bi_dashboards", "ml_features"]
-VARIABLE_PREFIX = "motherduck_token_"  # as in the onboarding examples
+USERNAMES = ["legacy_etl", "tableau_extracts", "churn_model_v1"]  # retired
+VARIABLE_PREFIX = "motherduck_token_"  # where the onboarding examples put secrets
 
 with DAG(
     dag_id="example_motherduck_offboarding",

@@ -2,8 +2,13 @@
 
 Every step is a mapped task, one instance per account, so a long list spreads over the workers.
 Safe to re-run: existing users are kept (``exists_ok=True``) and sizing changes nothing the
-second time. Each run creates one more token per account and overwrites its Variable; the
-token rotation example revokes the older ones. Uses the ``motherduck_default`` connection.
+second time. Each run creates one more token per account and overwrites its Variable; revoke the
+older ones as the token rotation example does for its account.
+
+Manages ``etl_loader``, ``bi_dashboards`` and ``ml_features``: the users, their Duckling configs,
+their ``airflow`` tokens and the Variables ``motherduck_token_<user>``; no other example writes to
+them (``example_motherduck_wait_for_active`` only reads their Ducklings). Uses the
+``motherduck_default`` connection.
 """
 
 from __future__ import annotations
@@ -22,8 +27,7 @@ from airflow_provider_motherduck.operators import (
     MotherDuckSetDucklingConfigOperator,
 )
 
-# Partial Duckling settings: the fields given are merged into each account's current config. The
-# token types agree with service_accounts.json, so the bulk-onboarding example adopts these tokens.
+# Partial Duckling settings: the fields given are merged into each account's current config.
 SERVICE_ACCOUNTS = [
     {
         "username": "etl_loader",

@@ -9,8 +9,11 @@
 ``prune=True``: service accounts the file does not name are deleted (their tokens revoked first),
 and tokens of declared accounts whose names the file does not declare are revoked. Human users,
 users with the Admin role, deprovisioned users and names matching ``protect`` are never pruned, and
-a plan with more than ``max_deletes`` revokes and deletions is not applied. Uses the
-``motherduck_default`` connection.
+a plan with more than ``max_deletes`` revokes and deletions is not applied.
+
+Manages the accounts the file declares (``dwh_loader``, ``looker_reader``, ``feature_store``,
+``reporting_bot``), their Duckling configs, tokens and Variables ``motherduck_token_<user>``; no
+other example declares them. Uses the ``motherduck_default`` connection.
 """
 
 from __future__ import annotations

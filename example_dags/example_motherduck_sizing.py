@@ -1,5 +1,8 @@
 """Give a service account a bigger Duckling for its nightly batch, then put its config back.
 
+Manages ``nightly_batch``'s Duckling config (and leaves it as it found it); no other example writes
+to that account.
+
 1. ``current_config`` reads the account's Duckling config; its XCom is that config.
 2. ``scale_up`` merges a larger read/write instance into it (read, merge, write; nothing is
    written when the Duckling has that size already).
@@ -27,7 +30,7 @@ from airflow_provider_motherduck.operators import (
     MotherDuckSetDucklingConfigOperator,
 )
 
-USERNAME = "etl_loader"
+USERNAME = "nightly_batch"
 SAVED = "ti.xcom_pull(task_ids='current_config')"
 
 with DAG(

@@ -10,7 +10,10 @@
 6. ``delete_user`` deletes the account with all its data (irreversible).
 
 Steps 4 to 6 run even when the job failed (``trigger_rule="all_done"``), and are safe to re-run
-(``missing_ok=True``). Uses the ``motherduck_default`` connection.
+(``missing_ok=True``).
+
+Manages ``backfill_bot``, its ``backfill`` tokens and the Variable ``motherduck_token_backfill_bot``,
+from creation to deletion; no other example names them. Uses the ``motherduck_default`` connection.
 """
 
 from __future__ import annotations

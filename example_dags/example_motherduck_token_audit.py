@@ -10,7 +10,9 @@ One task, ``MotherDuckTokenAuditOperator``, lists the tokens of every active ser
 The task log shows every token in a table, and the XCom (``{"tokens": [...], "violations":
 [...]}``) says which rules each token breaks; only metadata is read, never a secret. Here the task
 succeeds either way, so downstream tasks can read the violations; with ``fail_on_violation=True``
-it fails instead, listing them, and Airflow's failure alerts fire. Uses ``motherduck_default``.
+it fails instead, listing them, and Airflow's failure alerts fire.
+
+Manages nothing: it only reads token metadata. Uses ``motherduck_default``.
 """
 
 from __future__ import annotations

@@ -2,16 +2,20 @@
 
 One task, ``MotherDuckRotateTokenOperator``:
 
-1. creates a token for ``etl_loader`` named ``airflow@<logical date>``, valid for 35 days;
-2. writes its secret to the Variable ``motherduck_token_etl_loader`` (never to XCom or the logs),
-   and a delivery record (token id, no secret) to ``motherduck_token_etl_loader__delivery``;
+1. creates a token for ``dbt_prod`` (the account production dbt runs connect with) named
+   ``airflow@<logical date>``, valid for 35 days;
+2. writes its secret to the Variable ``motherduck_token_dbt_prod`` (never to XCom or the logs),
+   and a delivery record (token id, no secret) to ``motherduck_token_dbt_prod__delivery``;
 3. only then revokes older ``airflow`` tokens: ``keep=2`` leaves the previous one working until
    the next rotation, for consumers that read the Variable only when they start, and
    ``revoke_after="1 day"`` never revokes a token younger than a day (say, after a manual run).
 
 If a step fails, nothing is lost: the old secret stays in place until the new one is delivered.
 If a revoke fails, the task fails naming the tokens still live; clearing it (or a retry) finishes
-the job without creating a second token for the same week. Uses ``motherduck_default``.
+the job without creating a second token for the same week.
+
+Manages ``dbt_prod``'s ``airflow`` tokens and the Variable ``motherduck_token_dbt_prod``; no other
+example writes to that account or Variable. Uses ``motherduck_default``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ except ImportError:  # Airflow 2.11
 
 from airflow_provider_motherduck.operators import MotherDuckRotateTokenOperator
 
-USERNAME = "etl_loader"
+USERNAME = "dbt_prod"
 
 with DAG(
     dag_id="example_motherduck_token_rotation",

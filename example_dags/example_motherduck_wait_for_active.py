@@ -5,7 +5,10 @@
 ``list_active_accounts`` then lists every account with running Ducklings. ``wait_until_idle``
 waits until ``ml_features`` has no running Duckling at all (active or cooling down), for example
 before offboarding it; it is deferrable, so the triggerer does the waiting. The account names are
-DAG params, templated into ``usernames``. Uses the ``motherduck_default`` connection.
+DAG params, templated into ``usernames``.
+
+Manages nothing: it only reads (the accounts it watches are the onboarding example's). Uses the
+``motherduck_default`` connection.
 """
 
 from __future__ import annotations

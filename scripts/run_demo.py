@@ -20,6 +20,7 @@ from airflow_provider_motherduck.testing import MotherDuckEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
+# The accounts the examples expect to exist already (each example creates only its own).
 SEED = REPO / "example_dags" / "demo_seed.json"
 # In the order a platform team lives them: onboard, size, rotate, wait for compute, size down when
 # idle (asset watchers: Airflow 3 only), audit the tokens, take the organisation over as code and
@@ -45,17 +46,16 @@ def start_query(emulator: MotherDuckEmulator) -> str:
     return "etl_loader runs a query: its read_write Duckling is active"
 
 
-def go_idle(emulator: MotherDuckEmulator) -> str:
-    emulator.set_ducklings("etl_loader", [])
-    return "etl_loader's query is done: no Duckling is running"
+def notebooks_idle(emulator: MotherDuckEmulator) -> str:
+    emulator.set_ducklings("notebook_runner", [])
+    return "the analysts' notebooks are closed: notebook_runner has no Duckling running"
 
 
 # What happens in MotherDuck between two DAGs (the emulator plays the organisation's users). The
-# resize DAG runs as its asset watcher's event (etl_loader going idle) would start it.
+# resize DAG runs as its asset watcher's event (notebook_runner going idle) would start it.
 BEFORE = {
     "example_motherduck_wait_for_active": start_query,
-    "example_motherduck_resize_when_idle": go_idle,
-    "example_motherduck_offboarding": go_idle,
+    "example_motherduck_resize_when_idle": notebooks_idle,
 }
 
 

@@ -62,17 +62,17 @@ def test_bulk_onboarding_example_converges_and_reruns_read_only(
     for account in [*DECLARED, NEWCOMER]:  # the metadata database is shared by the session's tests
         set_variable(airflow_db, account["variable_key"], None)
         set_variable(airflow_db, default_record_key(variable_key=account["variable_key"]), None)
-    emulator.add_user("bi_dashboards")  # onboarded by hand before: taken in its stride
+    emulator.add_user("finance_reports")  # onboarded by hand before: taken in its stride
     record, printed = _run(emulator, airflow_dag_runner, airflow_db)
 
     names = [a["username"] for a in DECLARED]
     assert sorted(emulator.users()) == sorted(["admin", *names])
-    assert emulator.duckling_config("etl_loader") == {
+    assert emulator.duckling_config("crm_sync") == {
         "read_write": {"instance_size": "jumbo", "cooldown_seconds": 60},
         "read_scaling": {"instance_size": "standard", "flock_size": 2, "cooldown_seconds": 60},
     }
-    assert emulator.duckling_config("bi_dashboards")["read_scaling"]["flock_size"] == 8
-    assert emulator.duckling_config("ml_features") == {
+    assert emulator.duckling_config("finance_reports")["read_scaling"]["flock_size"] == 8
+    assert emulator.duckling_config("marketing_attribution") == {
         "read_write": {"instance_size": "pulse"},
         "read_scaling": {"instance_size": "pulse", "flock_size": 1},
     }

@@ -25,7 +25,7 @@ from tests.support import CONN_ENV, REPO_ROOT, connection_json, scans_dags_test_
 
 DAG_ID = "example_motherduck_bulk_onboarding_one_task"
 EXAMPLES = REPO_ROOT / "example_dags"
-DECLARED: list[dict[str, Any]] = json.loads((EXAMPLES / "service_accounts.json").read_text())
+DECLARED: list[dict[str, Any]] = json.loads((EXAMPLES / "tenant_accounts.json").read_text())
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -69,6 +69,6 @@ def test_one_task_onboards_every_declared_account(
         assert secret is not None
         assert emulator.is_valid_token(secret)
         secrets.append(secret)
-    assert emulator.duckling_config("etl_loader")["read_write"]["instance_size"] == "jumbo"
+    assert emulator.duckling_config("tenant_acme_loader")["read_write"]["instance_size"] == "jumbo"
     assert not any(SECRET_RE.search(text) for text in record.xcom_raw().values())
     assert leaked_secrets(printed, [*secrets, emulator.admin_token]) == []

@@ -111,16 +111,16 @@ def test_token_rotation(airflow_dag_runner: Runner, airflow_db: str) -> None:
     with MotherDuckEmulator(
         clock=lambda: datetime.now(timezone.utc) - timedelta(days=age["days"])
     ) as emulator:
-        emulator.add_user("etl_loader")
+        emulator.add_user("dbt_prod")
         old = []
         for age["days"] in (20, 13, 6):  # made by three earlier weekly rotations
-            old.append(emulator.add_token("etl_loader", "airflow"))
+            old.append(emulator.add_token("dbt_prod", "airflow"))
         age["days"] = 0
-        dbt = emulator.add_token("etl_loader", "dbt")  # another name: left alone
+        dbt = emulator.add_token("dbt_prod", "dbt")  # another name: left alone
         env = {CONN_ENV: connection_json(emulator.url, emulator.admin_token, retry_delay=0.01)}
         stuck = old[0]["id"]
         # The oldest token's revoke fails past the hook's 3 retries.
-        emulator.inject("DELETE", f"/v1/users/etl_loader/tokens/{stuck}", status=503, times=4)
+        emulator.inject("DELETE", f"/v1/users/dbt_prod/tokens/{stuck}", status=503, times=4)
 
         first = airflow_dag_runner(dag_id, EXAMPLES, env, logical_date="2025-01-06")
         printed = everything_printed(first, airflow_db, dag_id)
@@ -128,18 +128,18 @@ def test_token_rotation(airflow_dag_runner: Runner, airflow_db: str) -> None:
             printed
         )
         assert f"still live: {stuck}" in printed
-        (new,) = [t for t in emulator.tokens("etl_loader") if t["name"] == "airflow@20250106T000000Z"]
+        (new,) = [t for t in emulator.tokens("dbt_prod") if t["name"] == "airflow@20250106T000000Z"]
         # Delivered before anything was revoked: the Variable holds the new, working secret.
-        secret = variable(airflow_db, "motherduck_token_etl_loader")
+        secret = variable(airflow_db, "motherduck_token_dbt_prod")
         assert secret is not None
         assert emulator.is_valid_token(secret)
         delivery = json.loads(
-            variable(airflow_db, default_record_key(variable_key="motherduck_token_etl_loader")) or "{}"
+            variable(airflow_db, default_record_key(variable_key="motherduck_token_dbt_prod")) or "{}"
         )
         assert (delivery["delivered"]["id"], delivery["delivered"]["name"]) == (new["id"], new["name"])
         assert not SECRET_RE.search(json.dumps(delivery))
         # keep=2: the new token and the newest old one stay; the middle one went, the oldest is stuck.
-        assert [t["id"] for t in emulator.tokens("etl_loader")] == [stuck, old[2]["id"], dbt["id"], new["id"]]
+        assert [t["id"] for t in emulator.tokens("dbt_prod")] == [stuck, old[2]["id"], dbt["id"], new["id"]]
 
         # Clearing the run (here: the same logical date again) finishes the job, creating nothing.
         second = airflow_dag_runner(dag_id, EXAMPLES, env, logical_date="2025-01-06")
@@ -154,9 +154,9 @@ def test_token_rotation(airflow_dag_runner: Runner, airflow_db: str) -> None:
             [],
         )
         assert [e.method for e in emulator.journal].count("POST") == 1  # one new token in all
-        assert [t["id"] for t in emulator.tokens("etl_loader")] == [old[2]["id"], dbt["id"], new["id"]]
+        assert [t["id"] for t in emulator.tokens("dbt_prod")] == [old[2]["id"], dbt["id"], new["id"]]
         assert _lifetime_days(new) == pytest.approx(35, abs=0.01)
-        assert variable(airflow_db, "motherduck_token_etl_loader") == secret
+        assert variable(airflow_db, "motherduck_token_dbt_prod") == secret
         assert emulator.is_valid_token(secret)
         assert emulator.is_valid_token(dbt["token"])
 
@@ -169,19 +169,24 @@ def test_token_rotation(airflow_dag_runner: Runner, airflow_db: str) -> None:
 @scans_dags_test_output_for_secrets
 def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str) -> None:
     emulator.load_seed(
-        {"users": ["etl_loader", "bi_dashboards", "busy_other"]}
-    )  # ml_features is gone already
+        {"users": ["legacy_etl", "tableau_extracts", "busy_other"]}
+    )  # churn_model_v1 is gone already
     emulator.set_ducklings("busy_other", [{"id": "rw", "type": "read_write", "status": "active"}])  # not ours
-    etl = [emulator.add_token("etl_loader", "airflow") for _ in range(2)]
-    dbt = emulator.add_token("etl_loader", "dbt")
-    bi = emulator.add_token("bi_dashboards", "airflow")
-    for user in ("bi_dashboards", "ml_features"):  # the metadata database is shared by the session's tests
+    legacy = [emulator.add_token("legacy_etl", "airflow") for _ in range(2)]
+    dbt = emulator.add_token("legacy_etl", "dbt")
+    extracts = emulator.add_token("tableau_extracts", "airflow")
+    for user in (
+        "tableau_extracts",
+        "churn_model_v1",
+    ):  # the metadata database is shared by the session's tests
         set_variable(airflow_db, f"motherduck_token_{user}", None)
         set_variable(airflow_db, default_record_key(variable_key=f"motherduck_token_{user}"), None)
-    set_variable(airflow_db, "motherduck_token_etl_loader", etl[1]["token"])
+    set_variable(airflow_db, "motherduck_token_legacy_etl", legacy[1]["token"])
     # Its record, and one of the old layout as an earlier version of the provider left it: both go.
-    set_variable(airflow_db, default_record_key(variable_key="motherduck_token_etl_loader"), "{}")
-    set_variable(airflow_db, "motherduck_token_etl_loader__delivery", json.dumps({"token_id": etl[1]["id"]}))
+    set_variable(airflow_db, default_record_key(variable_key="motherduck_token_legacy_etl"), "{}")
+    set_variable(
+        airflow_db, "motherduck_token_legacy_etl__delivery", json.dumps({"token_id": legacy[1]["id"]})
+    )
     record, printed = _run("example_motherduck_offboarding", emulator, airflow_dag_runner, airflow_db)
 
     assert emulator.users() == ["admin", "busy_other"]
@@ -189,33 +194,40 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
     assert xcom[("offboard.wait_until_idle", -1)] == []
     assert [xcom[("offboard.offboard_account", i)] for i in range(3)] == [
         {
-            "username": "etl_loader",
-            "revoked": [t["id"] for t in [*etl, dbt]],  # every token, whatever its name
+            "username": "legacy_etl",
+            "revoked": [t["id"] for t in [*legacy, dbt]],  # every token, whatever its name
             "deleted": True,
             "variables_deleted": [
-                "motherduck_token_etl_loader",
-                default_record_key(variable_key="motherduck_token_etl_loader"),
-                "motherduck_token_etl_loader__delivery",
+                "motherduck_token_legacy_etl",
+                default_record_key(variable_key="motherduck_token_legacy_etl"),
+                "motherduck_token_legacy_etl__delivery",
             ],
         },
-        {"username": "bi_dashboards", "revoked": [bi["id"]], "deleted": True, "variables_deleted": []},
-        {"username": "ml_features", "revoked": [], "deleted": False, "variables_deleted": []},
+        {
+            "username": "tableau_extracts",
+            "revoked": [extracts["id"]],
+            "deleted": True,
+            "variables_deleted": [],
+        },
+        {"username": "churn_model_v1", "revoked": [], "deleted": False, "variables_deleted": []},
     ]
-    assert variable(airflow_db, "motherduck_token_etl_loader") is None
-    assert variable(airflow_db, "motherduck_token_etl_loader__delivery") is None
+    assert variable(airflow_db, "motherduck_token_legacy_etl") is None
+    assert variable(airflow_db, "motherduck_token_legacy_etl__delivery") is None
 
     deletes = sorted(e.path for e in emulator.journal if e.method == "DELETE")
     assert deletes == sorted(
         [
-            *(f"/v1/users/etl_loader/tokens/{t['id']}" for t in [*etl, dbt]),
-            f"/v1/users/bi_dashboards/tokens/{bi['id']}",
-            "/v1/users/etl_loader",
-            "/v1/users/bi_dashboards",
-            "/v1/users/ml_features",
+            *(f"/v1/users/legacy_etl/tokens/{t['id']}" for t in [*legacy, dbt]),
+            f"/v1/users/tableau_extracts/tokens/{extracts['id']}",
+            "/v1/users/legacy_etl",
+            "/v1/users/tableau_extracts",
+            "/v1/users/churn_model_v1",
         ]
     )
-    assert not any(emulator.is_valid_token(t["token"]) for t in [*etl, dbt, bi])
-    assert leaked_secrets(printed, [emulator.admin_token, *(t["token"] for t in [*etl, dbt, bi])]) == []
+    assert not any(emulator.is_valid_token(t["token"]) for t in [*legacy, dbt, extracts])
+    assert (
+        leaked_secrets(printed, [emulator.admin_token, *(t["token"] for t in [*legacy, dbt, extracts])]) == []
+    )
 
 
 # Imports each file as the DAG processor would, recording every warning, then parses the folder

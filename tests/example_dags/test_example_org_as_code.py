@@ -50,7 +50,7 @@ def test_org_as_code_then_drift_check(
     for key in KEYS:  # the metadata database is shared by the session's tests
         set_variable(airflow_db, key, None)
         set_variable(airflow_db, default_record_key(variable_key=key), None)
-    emulator.add_user("bi_dashboards")  # made by hand before: taken over
+    emulator.add_user("looker_reader")  # made by hand before: taken over
     emulator.add_user("old_bot")  # nobody declares it: pruned
     emulator.add_token("old_bot", "nightly")
     emulator.add_user("break_glass_ops")  # protected
@@ -61,7 +61,7 @@ def test_org_as_code_then_drift_check(
 
     names = [a["username"] for a in DECLARED]
     assert sorted(emulator.users()) == sorted(["admin", "jane", "break_glass_ops", *names])
-    assert emulator.duckling_config("bi_dashboards")["read_scaling"]["flock_size"] == 8
+    assert emulator.duckling_config("looker_reader")["read_scaling"]["flock_size"] == 8
     secrets = []
     for account in DECLARED:
         ((token,), (declared,)) = emulator.tokens(account["username"]), account["tokens"]
@@ -76,7 +76,7 @@ def test_org_as_code_then_drift_check(
     xcom = record.xcom()
     planned = [(a["action"], a["username"]) for a in xcom[("plan", -1)]["plan"]]
     assert ("delete_user", "old_bot") in planned
-    assert ("create_user", "bi_dashboards") not in planned
+    assert ("create_user", "looker_reader") not in planned
     assert [(a["action"], a["username"]) for a in xcom[("apply", -1)]["done"]] == planned
     assert {s["username"] for s in xcom[("apply", -1)]["spared"]} == {"break_glass_ops"}
     assert "delete_user" in printed  # the plan table in the task log
@@ -92,7 +92,7 @@ def test_org_as_code_then_drift_check(
 
     # Run 3: someone resized an account by hand.
     emulator.set_duckling_config(
-        "etl_loader",
+        "dwh_loader",
         {
             "read_write": {"instance_size": "giga"},
             "read_scaling": {"instance_size": "standard", "flock_size": 2},

@@ -35,8 +35,8 @@ pytestmark = pytest.mark.skipif(not AIRFLOW_V_3, reason="asset watchers exist fr
 def test_the_dag_sizes_the_duckling_down(
     emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str
 ) -> None:
-    emulator.add_user("etl_loader")
-    emulator.set_duckling_config("etl_loader", JUMBO)
+    emulator.add_user("notebook_runner")
+    emulator.set_duckling_config("notebook_runner", JUMBO)
 
     result = airflow_dag_runner(
         DAG_ID, REPO_ROOT / "example_dags", {CONN_ENV: connection_json(emulator.url, emulator.admin_token)}
@@ -48,19 +48,19 @@ def test_the_dag_sizes_the_duckling_down(
 
     resized = {"read_write": {"instance_size": "standard"}, "read_scaling": JUMBO["read_scaling"]}
     assert record.xcom()[("resize_down", -1)]["read_write"]["instance_size"] == "standard"
-    assert emulator.duckling_config("etl_loader")["read_write"]["instance_size"] == "standard"
+    assert emulator.duckling_config("notebook_runner")["read_write"]["instance_size"] == "standard"
     assert [e.body for e in emulator.journal if e.method == "PUT"] == [{"config": resized}]
 
 
-def test_the_dags_watcher_fires_once_each_time_etl_loader_goes_idle(
+def test_the_dags_watcher_fires_once_each_time_notebook_runner_goes_idle(
     emulator: MotherDuckEmulator, motherduck_conn: str
 ) -> None:
-    [watcher] = runpy.run_path(str(DAG_FILE))["etl_loader_idle"].watchers
+    [watcher] = runpy.run_path(str(DAG_FILE))["notebook_runner_idle"].watchers
     classpath, kwargs = watcher.trigger.serialize()
     # The DAG's own trigger, rebuilt as the triggerer does, looking every 20 ms instead of a minute.
     fast = type(watcher.trigger)(**{**kwargs, "poke_interval": 0.02})
-    emulator.add_user("etl_loader")
-    emulator.set_ducklings("etl_loader", [RW_ACTIVE])
+    emulator.add_user("notebook_runner")
+    emulator.set_ducklings("notebook_runner", [RW_ACTIVE])
     events: list[Any] = []
 
     async def settle() -> None:  # let two more polls see the current state
@@ -76,10 +76,10 @@ def test_the_dags_watcher_fires_once_each_time_etl_loader_goes_idle(
         task = asyncio.ensure_future(collect())
         await settle()  # busy at the start: no event
         for _ in range(2):  # two transitions into idle, with idle polls after each
-            emulator.set_ducklings("etl_loader", [])
+            emulator.set_ducklings("notebook_runner", [])
             await settle()
             await settle()
-            emulator.set_ducklings("etl_loader", [RW_ACTIVE])
+            emulator.set_ducklings("notebook_runner", [RW_ACTIVE])
             await settle()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -20,13 +20,13 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 def test_sizing_scales_up_then_restores(
     emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str
 ) -> None:
-    emulator.add_user("etl_loader")
+    emulator.add_user("nightly_batch")
     before = {
         "read_write": {"instance_size": "standard", "cooldown_seconds": 120},
         "read_scaling": {"instance_size": "pulse", "flock_size": 2},
     }
-    emulator.set_duckling_config("etl_loader", before)
-    before = emulator.duckling_config("etl_loader")  # as the server holds it
+    emulator.set_duckling_config("nightly_batch", before)
+    before = emulator.duckling_config("nightly_batch")  # as the server holds it
 
     result = airflow_dag_runner(
         DAG_ID, REPO_ROOT / "example_dags", {CONN_ENV: connection_json(emulator.url, emulator.admin_token)}
@@ -41,7 +41,7 @@ def test_sizing_scales_up_then_restores(
     scaled = {"read_write": {"instance_size": "jumbo"}, "read_scaling": before["read_scaling"]}
     assert xcom[("scale_up", -1)]["read_write"]["instance_size"] == "jumbo"
     assert xcom[("restore", -1)] == before
-    assert emulator.duckling_config("etl_loader") == before
+    assert emulator.duckling_config("nightly_batch") == before
 
     puts = [entry.body for entry in emulator.journal if entry.method == "PUT"]
     assert puts == [{"config": scaled}, {"config": before}]
