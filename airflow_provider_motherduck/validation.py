@@ -318,7 +318,7 @@ def merge_duckling_config(
 
 
 def _json_bytes(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
 
 
 def check_embed_session(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
 from airflow_provider_motherduck._compat import mask_secrets
 from airflow_provider_motherduck.exceptions import (
@@ -128,9 +129,11 @@ def _times(attempts: int) -> str:
 
 def _answer_error(answer: Answer, where: Where) -> tuple[type[MotherDuckAPIError], str, dict[str, Any]]:
     """The class, message and fields of an error answer."""
-    payload = _decode_error(answer)
     status = answer.status
     fields: dict[str, Any] = {"status_code": status}
+    if status < 400:
+        return MotherDuckAPIError, _redirect_message(answer, where), fields
+    payload = _decode_error(answer)
     code: str | None = None
     issues: list[dict[str, Any]] = []
     if answer.over_limit is not None:
@@ -165,6 +168,21 @@ def _answer_error(answer: Answer, where: Where) -> tuple[type[MotherDuckAPIError
     if code is not None and (status == 409 or (status == 400 and _names_duplicate(message, issues))):
         return MotherDuckConflictError, message, fields
     return MotherDuckAPIError, message, fields
+
+
+def _redirect_message(answer: Answer, where: Where) -> str:
+    """A 3xx: where it points (the host only: the rest may carry anything), and that it was not followed."""
+    location = answer.headers.get("Location")
+    try:
+        host = urlsplit(urljoin(where.base_url + "/", location or "")).hostname if location else None
+    except ValueError:
+        host = None
+    target = f"redirected to the host {host!r}" if host else "redirected without a readable target"
+    return (
+        f"{target} ({answer.reason or 'redirect'}), and redirects are never followed (the token is not "
+        f"sent on, a POST is not replayed): check the API URL of {where.conn_label} ({where.base_url!r}); "
+        "MotherDuck's API does not redirect"
+    )
 
 
 def _decode_error(answer: Answer) -> tuple[str, str, list[dict[str, Any]]] | None:

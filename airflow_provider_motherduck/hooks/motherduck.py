@@ -26,7 +26,7 @@ from airflow_provider_motherduck.exceptions import (
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
 from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
-from airflow_provider_motherduck.hooks.transport import Answer, new_session, send
+from airflow_provider_motherduck.hooks.transport import Answer, encode, new_session, send
 from airflow_provider_motherduck.validation import (
     check_duckling_config,
     check_duckling_half,
@@ -146,7 +146,8 @@ class MotherDuckHook(BaseHook):
     is looked up until the first call.
 
     :param motherduck_conn_id: the Airflow connection to use.
-    :param timeout: seconds to wait for each answer (default: extra ``timeout``, else 30).
+    :param timeout: seconds one attempt may take, connecting and reading the whole answer included
+        (default: extra ``timeout``, else 30). A call with retries ends within :attr:`longest_call`.
     :param retry_limit: retries after 429, 5xx and network errors (default: extra, else 3).
     :param retry_delay: first backoff in seconds, doubled on each retry (default: extra, else 1).
     :param max_retry_wait: cap on any one wait, ``Retry-After`` included.
@@ -255,6 +256,13 @@ class MotherDuckHook(BaseHook):
         settings = self.settings
         return RetryPolicy(settings.retry_limit, settings.retry_delay, self.max_retry_wait)
 
+    @property
+    def longest_call(self) -> float:
+        """The most seconds one call can take, retries included: each of ``retry_limit + 1`` attempts
+        ends within ``timeout`` (connecting and the whole answer), each wait within ``max_retry_wait``."""
+        settings = self.settings
+        return (settings.retry_limit + 1) * settings.timeout + settings.retry_limit * self.max_retry_wait
+
     def _request(
         self,
         method: str,
@@ -270,14 +278,15 @@ class MotherDuckHook(BaseHook):
         POST was carried out.
         """
         call = Call(method, path, expect, if_maybe_done)
+        data = None if body is None else encode(body)
         url = self.settings.base_url + path
         policy = self.retry_policy
         attempt = 0
         carried_out = False  # whether an earlier attempt may have been carried out
         while True:
             attempt += 1
-            outcome = self._send(method, url, path, body)
-            if isinstance(outcome, Answer) and outcome.status < 400:
+            outcome = self._send(method, url, path, data)
+            if isinstance(outcome, Answer) and outcome.status < 300:
                 return decode(call, outcome)
             wait = policy.wait_before_retry(method, attempt, outcome, carried_out)
             if wait is None:
@@ -302,7 +311,7 @@ class MotherDuckHook(BaseHook):
             carried_out = carried_out or may_have_been_carried_out(outcome)
 
     def _send(
-        self, method: str, url: str, path: str, body: Mapping[str, Any] | None
+        self, method: str, url: str, path: str, body: bytes | None
     ) -> Answer | requests.RequestException:
         started = time.monotonic()
         outcome = send(self.session, method, url, body, self.settings.timeout)
