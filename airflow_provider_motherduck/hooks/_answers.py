@@ -20,6 +20,7 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckNotFoundError,
     MotherDuckRouteNotFoundError,
 )
+from airflow_provider_motherduck.hooks.known_secrets import blank, remember
 from airflow_provider_motherduck.hooks.retry import may_have_been_carried_out, may_have_reached_server
 from airflow_provider_motherduck.hooks.transport import Answer
 
@@ -70,7 +71,10 @@ def decode(call: Call, answer: Answer) -> Any:
     if not isinstance(decoded, dict):
         raise _unreadable(call, answer, f"the answer is JSON but not an object ({_describe_body(answer)})")
     # Masked before anything can log it; cheap for a bulk task's hundreds of new secrets.
-    mask_secrets(decoded[name] for name in SECRET_FIELDS if isinstance(decoded.get(name), str))
+    secrets = [decoded[name] for name in SECRET_FIELDS if isinstance(decoded.get(name), str)]
+    if secrets:
+        mask_secrets(secrets)
+        remember(secrets)
     missing = [key for key in call.expect if key not in decoded]
     if missing:
         raise _unreadable(call, answer, f"the answer has no {', '.join(missing)}")
@@ -137,9 +141,10 @@ def _answer_error(answer: Answer, where: Where) -> tuple[type[MotherDuckAPIError
     code: str | None = None
     issues: list[dict[str, Any]] = []
     if answer.over_limit is not None:
-        message = f"{answer.reason} (an error answer larger than {_size(answer.over_limit)}, not read)"
+        message = f"{blank(answer.reason)} (an error answer larger than {_size(answer.over_limit)}, not read)"
     elif payload is None:  # not MotherDuck's JSON: a proxy, a gateway, or the wrong host
-        message = answer.body.decode("utf-8", "replace").strip()[:200] or answer.reason
+        # Blanked before it is cut short: a cut could leave half a secret that no longer matches.
+        message = blank(answer.body.decode("utf-8", "replace")).strip()[:200] or blank(answer.reason)
         if status == 404:
             return (
                 MotherDuckRouteNotFoundError,
@@ -177,25 +182,55 @@ def _redirect_message(answer: Answer, where: Where) -> str:
         host = urlsplit(urljoin(where.base_url + "/", location or "")).hostname if location else None
     except ValueError:
         host = None
-    target = f"redirected to the host {host!r}" if host else "redirected without a readable target"
+    target = f"redirected to the host {blank(host)!r}" if host else "redirected without a readable target"
     return (
-        f"{target} ({answer.reason or 'redirect'}), and redirects are never followed (the token is not "
+        f"{target} ({blank(answer.reason) or 'redirect'}), and redirects are never followed (the token is not "
         f"sent on, a POST is not replayed): check the API URL of {where.conn_label} ({where.base_url!r}); "
         "MotherDuck's API does not redirect"
     )
 
 
 def _decode_error(answer: Answer) -> tuple[str, str, list[dict[str, Any]]] | None:
-    """MotherDuck's ``code``, ``message`` and ``issues``, or ``None`` if the body is not its JSON."""
+    """MotherDuck's ``code``, ``message`` and ``issues``, or ``None`` if the body is not its JSON.
+
+    Whatever the shape, only strings and numbers are kept (nested values are named, not quoted),
+    and every known secret in them is blanked.
+    """
     try:
         body = json.loads(answer.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(body, dict) or not ("code" in body or "message" in body):
         return None
-    issues = [i if isinstance(i, dict) else {"message": str(i)} for i in body.get("issues") or []]
-    message = str(body.get("message") or answer.reason or "")
-    return str(body.get("code") or ""), message, issues
+    raw_issues = body.get("issues") or []
+    if not isinstance(raw_issues, list):
+        raw_issues = [f"(issues sent as a {type(raw_issues).__name__}, not a list)"]
+    issues = [_issue(issue) for issue in raw_issues]
+    message = _text(body.get("message")) or blank(answer.reason or "")
+    return _text(body.get("code")), message, issues
+
+
+def _text(value: Any) -> str:
+    """A server's scalar as text with every known secret blanked; a nested value only by its type."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return f"(a JSON {'object' if isinstance(value, dict) else 'array'})"
+    return blank(value if isinstance(value, str) else str(value))
+
+
+def _issue(issue: Any) -> dict[str, Any]:
+    """One of MotherDuck's ``issues``, kept to its documented fields, their secrets blanked."""
+    if not isinstance(issue, dict):
+        return {"message": _text(issue)}
+    path = issue.get("path")
+    kept: dict[str, Any] = {
+        "path": [_text(p) for p in path] if isinstance(path, list) else [],
+        "message": _text(issue.get("message")),
+    }
+    if "code" in issue:
+        kept["code"] = _text(issue["code"])
+    return kept
 
 
 def _names_duplicate(message: str, issues: list[dict[str, Any]]) -> bool:

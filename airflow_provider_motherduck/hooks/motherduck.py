@@ -25,6 +25,7 @@ from airflow_provider_motherduck.exceptions import (
 )
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
+from airflow_provider_motherduck.hooks.known_secrets import blank, remember
 from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
 from airflow_provider_motherduck.hooks.transport import Answer, encode, new_session, send
 from airflow_provider_motherduck.validation import (
@@ -208,6 +209,7 @@ class MotherDuckHook(BaseHook):
                 "token of an Admin user in the connection's password."
             )
         mask_secret(token)
+        remember([token])
         if not token.isprintable() or any(c.isspace() for c in token):
             raise MotherDuckConfigError(
                 f"The MotherDuck token of {self._conn_label} contains spaces or control characters "
@@ -472,7 +474,7 @@ class MotherDuckHook(BaseHook):
                 return list(users.values())
             if token in tokens_seen:
                 raise MotherDuckAPIError(
-                    f"the user listing gave the page token {token!r} twice, after {len(tokens_seen) + 1} pages: "
+                    f"the user listing gave the page token {blank(token)!r} twice, after {len(tokens_seen) + 1} pages: "
                     "MotherDuck's pagination is looping. Try again later.",
                     status_code=200,
                     method="GET",

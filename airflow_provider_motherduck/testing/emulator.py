@@ -330,6 +330,8 @@ class MotherDuckEmulator:
         times: int = 1,
         body: Any = None,
         after: bool = False,
+        echo: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Misbehave on the next ``times`` requests matching ``method`` and ``path``.
 
@@ -340,14 +342,21 @@ class MotherDuckEmulator:
         sent as text, anything else as JSON) without touching state; ``retry_after`` adds that
         header; ``delay`` sleeps first (alone, it only adds latency); ``drop`` closes the
         connection unanswered; ``after=True`` applies the request to state before the status
-        or drop, as if the answer were lost on the way back.
+        or drop, as if the answer were lost on the way back. ``echo=True`` makes the status's
+        error answer quote the request's bearer token and every secret issued so far (a server
+        that echoes what it should not); ``headers`` adds headers to the answer (``Location``
+        for a redirect).
         """
         if status is not None and status not in ANSWERABLE:
             raise ValueError(f"status must be a known HTTP status of 200 or more, not {status}")
         if status is not None and drop:
             raise ValueError("a fault either answers a status or drops the connection, not both")
-        if (retry_after is not None or body is not None) and status is None:
-            raise ValueError("retry_after and body need a status")
+        if (retry_after is not None or body is not None or echo or headers) and status is None:
+            raise ValueError("retry_after, body, echo and headers need a status")
+        if echo and body is not None:
+            raise ValueError("a fault either echoes secrets or sends body, not both")
+        if headers is not None and not all(isinstance(v, str) for v in [*headers, *headers.values()]):
+            raise ValueError("headers must map strings to strings")
         if after and status is None and not drop:
             raise ValueError("after=True needs a status or drop")
         if status is None and not drop and delay <= 0:
@@ -356,7 +365,19 @@ class MotherDuckEmulator:
         if delay < 0:
             raise ValueError("delay must not be negative")
         self._traffic.add_fault(
-            Fault(method.upper(), path, status, retry_after, delay, drop, times, body, after)
+            Fault(
+                method.upper(),
+                path,
+                status,
+                retry_after,
+                delay,
+                drop,
+                times,
+                body,
+                after,
+                echo,
+                tuple((headers or {}).items()),
+            )
         )
 
     def repeat_listing_cursor(self, times: int = 1) -> None:

@@ -10,7 +10,7 @@ import socketserver
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -236,9 +236,21 @@ def plain_answer(status: int, text: str) -> Answer:
     return Answer(status, "text/plain; charset=utf-8", text.encode())
 
 
-def fault_answer(fault: Fault, status: int, procedure: str | None) -> Answer:
-    """The response a status fault sends instead of (or after) the real one."""
-    if isinstance(fault.body, str):
+def fault_answer(fault: Fault, status: int, procedure: str | None, echoed: Sequence[str] = ()) -> Answer:
+    """The response a status fault sends instead of (or after) the real one (``echoed``: the
+    secrets an ``echo`` fault quotes)."""
+    if fault.echo:
+        known = HTTPStatus(status)
+        answer = json_answer(
+            status,
+            {
+                "code": known.name,
+                "message": f"{known.phrase}: token {echoed[0] if echoed else ''} refused; known: {' '.join(echoed)}",
+                "data": {"code": known.name, "httpStatus": status, "path": procedure, "echo": echoed},
+                "issues": [{"code": "invalid", "path": ["token", s], "message": s} for s in echoed],
+            },
+        )
+    elif isinstance(fault.body, str):
         answer = plain_answer(status, fault.body)
     elif fault.body is not None:
         answer = json_answer(status, fault.body)
@@ -247,6 +259,7 @@ def fault_answer(fault: Fault, status: int, procedure: str | None) -> Answer:
         answer = json_answer(status, ApiError(status, known.name, known.phrase).body(procedure))
     if fault.retry_after is not None:
         answer.headers.append(("Retry-After", fault.retry_after))
+    answer.headers.extend(fault.headers)
     return answer
 
 
@@ -309,7 +322,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         found = match_route(self.command, path, srv.state)
-        self._answer(srv, entry, fault_answer(fault, fault.status, found[0].procedure if found else None))
+        echoed = self._echoed(srv) if fault.echo else []
+        self._answer(
+            srv, entry, fault_answer(fault, fault.status, found[0].procedure if found else None, echoed)
+        )
+
+    def _echoed(self, srv: EmulatorHTTPServer) -> list[str]:
+        """The request's bearer token, then every secret issued so far."""
+        bearer = (self.headers.get("Authorization") or "").partition(" ")[2].strip()
+        return list(dict.fromkeys([bearer, *(str(i["secret"]) for i in srv.state.issued())]))
 
     def _dispatch(
         self,

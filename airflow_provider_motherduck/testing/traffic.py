@@ -36,6 +36,10 @@ class Fault:
     times: int
     body: Any
     after: bool
+    #: Echo the request's bearer token and every secret issued so far in the error answer.
+    echo: bool = False
+    #: Extra headers of the answer (a redirect's ``Location``).
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def answers(self) -> bool:

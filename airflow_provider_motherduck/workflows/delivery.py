@@ -37,6 +37,7 @@ from typing import Any, Final
 from airflow_provider_motherduck._compat import Variable
 from airflow_provider_motherduck.arguments import VARIABLE_KEY_MAX_LENGTH, check_variable_key
 from airflow_provider_motherduck.exceptions import invalid
+from airflow_provider_motherduck.hooks.known_secrets import remember
 from airflow_provider_motherduck.workflows.tokens import is_expired
 
 #: Receives a new token's secret and keeps it somewhere; raises if it could not.
@@ -56,7 +57,11 @@ AIRFLOW_IO = threading.RLock()
 
 
 def fingerprint(secret: str) -> str:
-    """A short, non-reversible tag of a secret (enough to tell two random secrets apart)."""
+    """A short, non-reversible tag of a secret (enough to tell two random secrets apart).
+
+    The secret is known to this process from now on: blanked wherever a server echoes it.
+    """
+    remember([secret])
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
