@@ -29,6 +29,26 @@ if TYPE_CHECKING:
 
 #: Fields of an answer that hold a secret: a new token, a Dive embed session.
 SECRET_FIELDS = ("token", "session")
+#: How deep an answer may nest; MotherDuck's nest four levels at most.
+MAX_DEPTH = 32
+_NONE = type(None)
+#: The types each known field of an answer must have, wherever it appears (MotherDuck's API notes).
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("username", "id", "name", "token", "session", "token_type", "created_ts"), (str,)),
+    **dict.fromkeys(("instance_size", "type", "status"), (str,)),
+    **dict.fromkeys(("expire_at", "next_page_token", "email", "first_name", "last_name"), (str, _NONE)),
+    **dict.fromkeys(("read_only", "is_service_account", "is_deprovisioned"), (bool,)),
+    **dict.fromkeys(("flock_size", "cooldown_seconds", "total_count"), (int,)),
+    **dict.fromkeys(("tokens", "users", "accounts", "ducklings", "roles"), (list,)),
+    **dict.fromkeys(("read_write", "read_scaling"), (dict,)),
+}
+#: Lists whose items are objects, and the keys each item must have.
+OBJECT_LISTS: dict[str, tuple[str, ...]] = {
+    "tokens": ("id",),
+    "users": ("username",),
+    "accounts": ("username",),
+    "ducklings": (),
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,10 @@ def decode(call: Call, answer: Answer) -> Any:
         decoded = json.loads(answer.body)
     except ValueError:
         raise _unreadable(call, answer, f"the answer is not JSON ({_describe_body(answer)})") from None
+    except RecursionError:
+        raise _unreadable(
+            call, answer, f"the answer nests too deep to read ({_describe_body(answer)})"
+        ) from None
     if not isinstance(decoded, dict):
         raise _unreadable(call, answer, f"the answer is JSON but not an object ({_describe_body(answer)})")
     # Masked before anything can log it; cheap for a bulk task's hundreds of new secrets.
@@ -78,7 +102,69 @@ def decode(call: Call, answer: Answer) -> Any:
     missing = [key for key in call.expect if key not in decoded]
     if missing:
         raise _unreadable(call, answer, f"the answer has no {', '.join(missing)}")
+    problem = shape_problem(decoded)
+    if problem:
+        raise _unreadable(call, answer, f"the answer is not shaped as MotherDuck's: {problem}")
     return decoded
+
+
+def shape_problem(answer: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a decoded answer (a known field of the wrong type, an
+    object list holding something else, nesting deeper than :data:`MAX_DEPTH`), or ``None``.
+
+    Names where and which types, never a value (it may be a secret).
+    """
+    stack: list[tuple[Any, str, int]] = [(answer, "", 1)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"it nests deeper than {MAX_DEPTH} levels"
+        items = node.items() if isinstance(node, dict) else ((f"[{i}]", v) for i, v in enumerate(node))
+        for key, value in items:
+            at = (
+                f"{where}{key}"
+                if isinstance(node, list)
+                else f"{where}.{_name(key)}"
+                if where
+                else _name(key)
+            )
+            want = FIELD_TYPES.get(key) if isinstance(node, dict) else None
+            if want is not None and not _has_type(value, want):
+                return f"{at} is {_kind(value)}, expected {' or '.join(_kind_name(t) for t in want)}"
+            if isinstance(node, dict) and key in OBJECT_LISTS:
+                for i, item in enumerate(value):
+                    if not isinstance(item, dict):
+                        return f"{at}[{i}] is {_kind(item)}, expected an object"
+                    missing = [k for k in OBJECT_LISTS[key] if k not in item]
+                    if missing:
+                        return f"{at}[{i}] has no {', '.join(missing)}"
+            if isinstance(value, (dict, list)):
+                stack.append((value, at, depth + 1))
+    return None
+
+
+def _name(key: str) -> str:
+    return key if key in FIELD_TYPES else blank(key)[:40]
+
+
+def _has_type(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False  # a boolean is an int to Python, not to MotherDuck
+    return isinstance(value, types)
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}.get(
+        kind, "null"
+    )
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return "a number"
+    return next((_kind_name(t) for t in (bool, str, int, list, dict) if isinstance(value, t)), "a value")
 
 
 def failure(
