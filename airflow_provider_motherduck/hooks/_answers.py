@@ -22,7 +22,7 @@ from airflow_provider_motherduck.exceptions import (
 )
 from airflow_provider_motherduck.hooks.known_secrets import blank, remember
 from airflow_provider_motherduck.hooks.retry import may_have_been_carried_out, may_have_reached_server
-from airflow_provider_motherduck.hooks.transport import Answer
+from airflow_provider_motherduck.hooks.transport import Answer, is_loopback
 
 if TYPE_CHECKING:
     import requests
@@ -338,21 +338,28 @@ def _network_message(err: requests.RequestException, attempts: int, where: Where
 
     kind = type(err).__name__ if attempts == 1 else f"{type(err).__name__}, {attempts} attempts"
     if isinstance(err, requests.exceptions.SSLError):
+        host = urlsplit(where.base_url).hostname or ""
+        if is_loopback(host):
+            return (
+                f"the TLS handshake with {where.base_url} failed ({kind}): a local server such as the "
+                f"emulator speaks plain http, so put http://{urlsplit(where.base_url).netloc} in the API URL "
+                f"of {where.conn_label}"
+            )
         return (
             f"the TLS handshake with {where.base_url} failed ({kind}): check the CA bundle "
-            "(REQUESTS_CA_BUNDLE) and any TLS-inspecting proxy"
+            f"(REQUESTS_CA_BUNDLE), any TLS-inspecting proxy and the API URL of {where.conn_label}"
         )
     if not may_have_reached_server(err):
         return (
-            f"could not connect to {where.base_url} ({kind}): check the connection's API URL, "
+            f"could not connect to {where.base_url} ({kind}): check the API URL of {where.conn_label}, "
             "the network and the proxy settings (HTTPS_PROXY, NO_PROXY)"
         )
     if isinstance(err, requests.Timeout):
         return (
             f"no answer within the timeout of {where.timeout:g} s ({kind}): try again later, or "
-            "raise the connection's extra timeout"
+            f"raise the extra timeout of {where.conn_label}"
         )
     return (
         f"the connection broke before the answer arrived ({kind}): try again later; if it keeps "
-        "happening, check any proxy between Airflow and MotherDuck"
+        f"happening, check any proxy between Airflow and MotherDuck ({where.conn_label})"
     )

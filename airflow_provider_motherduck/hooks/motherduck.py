@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import time
@@ -33,7 +32,7 @@ from airflow_provider_motherduck.hooks._answers import Call, Where, decode, fail
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
 from airflow_provider_motherduck.hooks.known_secrets import blank, remember
 from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
-from airflow_provider_motherduck.hooks.transport import Answer, encode, new_session, send
+from airflow_provider_motherduck.hooks.transport import Answer, encode, is_loopback, new_session, send
 from airflow_provider_motherduck.validation import (
     check_dive_id,
     check_duckling_config,
@@ -632,15 +631,6 @@ def _pick(arg: Any, extra: Any, default: Any, key: str, *, conn_label: str) -> i
         raise MotherDuckConfigError(f"{err} ({where})") from None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: str) -> str:
     """The API root from the connection's host (default MotherDuck's); a bare host means https."""
     raw = (host or "").strip().rstrip("/") or DEFAULT_API_URL
@@ -676,7 +666,7 @@ def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: 
                 f"The port ({shown}) of {conn_label} is invalid: not a number from 1 to 65535. "
                 "Allowed: a port from 1 to 65535, or none (443 for https)."
             )
-    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
+    if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
         raise MotherDuckConfigError(
             f"Refusing to send the token of {conn_label} over plain http to {parts.hostname}. "
             "Use https, or set the extra allow_insecure_http to true if you really mean it."

@@ -9,6 +9,7 @@ hook); a failure to send is returned, not raised, so that one rule can decide wh
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -47,6 +48,16 @@ class Answer:
     def content_type(self) -> str:
         """The media type without parameters, lower case (``""`` if none was given)."""
         return self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (``localhost`` or a loopback address, IPv6 included)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def new_session(base_url: str, headers: Mapping[str, str]) -> requests.Session:

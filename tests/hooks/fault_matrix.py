@@ -91,14 +91,14 @@ FAULTS: tuple[Fault, ...] = (
         "connection refused",
         UNREACHABLE,
         None,
-        says="check the connection's API URL, the network and the proxy settings",
+        says="check the API URL of connection 'motherduck_default', the network and the proxy settings",
     ),
     Fault(
         "timeout-before",
         "read timeout, MotherDuck did nothing",
         LOST_BEFORE,
         {"delay": SLOW, "drop": True},
-        says="raise the connection's extra timeout",
+        says="raise the extra timeout of connection 'motherduck_default'",
         timeout=TIMEOUT,
     ),
     Fault(
@@ -106,7 +106,7 @@ FAULTS: tuple[Fault, ...] = (
         "read timeout after MotherDuck acted",
         LOST_AFTER,
         {"delay": SLOW, "drop": True, "after": True},
-        says="raise the connection's extra timeout",
+        says="raise the extra timeout of connection 'motherduck_default'",
         timeout=TIMEOUT,
     ),
     Fault(

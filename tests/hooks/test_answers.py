@@ -17,6 +17,7 @@ import pytest
 from airflow_provider_motherduck.exceptions import MotherDuckAPIError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from tests.support import CONN_ENV, FakeSleep, connection_json
 
 USER = "etl_bot"
 SECRET = "mdt_hostile_answer_secret_0123456789"
@@ -199,3 +200,19 @@ def test_a_malformed_error_answer_is_an_api_error(
     assert says in str(info.value)
     assert SECRET not in str(info.value)
     assert SECRET not in repr(info.value.issues)
+
+
+def test_tls_to_a_loopback_host_suggests_plain_http(
+    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch, fake_sleep: FakeSleep
+) -> None:
+    netloc = emulator.url.removeprefix("http://")
+    monkeypatch.setenv(CONN_ENV, connection_json(f"https://{netloc}", emulator.admin_token))
+    with pytest.raises(MotherDuckAPIError) as info:
+        MotherDuckHook(sleep=fake_sleep).list_active_accounts()
+    message = str(info.value)
+    assert (
+        f"speaks plain http, so put http://{netloc} in the API URL of connection 'motherduck_default'"
+        in message
+    )
+    assert "CA bundle" not in message
+    assert fake_sleep.waits == []  # a TLS failure does not pass by waiting
