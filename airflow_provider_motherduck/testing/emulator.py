@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from airflow_provider_motherduck.testing.control import ControlApi
-from airflow_provider_motherduck.testing.server import EmulatorHTTPServer
+from airflow_provider_motherduck.testing.server import IDLE_TIMEOUT, MAX_CONNECTIONS, EmulatorHTTPServer
 from airflow_provider_motherduck.testing.state import (
     FLOCK_MAX,
     FLOCK_MIN,
@@ -45,7 +45,9 @@ class MotherDuckEmulator:
     ``user_listing=False`` plays an older API without that route (plain-text 404);
     ``business_plan=False`` makes embed sessions a 403. The three are also settable
     attributes. ``control_key`` protects the control API under ``/_emulator/`` (generated if
-    left out; see :class:`~airflow_provider_motherduck.testing.EmulatorControl`).
+    left out; see :class:`~airflow_provider_motherduck.testing.EmulatorControl`). An idle
+    connection is closed after ``idle_timeout`` seconds; at most ``max_connections`` are served at
+    once (more are answered 503). ``host`` may be an IPv6 address (``::1``).
     """
 
     def __init__(
@@ -62,6 +64,8 @@ class MotherDuckEmulator:
         user_listing: bool = True,
         business_plan: bool = True,
         control_key: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if not FLOCK_MIN <= max_flock_size <= FLOCK_MAX:
             raise ValueError(f"max_flock_size must be between {FLOCK_MIN} and {FLOCK_MAX}")
@@ -75,6 +79,10 @@ class MotherDuckEmulator:
         self.control_key = control_key or "ctl_" + secrets.token_hex(16)
         self._host = host
         self._port = port
+        if not idle_timeout > 0:
+            raise ValueError("idle_timeout must be a positive number of seconds")
+        self._idle_timeout = float(idle_timeout)
+        self._max_connections = _check_times(max_connections, "max_connections")
         self._state = State(
             max_flock_size=max_flock_size,
             duplicate_user_status=duplicate_user_status,
@@ -97,6 +105,7 @@ class MotherDuckEmulator:
         if self._server is None:
             raise RuntimeError("the emulator is not running: call start() or use it in a with block")
         host = self._server.server_name
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
         return f"http://{host}:{self._server.server_port}"
 
     def start(self) -> None:
@@ -104,7 +113,13 @@ class MotherDuckEmulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         self._server = EmulatorHTTPServer(
-            self._host, self._port, self._state, self._traffic, ControlApi(self, self.control_key)
+            self._host,
+            self._port,
+            self._state,
+            self._traffic,
+            ControlApi(self, self.control_key),
+            idle_timeout=self._idle_timeout,
+            max_connections=self._max_connections,
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
