@@ -347,6 +347,7 @@ class MotherDuckEmulator:
         after: bool = False,
         echo: bool = False,
         headers: dict[str, str] | None = None,
+        trickle: float = 0.0,
     ) -> None:
         """Misbehave on the next ``times`` requests matching ``method`` and ``path``.
 
@@ -360,7 +361,8 @@ class MotherDuckEmulator:
         or drop, as if the answer were lost on the way back. ``echo=True`` makes the status's
         error answer quote the request's bearer token and every secret issued so far (a server
         that echoes what it should not); ``headers`` adds headers to the answer (``Location``
-        for a redirect).
+        for a redirect). ``trickle`` sends the real answer (the request applied to state) with its
+        body one byte every ``trickle`` seconds, each byte well within any per-read timeout.
         """
         if status is not None and status not in ANSWERABLE:
             raise ValueError(f"status must be a known HTTP status of 200 or more, not {status}")
@@ -374,8 +376,12 @@ class MotherDuckEmulator:
             raise ValueError("headers must map strings to strings")
         if after and status is None and not drop:
             raise ValueError("after=True needs a status or drop")
-        if status is None and not drop and delay <= 0:
-            raise ValueError("a fault needs a status, drop=True or a positive delay")
+        if trickle < 0 or (trickle and (status is not None or drop)):
+            raise ValueError(
+                "trickle is a positive number of seconds, and sends the real answer (no status or drop)"
+            )
+        if status is None and not drop and delay <= 0 and not trickle:
+            raise ValueError("a fault needs a status, drop=True, a positive delay or a trickle")
         _check_times(times)
         if delay < 0:
             raise ValueError("delay must not be negative")
@@ -392,6 +398,7 @@ class MotherDuckEmulator:
                 after,
                 echo,
                 tuple((headers or {}).items()),
+                float(trickle),
             )
         )
 

@@ -49,6 +49,8 @@ PARAM = "{}"
 REQUEST_LIMIT = 2**20
 #: Seconds an idle keep-alive connection is kept open.
 IDLE_TIMEOUT = 60.0
+#: The least a trickled answer's body takes, in bytes (and so in trickles).
+TRICKLED_SIZE = 64
 #: Connections served at once (one thread each).
 MAX_CONNECTIONS = 64
 CONTROL_PREFIX = "/_emulator/"
@@ -328,7 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
         if fault is None or not fault.answers:
-            self._answer(srv, entry, self._dispatch(srv, path, query, body, bool(raw), parsed))
+            trickle = fault.trickle if fault is not None else 0.0
+            answer = self._dispatch(srv, path, query, body, bool(raw), parsed)
+            self._answer(srv, replace(entry, fault=trickle > 0), answer, trickle)
             return
         if fault.after:
             self._dispatch(srv, path, query, body, bool(raw), parsed)
@@ -443,12 +447,19 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.settimeout(cast(EmulatorHTTPServer, self.server).idle_timeout)
 
-    def _answer(self, srv: EmulatorHTTPServer, entry: JournalEntry, answer: Answer) -> None:
+    def _answer(
+        self, srv: EmulatorHTTPServer, entry: JournalEntry, answer: Answer, trickle: float = 0.0
+    ) -> None:
         """Journal first (a client that has its answer can read the journal), then send."""
         srv.traffic.record(replace(entry, status=answer.status))
-        self._send(answer)
+        self._send(answer, trickle)
 
-    def _send(self, answer: Answer) -> None:
+    def _send(self, answer: Answer, trickle: float = 0.0) -> None:
+        """Send the answer; with ``trickle``, its body one byte every ``trickle`` seconds (padded
+        with spaces, valid JSON padding, to at least :data:`TRICKLED_SIZE` bytes: even ``{}``
+        then takes a while)."""
+        if trickle:
+            answer = replace(answer, data=answer.data.ljust(TRICKLED_SIZE))
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.data)))
@@ -457,8 +468,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if getattr(self, "command", None) != "HEAD":
+        if getattr(self, "command", None) == "HEAD":
+            return
+        if not trickle:
             self.wfile.write(answer.data)
+            return
+        for i in range(len(answer.data)):  # ends when the client hangs up (the write fails)
+            self.wfile.write(answer.data[i : i + 1])
+            time.sleep(trickle)
 
 
 class _Refused(Exception):

@@ -40,6 +40,8 @@ class Fault:
     echo: bool = False
     #: Extra headers of the answer (a redirect's ``Location``).
     headers: tuple[tuple[str, str], ...] = ()
+    #: Send the real answer's body one byte every ``trickle`` seconds.
+    trickle: float = 0.0
 
     @property
     def answers(self) -> bool:
