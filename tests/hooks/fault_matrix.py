@@ -224,5 +224,6 @@ def rst_table() -> list[str]:
     for fault in FAULTS:
         lines.append(f"   * - {fault.title}")
         lines.extend(f"     - {_cell(fault, method)}" for method in METHODS)
-        lines.append(f"     - {fault.says or '(no error)'}")
+        says = fault.says.replace("*", "\\*")  # reST: a literal asterisk
+        lines.append(f"     - {says or '(no error)'}")
     return lines
