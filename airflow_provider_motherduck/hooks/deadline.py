@@ -88,7 +88,9 @@ def _cut(connection: Any) -> None:
     sock = getattr(connection, "sock", None)
     if sock is not None:
         with suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            # The plain socket's shutdown, also under TLS: SSLSocket.shutdown would drop its TLS
+            # state while the reading thread is still inside it.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 _watchdog = _Watchdog()

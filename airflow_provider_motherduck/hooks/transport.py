@@ -143,10 +143,12 @@ def send(
             content = _read(response, limit)
         finally:
             response.close()  # releases the connection for reuse once the body was read whole
-    except requests.RequestException as err:
-        if attempt.expired:
+    except Exception as err:
+        if attempt.expired:  # whatever a cut socket raised on the way out
             return _out_of_time(timeout)
-        return err
+        if isinstance(err, requests.RequestException):
+            return err
+        raise
     finally:
         deadline.finish(attempt)
     if attempt.expired and not _framed(response):  # cut: an answer read until the close may be short
