@@ -16,7 +16,7 @@ _INTEGRATION = "MotherDuck"
 CONN_FIELDS: dict[str, Any] = {
     "timeout": {
         "label": "Timeout (seconds)",
-        "description": "Seconds to wait for each API answer.",
+        "description": "Seconds one attempt may take: connecting and the whole answer.",
         "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
     },
     "retry_limit": {

@@ -8,8 +8,9 @@ booleans, counts). A check takes ``(value, field)`` and returns the checked valu
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Final, TypeAlias
 
@@ -22,6 +23,15 @@ Check: TypeAlias = Callable[[Any, str], Any]
 VARIABLE_KEY_MAX_LENGTH: Final = 250
 #: MotherDuckHook arguments an operator, sensor or trigger may pass on (plain numbers, serialisable).
 HOOK_PARAMS: Final = ("timeout", "retry_limit", "retry_delay", "max_retry_wait")
+#: The longest any one wait between retries may be: a longer one would hold a worker for nothing.
+MAX_RETRY_WAIT_LIMIT: Final = 3600
+#: What each hook parameter allows.
+HOOK_PARAM_RULES: Final = {
+    "timeout": "a finite number of seconds above 0",
+    "retry_limit": "a whole number of 0 or more",
+    "retry_delay": "a finite number of seconds of 0 or more",
+    "max_retry_wait": f"a number of seconds from 0 to {MAX_RETRY_WAIT_LIMIT} (an hour)",
+}
 
 _JINJA_MARKERS = ("{{", "{%", "{#")
 
@@ -85,12 +95,30 @@ def check_variable_key(value: Any, field: str) -> str:
     return value
 
 
+def check_hook_param(key: str, value: Any, field: str | None = None) -> int | float:
+    """``value`` if it suits the hook parameter ``key`` (see :data:`HOOK_PARAM_RULES`); a whole
+    ``retry_limit`` written as a float (``2.0``) comes back as an int, ``1.7`` is refused."""
+    field = field or key
+    allowed = HOOK_PARAM_RULES[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise invalid(field, value, f"expected a number, got {type(value).__name__}", allowed)
+    if (
+        not math.isfinite(value)
+        or value < 0
+        or (key == "timeout" and value == 0)
+        or (key == "max_retry_wait" and value > MAX_RETRY_WAIT_LIMIT)
+    ):
+        raise invalid(field, value, "out of range", allowed)
+    if key == "retry_limit":
+        if value != int(value):
+            raise invalid(field, value, "not a whole number", allowed)
+        return int(value)
+    return value
+
+
 def check_hook_params(value: Any, field: str = "hook_params") -> dict[str, Any]:
     """A copy of ``value`` without ``None`` entries, if it holds only plain-number hook arguments."""
-    allowed = (
-        f"a mapping with keys among {', '.join(HOOK_PARAMS)}, each a finite number of 0 or more "
-        "(timeout above 0)"
-    )
+    allowed = f"a mapping with keys among {', '.join(HOOK_PARAMS)}"
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -98,12 +126,22 @@ def check_hook_params(value: Any, field: str = "hook_params") -> dict[str, Any]:
     unknown = sorted(str(k) for k in value if k not in HOOK_PARAMS)
     if unknown:
         raise invalid(field, dict(value), f"unknown keys {unknown}", allowed)
-    for key, number in value.items():
-        if number is not None and (
-            isinstance(number, bool)
-            or not isinstance(number, (int, float))
-            or not 0 <= number < math.inf
-            or (key == "timeout" and number == 0)
-        ):
-            raise invalid(f"{field}.{key}", number, "expected a finite number of 0 or more", allowed)
-    return {key: number for key, number in value.items() if number is not None}
+    return {
+        key: check_hook_param(key, number, f"{field}.{key}")
+        for key, number in value.items()
+        if number is not None
+    }
+
+
+def unknown_keys(given: Iterable[str], known: Iterable[str], what: str) -> str | None:
+    """A warning for keys of ``given`` not among ``known`` (a misspelt setting is otherwise silently
+    ignored): each with its closest known key, if any is close. ``None`` if all are known."""
+    choices = list(known)
+    unknown = sorted(str(key) for key in given if key not in choices)
+    if not unknown:
+        return None
+    guesses = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, choices, n=1)
+        guesses.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    return f"{what}: unknown {', '.join(guesses)} ignored. Known: {', '.join(choices)}."

@@ -22,6 +22,9 @@ from airflow_provider_motherduck.exceptions import invalid
 
 USERNAME_MAX_LENGTH: Final = 255
 TOKEN_NAME_MAX_LENGTH: Final = 255
+#: Dive ids are UUIDs; longer values are refused unsent (the path would carry anything).
+DIVE_ID_MAX_LENGTH: Final = 255
+SESSION_NAME_MAX_LENGTH: Final = 255
 TOKEN_TYPES: Final = ("read_write", "read_scaling")
 TTL_MIN_SECONDS: Final = 300
 TTL_MAX_SECONDS: Final = 31_536_000
@@ -119,13 +122,37 @@ def check_new_username(username: Any, field: str = "username") -> str:
 
 def check_token_name(name: Any, field: str = "token_name") -> str:
     """Return ``name`` if it is a valid access token name (1 to 255 characters)."""
-    allowed = f"a string of 1 to {TOKEN_NAME_MAX_LENGTH} characters, not only spaces"
+    allowed = f"a string of 1 to {TOKEN_NAME_MAX_LENGTH} characters, not only spaces, no control characters"
+    return _check_name(field, name, TOKEN_NAME_MAX_LENGTH, allowed)
+
+
+def _check_name(field: str, name: Any, longest: int, allowed: str) -> str:
+    """A free-form name: a string, not blank, at most ``longest`` characters, no control characters
+    (a newline or NUL reaches logs and headers where it should not)."""
     value = _require_str(field, name, allowed)
     if not value.strip():
         raise invalid(field, value, "it is empty or blank", allowed)
-    if len(value) > TOKEN_NAME_MAX_LENGTH:
+    if len(value) > longest:
         raise invalid(field, f"{value[:20]}...", f"it has {len(value)} characters", allowed)
+    if not value.isprintable():
+        bad = sorted({f"U+{ord(c):04X}" for c in value if not c.isprintable()})
+        raise invalid(field, value, f"it contains control characters ({', '.join(bad)})", allowed)
     return value
+
+
+def check_dive_id(dive_id: Any, field: str = "dive_id") -> str:
+    """Return ``dive_id`` if it can name a Dive: a path segment of 1 to 255 printable characters
+    (MotherDuck's Dive ids are UUIDs)."""
+    allowed = (
+        f"a Dive id (a UUID such as 123e4567-e89b-12d3-a456-426614174000), 1 to {DIVE_ID_MAX_LENGTH} "
+        "characters, no spaces or control characters"
+    )
+    value = _require_str(field, dive_id, allowed)
+    if len(value) > DIVE_ID_MAX_LENGTH:
+        raise invalid(field, f"{value[:20]}...", f"it has {len(value)} characters", allowed)
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise invalid(field, value, "it contains spaces or control characters", allowed)
+    return check_path_segment(value, field)
 
 
 def check_token_type(token_type: Any, field: str = "token_type") -> TokenType:
@@ -318,7 +345,7 @@ def merge_duckling_config(
 
 
 def _json_bytes(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
 
 
 def check_embed_session(
@@ -337,9 +364,12 @@ def check_embed_session(
     """
     body: dict[str, Any] = {"username": check_username(username)}
     if session_name is not None:
-        if not isinstance(session_name, str) or not session_name.strip():
-            raise invalid("session_name", session_name, "expected a non-blank string", "a name, or None")
-        body["session_name"] = session_name
+        body["session_name"] = _check_name(
+            "session_name",
+            session_name,
+            SESSION_NAME_MAX_LENGTH,
+            f"a name of 1 to {SESSION_NAME_MAX_LENGTH} characters, no control characters, or None",
+        )
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise invalid("version", version, "expected a whole number of 1 or more", "1, 2, ... or None")

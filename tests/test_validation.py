@@ -230,14 +230,24 @@ def test_merge_ignores_undocumented_server_fields() -> None:
 @pytest.mark.parametrize(
     ("params", "problem"),
     [
-        ({"timeout": 0}, "hook_params.timeout=0"),
-        ({"retry_delay": float("inf")}, "hook_params.retry_delay=inf"),
-        ({"retry_limit": -1}, "hook_params.retry_limit=-1"),
-        ({"timout": 5}, "unknown keys ['timout']"),
+        (
+            {"timeout": 0},
+            "hook_params.timeout=0 is invalid: out of range. Allowed: a finite number of seconds above 0.",
+        ),
+        ({"retry_delay": float("inf")}, "hook_params.retry_delay=inf is invalid: out of range"),
+        ({"retry_limit": -1}, "hook_params.retry_limit=-1 is invalid"),
+        ({"retry_limit": 1.7}, "hook_params.retry_limit=1.7 is invalid: not a whole number"),
+        ({"retry_limit": "3"}, "hook_params.retry_limit='3' is invalid: expected a number, got str"),
+        (
+            {"max_retry_wait": 1e12},
+            "hook_params.max_retry_wait=1000000000000.0 is invalid: out of range. "
+            "Allowed: a number of seconds from 0 to 3600 (an hour).",
+        ),
+        ({"timout": 5}, "unknown keys ['timout']. Allowed: a mapping with keys among timeout,"),
     ],
 )
 def test_hook_params_refused(params: dict[str, Any], problem: str) -> None:
-    with pytest.raises(ValueError, match="Allowed: a mapping with keys among") as info:
+    with pytest.raises(ValueError, match=r"^hook_params") as info:
         check_hook_params(params)
     assert problem in str(info.value)
 
@@ -246,6 +256,10 @@ def test_hook_params_accepted() -> None:
     assert check_hook_params({"timeout": 0.5, "retry_limit": 0, "retry_delay": None}) == {
         "timeout": 0.5,
         "retry_limit": 0,
+    }
+    assert check_hook_params({"retry_limit": 2.0, "max_retry_wait": 3600}) == {
+        "retry_limit": 2,
+        "max_retry_wait": 3600,
     }
     assert check_hook_params(None) == {}
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlencode, urlsplit
 
 from airflow_provider_motherduck import CONN_FIELDS, DEFAULT_API_URL, UI_FIELD_BEHAVIOUR, __version__
 from airflow_provider_motherduck._compat import AIRFLOW_VERSION, BaseHook, legacy_form_widgets, mask_secret
-from airflow_provider_motherduck.arguments import check_bool, check_count, optional
+from airflow_provider_motherduck.arguments import (
+    check_bool,
+    check_count,
+    check_hook_param,
+    optional,
+    unknown_keys,
+)
 from airflow_provider_motherduck.exceptions import (
     MotherDuckAPIError,
     MotherDuckAuthError,
@@ -25,9 +30,11 @@ from airflow_provider_motherduck.exceptions import (
 )
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
+from airflow_provider_motherduck.hooks.known_secrets import blank, remember
 from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
-from airflow_provider_motherduck.hooks.transport import Answer, new_session, send
+from airflow_provider_motherduck.hooks.transport import Answer, encode, is_loopback, new_session, send
 from airflow_provider_motherduck.validation import (
+    check_dive_id,
     check_duckling_config,
     check_duckling_half,
     check_embed_session,
@@ -65,6 +72,8 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRY_LIMIT = 3
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_RETRY_WAIT = 60.0
+#: The connection extras the hook reads; any other is warned about (a misspelling is otherwise lost).
+KNOWN_EXTRAS = (*CONN_FIELDS, "token")
 
 
 class _TokenRequired(TypedDict):
@@ -146,7 +155,8 @@ class MotherDuckHook(BaseHook):
     is looked up until the first call.
 
     :param motherduck_conn_id: the Airflow connection to use.
-    :param timeout: seconds to wait for each answer (default: extra ``timeout``, else 30).
+    :param timeout: seconds one attempt may take, connecting and reading the whole answer included
+        (default: extra ``timeout``, else 30). A call with retries ends within :attr:`longest_call`.
     :param retry_limit: retries after 429, 5xx and network errors (default: extra, else 3).
     :param retry_delay: first backoff in seconds, doubled on each retry (default: extra, else 1).
     :param max_retry_wait: cap on any one wait, ``Retry-After`` included.
@@ -175,7 +185,7 @@ class MotherDuckHook(BaseHook):
         self._timeout = timeout
         self._retry_limit = retry_limit
         self._retry_delay = retry_delay
-        self.max_retry_wait = max_retry_wait
+        self.max_retry_wait = check_hook_param("max_retry_wait", max_retry_wait)
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -207,23 +217,26 @@ class MotherDuckHook(BaseHook):
                 "token of an Admin user in the connection's password."
             )
         mask_secret(token)
-        if not token.isprintable() or any(c.isspace() for c in token):
+        remember([token])
+        if not token.isprintable() or any(c.isspace() for c in token) or not token.isascii():
             raise MotherDuckConfigError(
-                f"The MotherDuck token of {self._conn_label} contains spaces or control characters "
-                "(not shown). Allowed: the token as MotherDuck shows it, on one line."
+                f"The MotherDuck token of {self._conn_label} contains spaces, control characters or "
+                "non-ASCII characters (not shown). Allowed: the token as MotherDuck shows it, on one line."
             )
+        warning = unknown_keys(extra, KNOWN_EXTRAS, f"The extras of {self._conn_label}")
+        if warning:
+            log.warning("%s", warning)
         allow_http = _as_bool(extra.get("allow_insecure_http", False), "allow_insecure_http")
+        pick = partial(_pick, conn_label=self._conn_label)
         return _Settings(
             base_url=_base_url(conn.host, conn.port, allow_http, self._conn_label),
             token=token,
-            timeout=_pick(
-                self._timeout, extra.get("timeout"), DEFAULT_TIMEOUT, float, "timeout", positive=True
+            timeout=float(pick(self._timeout, extra.get("timeout"), DEFAULT_TIMEOUT, "timeout")),
+            retry_limit=int(
+                pick(self._retry_limit, extra.get("retry_limit"), DEFAULT_RETRY_LIMIT, "retry_limit")
             ),
-            retry_limit=_pick(
-                self._retry_limit, extra.get("retry_limit"), DEFAULT_RETRY_LIMIT, int, "retry_limit"
-            ),
-            retry_delay=_pick(
-                self._retry_delay, extra.get("retry_delay"), DEFAULT_RETRY_DELAY, float, "retry_delay"
+            retry_delay=float(
+                pick(self._retry_delay, extra.get("retry_delay"), DEFAULT_RETRY_DELAY, "retry_delay")
             ),
         )
 
@@ -255,6 +268,13 @@ class MotherDuckHook(BaseHook):
         settings = self.settings
         return RetryPolicy(settings.retry_limit, settings.retry_delay, self.max_retry_wait)
 
+    @property
+    def longest_call(self) -> float:
+        """The most seconds one call can take, retries included: each of ``retry_limit + 1`` attempts
+        ends within ``timeout`` (connecting and the whole answer), each wait within ``max_retry_wait``."""
+        settings = self.settings
+        return (settings.retry_limit + 1) * settings.timeout + settings.retry_limit * self.max_retry_wait
+
     def _request(
         self,
         method: str,
@@ -270,14 +290,15 @@ class MotherDuckHook(BaseHook):
         POST was carried out.
         """
         call = Call(method, path, expect, if_maybe_done)
+        data = None if body is None else encode(body)
         url = self.settings.base_url + path
         policy = self.retry_policy
         attempt = 0
         carried_out = False  # whether an earlier attempt may have been carried out
         while True:
             attempt += 1
-            outcome = self._send(method, url, path, body)
-            if isinstance(outcome, Answer) and outcome.status < 400:
+            outcome = self._send(method, url, path, data)
+            if isinstance(outcome, Answer) and outcome.status < 300:
                 return decode(call, outcome)
             wait = policy.wait_before_retry(method, attempt, outcome, carried_out)
             if wait is None:
@@ -302,7 +323,7 @@ class MotherDuckHook(BaseHook):
             carried_out = carried_out or may_have_been_carried_out(outcome)
 
     def _send(
-        self, method: str, url: str, path: str, body: Mapping[str, Any] | None
+        self, method: str, url: str, path: str, body: bytes | None
     ) -> Answer | requests.RequestException:
         started = time.monotonic()
         outcome = send(self.session, method, url, body, self.settings.timeout)
@@ -463,7 +484,7 @@ class MotherDuckHook(BaseHook):
                 return list(users.values())
             if token in tokens_seen:
                 raise MotherDuckAPIError(
-                    f"the user listing gave the page token {token!r} twice, after {len(tokens_seen) + 1} pages: "
+                    f"the user listing gave the page token {blank(token)!r} twice, after {len(tokens_seen) + 1} pages: "
                     "MotherDuck's pagination is looping. Try again later.",
                     status_code=200,
                     method="GET",
@@ -505,7 +526,7 @@ class MotherDuckHook(BaseHook):
         (``[{"url", "alias"?}]``, at most 8,192 bytes as JSON) and ``initial_state`` (a JSON
         object, at most 64 KiB) are checked before sending. Needs MotherDuck's Business plan.
         """
-        path = f"/v1/dives/{_seg(dive_id, 'dive_id')}/embed-session"
+        path = f"/v1/dives/{_seg(check_dive_id(dive_id), 'dive_id')}/embed-session"
         body = check_embed_session(
             username,
             session_name=session_name,
@@ -595,28 +616,19 @@ def _as_bool(value: Any, field: str) -> bool:
     raise MotherDuckConfigError(f"Connection extra {field}={value!r} is invalid. Allowed: true or false.")
 
 
-def _pick(arg: Any, extra: Any, default: Any, kind: type, field: str, *, positive: bool = False) -> Any:
-    """Hook argument, else connection extra, else default; must be a finite number >= 0 (or > 0)."""
+def _pick(arg: Any, extra: Any, default: Any, key: str, *, conn_label: str) -> int | float:
+    """Hook argument, else connection extra (a number, or a number written as text), else default;
+    checked by :func:`~airflow_provider_motherduck.arguments.check_hook_param`."""
     value = arg if arg is not None else extra if extra not in (None, "") else default
+    number = value
+    if isinstance(value, str):
+        with suppress(ValueError):
+            number = float(value.strip())
     try:
-        number = kind(value)
-    except (TypeError, ValueError, OverflowError):
-        number = -1
-    if isinstance(value, bool) or not 0 <= number < math.inf or (positive and number == 0):
-        raise MotherDuckConfigError(
-            f"{field}={value!r} is invalid. Allowed: a finite number {'above' if positive else 'of'} 0"
-            f"{'' if positive else ' or more'}."
-        )
-    return number
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return check_hook_param(key, number)
+    except ValueError as err:
+        where = "an argument of the hook" if arg is not None else f"an extra of {conn_label}"
+        raise MotherDuckConfigError(f"{err} ({where})") from None
 
 
 def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: str) -> str:
@@ -641,12 +653,25 @@ def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: 
         )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise MotherDuckConfigError(f"The host {host!r} of {conn_label} is not an http(s) URL.")
-    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
+    try:
+        in_url = parts.port
+    except ValueError:
+        in_url = -1
+    for given in (in_url, port):
+        if given is not None and (
+            isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= 65535
+        ):
+            shown = "in the API URL" if given is in_url else f"port={port!r}"
+            raise MotherDuckConfigError(
+                f"The port ({shown}) of {conn_label} is invalid: not a number from 1 to 65535. "
+                "Allowed: a port from 1 to 65535, or none (443 for https)."
+            )
+    if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
         raise MotherDuckConfigError(
             f"Refusing to send the token of {conn_label} over plain http to {parts.hostname}. "
             "Use https, or set the extra allow_insecure_http to true if you really mean it."
         )
-    if port and not parts.port:
+    if port and not in_url:
         raw = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
     return raw
 

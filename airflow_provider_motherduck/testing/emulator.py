@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from airflow_provider_motherduck.testing.connections import serve_in_thread, stop_serving
 from airflow_provider_motherduck.testing.control import ControlApi
 from airflow_provider_motherduck.testing.pgwire import PostgresServer
-from airflow_provider_motherduck.testing.server import EmulatorHTTPServer
+from airflow_provider_motherduck.testing.server import IDLE_TIMEOUT, MAX_CONNECTIONS, EmulatorHTTPServer
 from airflow_provider_motherduck.testing.sql.catalog import Catalog
 from airflow_provider_motherduck.testing.sql.errors import SqlError
 from airflow_provider_motherduck.testing.state import (
@@ -50,7 +50,9 @@ class MotherDuckEmulator:
     ``user_listing=False`` plays an older API without that route (plain-text 404);
     ``business_plan=False`` makes embed sessions a 403. The three are also settable
     attributes. ``control_key`` protects the control API under ``/_emulator/`` (generated if
-    left out; see :class:`~airflow_provider_motherduck.testing.EmulatorControl`).
+    left out; see :class:`~airflow_provider_motherduck.testing.EmulatorControl`). An idle
+    connection is closed after ``idle_timeout`` seconds; at most ``max_connections`` are served at
+    once (more are answered 503). ``host`` may be an IPv6 address (``::1``).
 
     Beside the REST API it serves MotherDuck's Postgres endpoint on ``postgres_port`` (user
     ``postgres``, a token as the password, plain TCP), playing the SQL of roles, shares, share
@@ -73,6 +75,8 @@ class MotherDuckEmulator:
         user_listing: bool = True,
         business_plan: bool = True,
         control_key: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
         pg_port: int = 0,
         pg_max_connections: int = 32,
         pg_idle_timeout: float = 300.0,
@@ -89,6 +93,10 @@ class MotherDuckEmulator:
         self.control_key = control_key or "ctl_" + secrets.token_hex(16)
         self._host = host
         self._port = port
+        if not idle_timeout > 0:
+            raise ValueError("idle_timeout must be a positive number of seconds")
+        self._idle_timeout = float(idle_timeout)
+        self._max_connections = _check_times(max_connections, "max_connections")
         self._state = State(
             max_flock_size=max_flock_size,
             duplicate_user_status=duplicate_user_status,
@@ -115,7 +123,9 @@ class MotherDuckEmulator:
     def url(self) -> str:
         """Base URL of the running server, without a trailing slash."""
         server = self._running(self._server)
-        return f"http://{server.server_name}:{server.server_port}"
+        host = server.server_name
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
+        return f"http://{host}:{server.server_port}"
 
     @property
     def postgres_host(self) -> str:
@@ -137,7 +147,13 @@ class MotherDuckEmulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         self._server = EmulatorHTTPServer(
-            self._host, self._port, self._state, self._traffic, ControlApi(self, self.control_key)
+            self._host,
+            self._port,
+            self._state,
+            self._traffic,
+            ControlApi(self, self.control_key),
+            idle_timeout=self._idle_timeout,
+            max_connections=self._max_connections,
         )
         self._thread = serve_in_thread(self._server, "motherduck-emulator")
         port, max_connections, idle_timeout = self._pg_options
@@ -404,6 +420,9 @@ class MotherDuckEmulator:
         times: int = 1,
         body: Any = None,
         after: bool = False,
+        echo: bool = False,
+        headers: dict[str, str] | None = None,
+        trickle: float = 0.0,
     ) -> None:
         """Misbehave on the next ``times`` requests matching ``method`` and ``path``.
 
@@ -414,7 +433,11 @@ class MotherDuckEmulator:
         sent as text, anything else as JSON) without touching state; ``retry_after`` adds that
         header; ``delay`` sleeps first (alone, it only adds latency); ``drop`` closes the
         connection unanswered; ``after=True`` applies the request to state before the status
-        or drop, as if the answer were lost on the way back.
+        or drop, as if the answer were lost on the way back. ``echo=True`` makes the status's
+        error answer quote the request's bearer token and every secret issued so far (a server
+        that echoes what it should not); ``headers`` adds headers to the answer (``Location``
+        for a redirect). ``trickle`` sends the real answer (the request applied to state) with its
+        body one byte every ``trickle`` seconds, each byte well within any per-read timeout.
         """
         if method.upper() == "SQL":
             raise ValueError("SQL statements take their faults from inject_sql")
@@ -422,17 +445,38 @@ class MotherDuckEmulator:
             raise ValueError(f"status must be a known HTTP status of 200 or more, not {status}")
         if status is not None and drop:
             raise ValueError("a fault either answers a status or drops the connection, not both")
-        if (retry_after is not None or body is not None) and status is None:
-            raise ValueError("retry_after and body need a status")
+        if (retry_after is not None or body is not None or echo or headers) and status is None:
+            raise ValueError("retry_after, body, echo and headers need a status")
+        if echo and body is not None:
+            raise ValueError("a fault either echoes secrets or sends body, not both")
+        if headers is not None and not all(isinstance(v, str) for v in [*headers, *headers.values()]):
+            raise ValueError("headers must map strings to strings")
         if after and status is None and not drop:
             raise ValueError("after=True needs a status or drop")
-        if status is None and not drop and delay <= 0:
-            raise ValueError("a fault needs a status, drop=True or a positive delay")
+        if trickle < 0 or (trickle and (status is not None or drop)):
+            raise ValueError(
+                "trickle is a positive number of seconds, and sends the real answer (no status or drop)"
+            )
+        if status is None and not drop and delay <= 0 and not trickle:
+            raise ValueError("a fault needs a status, drop=True, a positive delay or a trickle")
         _check_times(times)
         if delay < 0:
             raise ValueError("delay must not be negative")
         self._traffic.add_fault(
-            Fault(method.upper(), path, status, retry_after, delay, drop, times, body, after)
+            Fault(
+                method.upper(),
+                path,
+                status,
+                retry_after,
+                delay,
+                drop,
+                times,
+                body,
+                after,
+                echo=echo,
+                headers=tuple((headers or {}).items()),
+                trickle=float(trickle),
+            )
         )
 
     def inject_sql(

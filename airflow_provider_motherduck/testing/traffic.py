@@ -43,6 +43,12 @@ class Fault:
     after: bool
     error: str | None = None  # SQL faults: the error message sent (SQLSTATE ``sqlstate``)
     sqlstate: str = "XX000"
+    #: Echo the request's bearer token and every secret issued so far in the error answer.
+    echo: bool = False
+    #: Extra headers of the answer (a redirect's ``Location``).
+    headers: tuple[tuple[str, str], ...] = ()
+    #: Send the real answer's body one byte every ``trickle`` seconds.
+    trickle: float = 0.0
 
     @property
     def answers(self) -> bool:

@@ -4,7 +4,9 @@ Triggers in one triggerer process share one event loop. Those that wait on the s
 with the same hook params join one poll group: a task that calls the hook's
 ``list_active_accounts`` in the group's own worker thread (so neither the loop nor Airflow's
 default thread pool waits on it) and hands each answer, or the call's exception, to every member.
-Retries and their policy are the hook's, inside that one call.
+Retries and their policy are the hook's, inside that one call, so one poll holds the group at
+most the hook's ``longest_call``: each attempt ends within its ``timeout`` however slowly a server
+answers (:mod:`~airflow_provider_motherduck.hooks.deadline`).
 
 When the group polls: its first poll at once; then every ``interval`` after the previous poll was
 sent, the shortest interval among its current members. A member sees only answers to polls sent

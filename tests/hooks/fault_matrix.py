@@ -8,6 +8,7 @@ This module imports no test framework: the docs build imports it too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,15 @@ SLOW = 0.25
 #: A secret-looking value inside broken answers: no message may quote it.
 SECRET_IN_GARBAGE = "mdt_secret_in_a_broken_answer_0123456789"
 OVER_LIMIT = "x" * (16 * 2**20 + 1)
+#: A trickled answer: one byte every TRICKLE seconds, far within the per-read timeout, far past the deadline.
+TRICKLE = 0.02
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+#: Every field an answer may carry, each of a wrong type.
+WRONG_TYPES = {
+    **dict.fromkeys(("username", "id", "token", "session"), 7),
+    **dict.fromkeys(("tokens", "users", "accounts", "read_write", "read_scaling"), SECRET_IN_GARBAGE),
+    "next_page_token": {"page": 2},
+}
 
 # What kind of failure a fault is, which decides what the hook does.
 THROTTLED = "throttled"  # refused unread: any method is retried
@@ -34,6 +44,8 @@ LOST_AFTER = "lost after"  # sent, the server acted, the answer was lost
 UNREADABLE = "unreadable"  # a success status with an answer that cannot be MotherDuck's
 EMPTY = "empty"  # a success status with no body: fine for a DELETE only
 NO_ROUTE = "no route"  # a plain-text 404
+REFUSED = "refused"  # a 4xx: never retried, nothing done
+REDIRECTED = "redirected"  # a 3xx: never followed, never retried
 
 POST_NOT_REPEATED = "may have reached MotherDuck, so it was not repeated"
 
@@ -58,7 +70,7 @@ class Fault:
     @property
     def slow(self) -> bool:
         """Whether the emulator answers after the hook gave up (a read timeout)."""
-        return self.inject is not None and self.inject.get("delay", 0) > 0
+        return self.inject is not None and (self.inject.get("delay", 0) > 0 or "trickle" in self.inject)
 
 
 def _throttled(key: str, title: str, retry_after: str | timedelta | None, wait: float | str) -> Fault:
@@ -91,14 +103,14 @@ FAULTS: tuple[Fault, ...] = (
         "connection refused",
         UNREACHABLE,
         None,
-        says="check the connection's API URL, the network and the proxy settings",
+        says="check the API URL of connection 'motherduck_default', the network and the proxy settings",
     ),
     Fault(
         "timeout-before",
         "read timeout, MotherDuck did nothing",
         LOST_BEFORE,
         {"delay": SLOW, "drop": True},
-        says="raise the connection's extra timeout",
+        says="raise the extra timeout of connection 'motherduck_default'",
         timeout=TIMEOUT,
     ),
     Fault(
@@ -106,7 +118,7 @@ FAULTS: tuple[Fault, ...] = (
         "read timeout after MotherDuck acted",
         LOST_AFTER,
         {"delay": SLOW, "drop": True, "after": True},
-        says="raise the connection's extra timeout",
+        says="raise the extra timeout of connection 'motherduck_default'",
         timeout=TIMEOUT,
     ),
     Fault(
@@ -121,6 +133,35 @@ FAULTS: tuple[Fault, ...] = (
     Fault("plain-404", "plain-text 404", NO_ROUTE, {"status": 404, "body": "Not Found"}, says="API URL"),
     _garbage("empty", "200 with an empty body", "", EMPTY),
     _garbage("over-limit", "200 with a body over 16 MiB", OVER_LIMIT, says="larger than 16 MiB"),
+    Fault(
+        "redirect",
+        "307 to another host",
+        REDIRECTED,
+        {"status": 307, "headers": {"Location": "https://elsewhere.example/v1/users/someone/tokens"}},
+        says="redirected to the host 'elsewhere.example'",
+    ),
+    Fault(
+        "trickle",
+        f"the answer trickled a byte every {TRICKLE:g} s, past the deadline",
+        LOST_AFTER,
+        {"trickle": TRICKLE},
+        says="raise the extra timeout of connection 'motherduck_default'",
+        timeout=TIMEOUT,
+    ),
+    Fault(
+        "echo",
+        "400 whose error echoes the admin token and every secret issued",
+        REFUSED,
+        {"status": 400, "echo": True},
+        says="***",
+    ),
+    _garbage("nested", "200 with JSON nested 100,000 deep", DEEP_JSON, says="nests too deep to read"),
+    _garbage(
+        "wrong-types",
+        "200 with every known field of the wrong type",
+        json.dumps(WRONG_TYPES),
+        says="is not shaped as MotherDuck's",
+    ),
 )
 
 
@@ -152,7 +193,7 @@ def expected(fault: Fault, method: str) -> Expected:
     if kind in (UNREADABLE, EMPTY):
         return Expected(MotherDuckAPIError, 0, maybe_carried_out=write, done=True if write else None)
     error = MotherDuckRouteNotFoundError if kind == NO_ROUTE else MotherDuckAPIError
-    assert kind in (NO_ROUTE, NOT_OFFERED), kind
+    assert kind in (NO_ROUTE, NOT_OFFERED, REFUSED, REDIRECTED), kind
     return Expected(error, 0, done=False if write else None)
 
 
@@ -183,5 +224,6 @@ def rst_table() -> list[str]:
     for fault in FAULTS:
         lines.append(f"   * - {fault.title}")
         lines.extend(f"     - {_cell(fault, method)}" for method in METHODS)
-        lines.append(f"     - {fault.says or '(no error)'}")
+        says = fault.says.replace("*", "\\*")  # reST: a literal asterisk
+        lines.append(f"     - {says or '(no error)'}")
     return lines

@@ -1,4 +1,5 @@
-"""A tiny TCP server for the few faults the emulator cannot play: a TCP reset, a chunked answer.
+"""A tiny TCP server for the few faults the emulator cannot play: a TCP reset, a chunked answer,
+an answer trickled a byte at a time.
 
 Each connection's request is read (head and body), counted, and handed to ``reply``, which
 writes whatever bytes it likes (or resets the connection); the connection is then closed.
@@ -10,6 +11,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 
@@ -37,6 +39,32 @@ def chunked(total: int, chunk: int = 2**20) -> Reply:
             conn.sendall(b"0\r\n\r\n")
 
     return reply
+
+
+class Trickle:
+    """A whole HTTP answer (``data``: status line, headers, body), sent one byte every ``interval`` s.
+
+    Each byte arrives well within any per-read timeout; ``cut`` counts the answers the client hung
+    up on before their last byte.
+    """
+
+    def __init__(self, data: bytes, interval: float) -> None:
+        self.data = data
+        self.interval = interval
+        self.cut = 0
+
+    @classmethod
+    def json(cls, body: bytes, interval: float, status: str = "200 OK") -> Trickle:
+        head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        return cls(head.encode() + body, interval)
+
+    def __call__(self, conn: socket.socket) -> None:
+        try:
+            for i in range(len(self.data)):
+                conn.sendall(self.data[i : i + 1])
+                time.sleep(self.interval)
+        except OSError:
+            self.cut += 1
 
 
 class RawServer:

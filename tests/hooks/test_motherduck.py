@@ -349,7 +349,7 @@ def test_a_token_with_inner_spaces_is_refused_unsent(
 ) -> None:
     broken = "mdt_first_half second_half"
     monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, broken))
-    with pytest.raises(MotherDuckConfigError, match="spaces or control characters") as info:
+    with pytest.raises(MotherDuckConfigError, match="spaces, control characters") as info:
         MotherDuckHook().list_active_accounts()
     assert "second_half" not in str(info.value)
     assert emulator.journal == []
@@ -358,10 +358,18 @@ def test_a_token_with_inner_spaces_is_refused_unsent(
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
-        ({"timeout": 0}, "timeout=0 is invalid. Allowed: a finite number above 0."),
-        ({"timeout": "nan"}, "timeout='nan' is invalid"),
-        ({"retry_delay": "inf"}, "retry_delay='inf' is invalid. Allowed: a finite number of 0 or more."),
+        ({"timeout": 0}, "timeout=0 is invalid: out of range. Allowed: a finite number of seconds above 0."),
+        ({"timeout": "nan"}, "timeout=nan is invalid"),
+        (
+            {"retry_delay": "inf"},
+            "retry_delay=inf is invalid: out of range. Allowed: a finite number of seconds",
+        ),
         ({"retry_limit": float("inf")}, "retry_limit=inf is invalid"),
+        (
+            {"retry_limit": 1.7},
+            "retry_limit=1.7 is invalid: not a whole number. Allowed: a whole number of 0 or more",
+        ),
+        ({"retry_limit": "1.7"}, "retry_limit=1.7 is invalid: not a whole number"),
         ({"allow_insecure_http": "maybe"}, "allow_insecure_http='maybe' is invalid"),
     ],
 )
@@ -847,3 +855,108 @@ def test_501_is_not_retried(
     with pytest.raises(MotherDuckAPIError, match="does not offer this call there"):
         hook.list_active_accounts()
     assert fake_sleep.waits == []
+
+
+# -- the last input gaps: refused before anything is sent -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "problem"),
+    [
+        (
+            lambda h: h.create_token("etl_bot", "nightly\nX-Injected: 1"),
+            r"^token_name=.* control characters \(U\+000A\)",
+        ),
+        (
+            lambda h: h.create_token("etl_bot", "night\x00ly"),
+            r"^token_name=.* control characters \(U\+0000\)",
+        ),
+        (
+            lambda h: h.create_dive_embed_session("d" * 256, "etl_bot"),
+            r"^dive_id='ddd.*' is invalid: it has 256 characters. Allowed: a Dive id \(a UUID",
+        ),
+        (
+            lambda h: h.create_dive_embed_session("dive 1", "etl_bot"),
+            r"^dive_id='dive 1' is invalid: it contains spaces",
+        ),
+        (
+            lambda h: h.create_dive_embed_session("dive-1", "etl_bot", session_name="s" * 256),
+            r"^session_name=.* it has 256 characters. Allowed: a name of 1 to 255 characters",
+        ),
+        (
+            lambda h: h.create_dive_embed_session("dive-1", "etl_bot", session_name="a\tb"),
+            r"^session_name='a\\tb' is invalid: it contains control characters",
+        ),
+    ],
+    ids=[
+        "token-name-newline",
+        "token-name-nul",
+        "dive-id-long",
+        "dive-id-space",
+        "session-name-long",
+        "session-name-tab",
+    ],
+)
+def test_bad_names_and_ids_are_refused_unsent(
+    call: Any, problem: str, hook: MotherDuckHook, emulator: MotherDuckEmulator
+) -> None:
+    emulator.add_user("etl_bot")
+    emulator.clear_journal()
+    with pytest.raises(ValueError, match=problem):
+        call(hook)
+    assert emulator.journal == []
+
+
+def test_max_retry_wait_is_at_most_an_hour() -> None:
+    with pytest.raises(
+        ValueError, match=r"^max_retry_wait=1000000000000.0 is invalid: out of range. Allowed: .* to 3600"
+    ):
+        MotherDuckHook(max_retry_wait=1e12)
+    assert MotherDuckHook(max_retry_wait=3600).max_retry_wait == 3600
+
+
+@pytest.mark.parametrize(
+    ("conn", "problem"),
+    [
+        ({"port": 99999}, r"The port \(port=99999\) of connection 'motherduck_default' is invalid"),
+        (
+            {"host_suffix": ":99999"},
+            r"The port \(in the API URL\) of connection 'motherduck_default' is invalid",
+        ),
+        ({"host_suffix": ":abc"}, r"The port \(in the API URL\)"),
+    ],
+)
+def test_an_unusable_port_is_refused_unsent(
+    conn: dict[str, Any], problem: str, emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = "http://127.0.0.1" + conn.pop("host_suffix", "")
+    monkeypatch.setenv(
+        CONN_ENV,
+        json.dumps({"conn_type": "motherduck", "host": host, "password": emulator.admin_token, **conn}),
+    )
+    with pytest.raises(MotherDuckConfigError, match=problem):
+        MotherDuckHook().list_active_accounts()
+    assert emulator.journal == []
+
+
+def test_a_non_ascii_token_is_refused_unsent(
+    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, "mdt_tökén_0123456789"))
+    with pytest.raises(MotherDuckConfigError, match="non-ASCII characters \\(not shown\\)") as info:
+        MotherDuckHook().list_active_accounts()
+    assert "tökén" not in str(info.value)
+    assert emulator.journal == []
+
+
+def test_an_unknown_extra_is_a_warning_naming_the_known_ones(
+    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(CONN_ENV, connection_json(emulator.url, emulator.admin_token, timout=5, colour="blue"))
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_motherduck"):
+        assert MotherDuckHook().list_active_accounts() == []
+    (warning,) = [r.getMessage() for r in caplog.records if "unknown" in r.getMessage()]
+    assert warning == (
+        "The extras of connection 'motherduck_default': unknown 'colour', 'timout' (did you mean 'timeout'?) "
+        "ignored. Known: timeout, retry_limit, retry_delay, allow_insecure_http, token."
+    )

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_motherduck.exceptions import MotherDuckAPIError
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.triggers import MotherDuckActiveAccountsTrigger, _polling
 from airflow_provider_motherduck.triggers._polling import subscribe
-from tests.support import ACTIVE_ACCOUNTS_PATH, connection_json, polls
+from tests.hooks.raw_server import RawServer, Trickle
+from tests.support import ACTIVE_ACCOUNTS_PATH, CONN_ENV, connection_json, polls
 
 RW_ACTIVE = {"id": "rw", "type": "read_write", "status": "active"}
 LIMIT = 20  # seconds any one test may run before it fails
@@ -248,3 +250,22 @@ def test_cleanup_is_safe_before_and_after_a_run(seeded: MotherDuckEmulator) -> N
         assert _polling._groups == {}
 
     run(main)
+
+
+def test_a_trickling_server_holds_the_shared_poll_no_longer_than_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each byte comes well within any per-read timeout; the attempt's deadline still ends the poll."""
+    trickle = Trickle.json(b'{"accounts": []}' + b" " * 150, 0.02)
+
+    async def main() -> None:
+        with subscribe("motherduck_default", {"timeout": 0.3, "retry_limit": 0}, NEVER) as subscription:
+            answer = await subscription.next()
+        with pytest.raises(MotherDuckAPIError, match=r"no answer within the timeout of 0\.3 s"):
+            answer.accounts()
+
+    with RawServer(trickle) as server:
+        monkeypatch.setenv(CONN_ENV, connection_json(server.url, "mdt_poll_admin_0123456789"))
+        run(main)
+    assert trickle.cut == 1
+    assert _polling._groups == {}
