@@ -953,14 +953,6 @@ def test_cli_prints_the_connection_of_the_conn_id_given_ready_for_a_shell(tmp_pa
     assert connection == {"conn_type": "motherduck", "host": info["url"], "password": info["admin_token"]}
 
 
-def test_cli_refuses_a_conn_id_that_names_no_environment_variable() -> None:
-    process = serve("--conn-id", "motherduck-admin")
-    stdout, stderr = process.communicate(timeout=10)
-    assert process.returncode == 2
-    assert "--conn-id motherduck-admin is invalid" in stderr
-    assert stdout == ""
-
-
 def test_cli_on_a_busy_port_says_to_pick_another_or_use_port_0() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -974,11 +966,19 @@ def test_cli_on_a_busy_port_says_to_pick_another_or_use_port_0() -> None:
     assert stdout == ""
 
 
-def test_cli_refuses_a_remote_host_without_allow_remote() -> None:
-    process = serve("--host", "0.0.0.0")
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--host", "0.0.0.0"), "--allow-remote"),
+        (("--conn-id", "motherduck-admin"), "--conn-id motherduck-admin is invalid"),
+    ],
+    ids=["remote-host", "conn-id-no-env-name"],
+)
+def test_cli_refuses_before_serving(args: tuple[str, ...], said: str) -> None:
+    process = serve(*args)
     stdout, stderr = process.communicate(timeout=10)
     assert process.returncode == 2
-    assert "--allow-remote" in stderr
+    assert said in stderr
     assert stdout == ""
 
 
