@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_1, AIRFLOW_V_3_3
-from airflow_provider_motherduck.workflows.delivery import DeliveryRecord
+from airflow_provider_motherduck.workflows.delivery import Delivered, DeliveryRecord, InMemoryVariableStore
 
 if TYPE_CHECKING:
     from airflow_provider_motherduck._compat import DAG
@@ -109,43 +109,78 @@ def after_polls(emulator: MotherDuckEmulator, count: int, action: Callable[[], N
     return thread
 
 
+def delivered(text: str | None) -> Delivered | None:
+    """The token a delivery record (its Variable's text) says was delivered."""
+    record = DeliveryRecord.parse(text)
+    return record.delivered if record is not None else None
+
+
 def delivered_id(text: str | None) -> str | None:
     """The id of the token a delivery record (its Variable's text) says was delivered."""
-    record = DeliveryRecord.parse(text)
-    return record.delivered.id if record is not None and record.delivered is not None else None
+    done = delivered(text)
+    return done.id if done is not None else None
 
 
-class FakeVariables:
-    """Airflow's Variable API in memory, counting writes."""
+class PauseOnWrite:
+    """A Variable store over ``store`` that, once the ``nth`` write of ``key`` has landed, holds the
+    thread that made it until :meth:`resume`: the test runs another issuer in between, so an
+    interleaving is forced, not left to timing. Install it with ``use_variable_store``."""
 
-    _NOTSET = object()
+    def __init__(self, store: InMemoryVariableStore, key: str, nth: int = 1) -> None:
+        self.store, self.key, self.nth = store, key, nth
+        self.reached, self._resume = threading.Event(), threading.Event()
+        self._count = 0
 
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.writes: list[str] = []
-        self.fail_on: set[str] = set()
-        self.refused: dict[str, int] = {}
-        self.count: dict[str, int] = {}
+    def get(self, key: str) -> str | None:
+        return self.store.get(key)
 
-    def refuse_write(self, key: str, nth: int) -> None:
-        """Fail the ``nth`` write of ``key`` from now on (1: the next one)."""
-        self.refused[key] = nth
-        self.count[key] = 0
-
-    def get(self, key: str, default: Any = _NOTSET, /) -> Any:  # keyword names differ by version
-        if key in self.values:
-            return self.values[key]
-        if default is self._NOTSET:
-            raise KeyError(key)
-        return default
-
-    def set(self, key: str, value: str, description: str | None = None, serialize_json: bool = False) -> None:
-        self.count[key] = self.count.get(key, 0) + 1
-        if key in self.fail_on or self.refused.get(key) == self.count[key]:
-            raise RuntimeError(f"the Variable backend refused {key}")
-        self.writes.append(f"set {key}")
-        self.values[key] = value
+    def set(self, key: str, value: str, *, description: str | None = None) -> None:
+        self.store.set(key, value, description=description)
+        if key == self.key:
+            self._count += 1
+            if self._count == self.nth:
+                self.reached.set()
+                assert self._resume.wait(10), "never resumed"
 
     def delete(self, key: str) -> None:
-        self.writes.append(f"delete {key}")
-        self.values.pop(key, None)
+        self.store.delete(key)
+
+    def resume(self) -> None:
+        self._resume.set()
+
+
+def in_thread(action: Callable[[], Any]) -> Callable[[], Any]:
+    """Start ``action`` in a thread; the returned callable joins it and gives its result (or raises)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = action()
+        except BaseException as err:  # handed to the test's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the issuer never finished"
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return join
+
+
+def execute_off_the_main_thread(op: Any, context: Any) -> Any:
+    """``op.execute(context)`` for a thread other than the main one: render, check, then the work.
+
+    Airflow 2.11 wraps ``execute`` in a guard whose thread-local state exists only in the thread
+    that built the operator.
+    """
+    op.render_template_fields(context)
+    op.check_args(rendered=True)
+    try:
+        return op.execute_checked(context)
+    finally:
+        op.hook.close()

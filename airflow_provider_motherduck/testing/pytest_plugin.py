@@ -1,9 +1,9 @@
 """pytest fixtures that run a test against the MotherDuck emulator.
 
 Installed with the package as the ``motherduck`` pytest plugin (a ``pytest11`` entry point),
-so nothing needs importing: a test that names ``motherduck_emulator``, ``motherduck_connection``
-or ``motherduck_dag_run`` gets them. Loading the plugin does not import Airflow and starts
-nothing; a test session that asks for none of its fixtures is not touched.
+so nothing needs importing: a test that names ``motherduck_emulator``, ``motherduck_connection``,
+``motherduck_variables`` or ``motherduck_dag_run`` gets them. Loading the plugin does not import
+Airflow and starts nothing; a test session that asks for none of its fixtures is not touched.
 
 Override ``motherduck_conn_id`` in a ``conftest.py`` to point another connection id at the
 emulator, and ``motherduck_airflow_home`` to run DAGs in a metadata database of your own.
@@ -24,6 +24,7 @@ from airflow_provider_motherduck.testing.emulator import MotherDuckEmulator
 if TYPE_CHECKING:
     from airflow_provider_motherduck._compat import DAG
     from airflow_provider_motherduck.testing.dag_run import DagRunResult
+    from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 
 
 @pytest.fixture
@@ -55,6 +56,26 @@ def motherduck_connection(
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{motherduck_conn_id.upper()}", json.dumps(connection))
     return motherduck_conn_id
+
+
+@pytest.fixture
+def motherduck_variables() -> Iterator[InMemoryVariableStore]:
+    """The Airflow Variables the provider reads and writes, kept in memory for the test.
+
+    A mutable mapping of key to value: seed it before ``execute`` and read it after. With it,
+    ``SomeMotherDuckOperator(...).execute(context)`` runs in a plain pytest with no metadata
+    database and no task runner (on Airflow 2.11 and 3.x). Installed through the provider's
+    public store interface (``use_variable_store``); Airflow's own Variables again after the test.
+    """
+    # Imported here: loading the plugin must not import Airflow.
+    from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, use_variable_store
+
+    store = InMemoryVariableStore()
+    use_variable_store(store)
+    try:
+        yield store
+    finally:
+        use_variable_store(None)
 
 
 @pytest.fixture(scope="session")

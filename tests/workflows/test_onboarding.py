@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import (
     account_destination,
@@ -16,22 +16,15 @@ from airflow_provider_motherduck.workflows.onboarding import (
     onboard_accounts,
 )
 from tests.operators.helpers import writes_seen
-from tests.support import FakeVariables, delivered_id
+from tests.support import delivered_id
 
 USER = "etl_loader"
 KEY = "motherduck_token_etl_loader"
 ACCOUNT = check_account({"username": USER, "token_name": "airflow", "variable_key": KEY})
 
 
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
-
-
 def test_a_user_created_by_someone_else_meanwhile_is_adopted(
-    emulator: MotherDuckEmulator, hook: MotherDuckHook, variables: FakeVariables
+    emulator: MotherDuckEmulator, hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """Between our 404 and our POST someone created the user: the conflict is success, not an error."""
     emulator.inject("POST", "/v1/users", status=409, after=True)
@@ -40,11 +33,11 @@ def test_a_user_created_by_someone_else_meanwhile_is_adopted(
     assert USER in emulator.users()
     (token,) = emulator.tokens(USER)
     assert result["token"]["id"] == token["id"]
-    assert emulator.is_valid_token(variables.values[KEY])
+    assert emulator.is_valid_token(motherduck_variables[KEY])
 
 
 def test_a_create_answer_without_secret_delivers_nothing(
-    emulator: MotherDuckEmulator, hook: MotherDuckHook, variables: FakeVariables
+    emulator: MotherDuckEmulator, hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.add_user(USER)
     answer = {
@@ -59,12 +52,12 @@ def test_a_create_answer_without_secret_delivers_nothing(
         onboard_account(hook, ACCOUNT, account_destination(ACCOUNT))
     assert info.value.revoked
     assert not info.value.delivered
-    assert KEY not in variables.values
+    assert KEY not in motherduck_variables
     assert writes_seen(emulator)[-1] == f"DELETE /v1/users/{USER}/tokens/{answer['id']}"
 
 
 def test_offboarding_whose_revoke_fails_part_way_converges(
-    emulator: MotherDuckEmulator, hook: MotherDuckHook, variables: FakeVariables
+    emulator: MotherDuckEmulator, hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.add_user(USER)
     first, second = emulator.add_token(USER, "a"), emulator.add_token(USER, "b")
@@ -80,11 +73,11 @@ def test_offboarding_whose_revoke_fails_part_way_converges(
     assert result["deleted"] is True
     assert emulator.users() == ["admin"]
     assert not emulator.is_valid_token(first["token"])
-    assert delivered_id(variables.values.get(KEY)) is None
+    assert delivered_id(motherduck_variables.get(KEY)) is None
 
 
 def test_a_bulk_retry_after_lost_answers_leaves_one_token_per_account(
-    emulator: MotherDuckEmulator, motherduck_conn: str, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_conn: str, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """Two create answers lost in a bulk run: the re-run revokes those tokens, one per account stays."""
     accounts = [
@@ -107,5 +100,5 @@ def test_a_bulk_retry_after_lost_answers_leaves_one_token_per_account(
     assert [r["token_created"] for r in done] == [False, True, False, True]
     for i in range(4):
         (token,) = emulator.tokens(f"bot_{i}")
-        assert emulator.is_valid_token(variables.values[f"md_bot_{i}"])
-        assert delivered_id(variables.values[account_destination(accounts[i]).record]) == token["id"]
+        assert emulator.is_valid_token(motherduck_variables[f"md_bot_{i}"])
+        assert delivered_id(motherduck_variables[account_destination(accounts[i]).record]) == token["id"]

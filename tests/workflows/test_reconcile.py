@@ -17,8 +17,7 @@ import pytest
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
-from airflow_provider_motherduck.workflows.delivery import default_record_key
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, default_record_key
 from airflow_provider_motherduck.workflows.reconcile import (
     AccountState,
     Declaration,
@@ -29,7 +28,7 @@ from airflow_provider_motherduck.workflows.reconcile import (
     reconcile_accounts,
 )
 from tests.operators.helpers import SECRET_RE, writes_seen
-from tests.support import FakeVariables, delivered_id
+from tests.support import delivered_id
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -58,13 +57,6 @@ TOKENS = {
 }
 
 
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
-
-
 def new_hook() -> MotherDuckHook:
     return MotherDuckHook(retry_limit=0)
 
@@ -73,12 +65,12 @@ def run(desired: Any = DESIRED, **kwargs: Any) -> dict[str, Any]:
     return reconcile_accounts(check_declaration(desired), new_hook, **kwargs)
 
 
-def assert_converged(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+def assert_converged(emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore) -> None:
     """Each declared token: exactly one live token of that name, its secret in its Variable."""
     for (user, name), key in TOKENS.items():
         (token,) = [t for t in emulator.tokens(user) if t["name"] == name]
-        assert emulator.is_valid_token(variables.values[key])
-        assert delivered_id(variables.values[default_record_key(variable_key=key)]) == token["id"]
+        assert emulator.is_valid_token(motherduck_variables[key])
+        assert delivered_id(motherduck_variables[default_record_key(variable_key=key)]) == token["id"]
     assert emulator.duckling_config("etl_loader")["read_write"]["instance_size"] == "jumbo"
     assert emulator.duckling_config("ml_features")["read_scaling"] == {
         "instance_size": "pulse",
@@ -239,7 +231,7 @@ def test_a_declared_name_taken_by_a_human_or_deprovisioned_user_is_refused() -> 
 
 
 def test_apply_reaches_the_declaration_and_a_rerun_makes_no_write(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.add_user("bi_dashboards")
     emulator.add_token("bi_dashboards", "legacy")
@@ -253,26 +245,28 @@ def test_apply_reaches_the_declaration_and_a_rerun_makes_no_write(
         "update_duckling_config",
     ]
     assert writes_seen(emulator) == []
-    assert variables.writes == []
+    assert motherduck_variables.writes == []
 
     summary = run()
 
-    assert_converged(emulator, variables)
+    assert_converged(emulator, motherduck_variables)
     assert len(summary["done"]) == 7
     assert summary["failed"] == {}
     assert len(emulator.tokens("bi_dashboards")) == 3  # legacy kept: no prune
     emulator.clear_journal()
-    variables.writes.clear()
+    motherduck_variables.writes.clear()
 
     again = run(prune=False)
     assert again["plan"] == []
     assert again["done"] == []
     assert writes_seen(emulator) == []
-    assert variables.writes == []
+    assert motherduck_variables.writes == []
     assert run(mode="check")["plan"] == []
 
 
-def test_check_fails_on_drift_and_names_it(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+def test_check_fails_on_drift_and_names_it(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
     run()
     emulator.set_duckling_config(
         "etl_loader",
@@ -281,7 +275,7 @@ def test_check_fails_on_drift_and_names_it(emulator: MotherDuckEmulator, variabl
             "read_scaling": {"instance_size": "standard", "flock_size": 2},
         },
     )
-    del variables.values["md_bi"]  # the secret lost: a new token is due
+    del motherduck_variables["md_bi"]  # the secret lost: a new token is due
     emulator.clear_journal()
 
     with pytest.raises(MotherDuckReconcileError, match="Drift") as caught:
@@ -296,7 +290,7 @@ def test_check_fails_on_drift_and_names_it(emulator: MotherDuckEmulator, variabl
 
 
 def test_prune_deletes_and_revokes_what_is_not_declared(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     run()
     emulator.add_user("old_bot")
@@ -316,14 +310,14 @@ def test_prune_deletes_and_revokes_what_is_not_declared(
     assert stray["id"] not in [t["id"] for t in emulator.tokens("etl_loader")]
     assert summary["deletes"] == 2
     assert {s["username"] for s in summary["spared"]} == {"prod_keep", "ops_admin"}
-    assert_converged(emulator, variables)
+    assert_converged(emulator, motherduck_variables)
     emulator.clear_journal()
     assert run(prune=True, protect=["prod_*"])["plan"] == []
     assert writes_seen(emulator) == []
 
 
 def test_more_deletes_than_max_deletes_are_refused_before_any_write(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     for i in range(3):
         emulator.add_user(f"old_{i}")
@@ -356,7 +350,10 @@ FAULTS: dict[str, Fault] = {
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_fault_part_way_then_a_rerun_converges(
-    fault: str, emulator: MotherDuckEmulator, variables: FakeVariables, caplog: pytest.LogCaptureFixture
+    fault: str,
+    emulator: MotherDuckEmulator,
+    motherduck_variables: InMemoryVariableStore,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     emulator.add_user("bi_dashboards")
     emulator.add_token("bi_dashboards", "legacy")
@@ -371,7 +368,7 @@ def test_a_fault_part_way_then_a_rerun_converges(
     emulator.clear_faults()
     run(prune=True)  # the re-run finishes
 
-    assert_converged(emulator, variables)
+    assert_converged(emulator, motherduck_variables)
     assert sorted(emulator.users()) == ["admin", "bi_dashboards", "etl_loader", "ml_features"]
     assert [t["name"] for t in emulator.tokens("bi_dashboards")] == ["dash", "ops"]
     emulator.clear_journal()
@@ -384,7 +381,9 @@ def test_a_fault_part_way_then_a_rerun_converges(
 
 
 def test_no_secret_in_the_summary_or_logs(
-    emulator: MotherDuckEmulator, variables: FakeVariables, caplog: pytest.LogCaptureFixture
+    emulator: MotherDuckEmulator,
+    motherduck_variables: InMemoryVariableStore,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     summary = run()
