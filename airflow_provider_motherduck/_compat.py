@@ -6,6 +6,7 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ AIRFLOW_V_3_2 = _airflow_version >= Version("3.2.0")
 AIRFLOW_V_3_3 = _airflow_version >= Version("3.3.0")
 
 if TYPE_CHECKING:
+    from airflow.dag_processing.dagbag import DagBag
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING or AIRFLOW_V_3_2:
@@ -244,14 +246,48 @@ def mask_secrets(secrets: Iterable[str]) -> None:
         mask_secret(secret)
 
 
+def run_dag_test(dag: DAG, logical_date: datetime | None = None) -> str:
+    """Run ``dag`` once with ``dag.test()`` in this process; returns the run id.
+
+    Airflow 3 runs only a DAG its metadata database knows, and ``dag.test()`` looks for it in the
+    DAG folder: a DAG built in a test is written there first, as the DAG processor would.
+    """
+    if not AIRFLOW_V_3:
+        return str(dag.test(execution_date=logical_date).run_id)  # type: ignore[call-arg]
+    if not AIRFLOW_V_3_1:
+        return str(dag.test(logical_date=logical_date).run_id)
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        manager = DagBundlesManager()  # type: ignore[no-untyped-call]
+        manager.sync_bundles_to_db(session=session)
+        session.commit()
+        update_dag_parsing_results_in_db(
+            bundle_name=next(iter(manager.get_all_dag_bundles())).name,
+            bundle_version=None,
+            dags=[LazyDeserializedDAG.from_dag(dag)],
+            import_errors={},
+            parse_duration=None,
+            warnings=set(),
+            session=session,
+        )
+    return str(dag.test(logical_date=logical_date).run_id)
+
+
 def __getattr__(name: str) -> Any:
-    # The trigger classes (same path on every version) load on first use: every DAG parse imports
-    # this module, and only the triggerer and deferring sensors need them. BaseEventTrigger (asset
-    # watchers) exists from Airflow 3.0 only.
+    # The trigger classes (same path on every version) and DagBag load on first use: every DAG
+    # parse imports this module, and only the triggerer and deferring sensors need the triggers.
+    # BaseEventTrigger (asset watchers) exists from Airflow 3.0 only.
     if name in ("BaseTrigger", "TriggerEvent") or (name == "BaseEventTrigger" and AIRFLOW_V_3):
         from airflow.triggers import base
 
         return getattr(base, name)
+    if name == "DagBag":  # for tests that load a DAG file (it imports Airflow's core)
+        module = "airflow.dag_processing.dagbag" if AIRFLOW_V_3_2 else "airflow.models.dagbag"
+        return importlib.import_module(module).DagBag
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -272,6 +308,7 @@ __all__ = [
     "BaseSensorOperator",
     "BaseTrigger",
     "Context",
+    "DagBag",
     "PokeReturnValue",
     "TaskDeferred",
     "TaskGroup",
@@ -282,5 +319,6 @@ __all__ = [
     "mask_secret",
     "mask_secrets",
     "redact",
+    "run_dag_test",
     "should_hide_value_for_key",
 ]

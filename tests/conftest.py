@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +29,7 @@ os.environ.pop("MOTHERDUCK_TOKEN", None)
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook  # noqa: E402
 from airflow_provider_motherduck.testing import MotherDuckEmulator  # noqa: E402
+from airflow_provider_motherduck.testing.dag_run import migrate  # noqa: E402
 from tests.support import FakeSleep, run_airflow_dag  # noqa: E402
 
 
@@ -60,10 +61,14 @@ def hook(motherduck_conn: str, fake_sleep: FakeSleep) -> Iterator[MotherDuckHook
 @pytest.fixture(scope="session")
 def airflow_db() -> str:
     """Migrate the throwaway SQLite metadata database once; returns AIRFLOW_HOME."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=600
-    )
+    migrate(Path(_AIRFLOW_HOME))
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def motherduck_airflow_home(airflow_db: str) -> Path:
+    """The plugin's ``motherduck_dag_run`` runs DAGs in this suite's one metadata database."""
+    return Path(airflow_db)
 
 
 @pytest.fixture

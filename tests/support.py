@@ -18,6 +18,7 @@ from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_1, AIRF
 from airflow_provider_motherduck.workflows.delivery import Delivered, DeliveryRecord, InMemoryVariableStore
 
 if TYPE_CHECKING:
+    from airflow_provider_motherduck._compat import DAG
     from airflow_provider_motherduck.testing import MotherDuckEmulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,13 @@ class FakeSleep:
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+
+
+def example_dag(dag_id: str) -> DAG:
+    """One of ``example_dags/``, loaded from its file as Airflow's DAG processor loads it."""
+    from airflow_provider_motherduck._compat import DagBag
+
+    return DagBag(dag_folder=str(REPO_ROOT / "example_dags" / f"{dag_id}.py")).dags[dag_id]
 
 
 def run_airflow_dag(

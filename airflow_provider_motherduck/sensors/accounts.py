@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -66,16 +67,29 @@ class MotherDuckActiveAccountsSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_usernames_at_parse_time(usernames)
-        self.usernames = usernames
-        self.duckling_type, self.statuses, self.match, self.expect_active = check_options(
-            usernames is None, duckling_type, statuses, match, expect_active
-        )
-        self.motherduck_conn_id = (
-            check_conn_id(motherduck_conn_id) if is_literal(motherduck_conn_id) else motherduck_conn_id
-        )
-        self.hook_params = check_hook_params(hook_params)
+        with self._naming_the_task():
+            check_usernames_at_parse_time(usernames)
+            self.usernames = usernames
+            self.duckling_type, self.statuses, self.match, self.expect_active = check_options(
+                usernames is None, duckling_type, statuses, match, expect_active
+            )
+            self.motherduck_conn_id = (
+                check_conn_id(motherduck_conn_id) if is_literal(motherduck_conn_id) else motherduck_conn_id
+            )
+            self.hook_params = check_hook_params(hook_params)
         self.deferrable = bool(deferrable)
+
+    @contextmanager
+    def _naming_the_task(self) -> Iterator[None]:
+        """A bad argument's error names this sensor's class and task, as the operators' do."""
+        try:
+            yield
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__} {self.task_id!r}: {err}") from None
+
+    def _log_done(self, query: AccountsQuery, accounts: list[dict[str, Any]]) -> None:
+        matched = ", ".join(account["username"] for account in accounts) or "no account matches"
+        self.log.info("Done waiting for %s: %s", query.describe(), matched)
 
     @cached_property
     def hook(self) -> MotherDuckHook:
@@ -84,16 +98,17 @@ class MotherDuckActiveAccountsSensor(BaseSensorOperator):
 
     def _query(self) -> AccountsQuery:
         """The wait, with ``usernames`` as rendered (checked here, before any request)."""
-        return AccountsQuery.build(
-            self.usernames, self.duckling_type, self.statuses, self.match, self.expect_active
-        )
+        with self._naming_the_task():
+            return AccountsQuery.build(
+                self.usernames, self.duckling_type, self.statuses, self.match, self.expect_active
+            )
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Look once; done or not, with the matching accounts as the value."""
         query = self._query()
         outcome = query.evaluate(self.hook.list_active_accounts())
         if outcome.done:
-            self.log.info("Done waiting for %s", query.describe())
+            self._log_done(query, outcome.accounts)
         else:
             self.log.info(
                 "Waiting for %s; still waiting on %s", query.describe(), ", ".join(outcome.waiting_for)
@@ -102,7 +117,8 @@ class MotherDuckActiveAccountsSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke or reschedule through Airflow's sensor loop, or poke once and defer."""
-        self.motherduck_conn_id = check_conn_id(self.motherduck_conn_id)  # as rendered
+        with self._naming_the_task():
+            self.motherduck_conn_id = check_conn_id(self.motherduck_conn_id)  # as rendered
         try:
             if not self.deferrable:
                 return super().execute(context)
@@ -137,7 +153,10 @@ class MotherDuckActiveAccountsSensor(BaseSensorOperator):
         """Resume after the trigger fired: the matching accounts, or the trigger's error raised."""
         if event and event.get("status") == "success":
             accounts: list[dict[str, Any]] = event.get("accounts") or []
-            self.log.info("Done waiting: %d matching account(s)", len(accounts))
+            self._log_done(self._query(), accounts)
             return accounts
         message = (event or {}).get("message") or f"unexpected trigger event {event!r}"
-        raise MotherDuckError(f"Waiting for active accounts failed: {message}")
+        raise MotherDuckError(
+            f"{type(self).__name__} {self.task_id!r}: waiting for active accounts on connection "
+            f"{self.motherduck_conn_id!r} failed: {message}"
+        )

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import json
 import os
+import re
+import shlex
 import signal
 import tempfile
 import threading
@@ -36,6 +39,12 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def _connection_line(conn_id: str, url: str, admin_token: str) -> str:
+    """``AIRFLOW_CONN_<ID>='{...}'``: the connection Airflow reads from the environment, shell-quoted."""
+    connection = {"conn_type": "motherduck", "host": url, "password": admin_token}
+    return f"AIRFLOW_CONN_{conn_id.upper()}={shlex.quote(json.dumps(connection))}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_motherduck.testing",
@@ -49,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         "--pg-port", type=int, default=0, help="port of the Postgres endpoint (0: any free port)"
     )
     serve.add_argument("--admin-token", help="secret of the Admin's token (generated if left out)")
+    serve.add_argument(
+        "--conn-id",
+        default="motherduck_default",
+        help="the Airflow connection id of the AIRFLOW_CONN_<ID> line printed (default: motherduck_default)",
+    )
     serve.add_argument("--seed", type=Path, help="JSON file: users, duckling_configs, ducklings, databases")
     serve.add_argument(
         "--info-file", type=Path, help='write {"url", "admin_token", "control_key"} here once listening'
@@ -75,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.allow_remote and not _is_loopback(args.host):
         parser.error(f"--host {args.host} is not a loopback address; add --allow-remote to bind it anyway")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.conn_id):
+        parser.error(
+            f"--conn-id {args.conn_id} is invalid: it must name an environment variable. "
+            "Allowed: letters, digits and underscores, not starting with a digit"
+        )
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -98,13 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.seed is not None:
             emulator.load_seed(json.loads(args.seed.read_text(encoding="utf-8")))
         emulator.start()
-    except (OSError, ValueError, KeyError) as err:
+    except OSError as err:
+        if err.errno != errno.EADDRINUSE:
+            parser.error(str(err))
+        parser.error(
+            f"port {args.port} on {args.host} is in use: pick another --port, or --port 0 for any free one"
+        )
+    except (ValueError, KeyError) as err:
         parser.error(str(err))
     try:
         print(f"MOTHERDUCK_EMULATOR_URL={emulator.url}", flush=True)
         print(f"MOTHERDUCK_EMULATOR_ADMIN_TOKEN={emulator.admin_token}", flush=True)
         print(f"MOTHERDUCK_EMULATOR_CONTROL_KEY={emulator.control_key}", flush=True)
         print(f"MOTHERDUCK_EMULATOR_POSTGRES_PORT={emulator.postgres_port}", flush=True)
+        print(_connection_line(args.conn_id, emulator.url, emulator.admin_token), flush=True)
         if args.info_file is not None:
             info = {
                 "url": emulator.url,

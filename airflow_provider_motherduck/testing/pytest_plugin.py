@@ -1,25 +1,29 @@
 """pytest fixtures that run a test against the MotherDuck emulator.
 
 Installed with the package as the ``motherduck`` pytest plugin (a ``pytest11`` entry point),
-so nothing needs importing: a test that names ``motherduck_emulator``,
-``motherduck_connection`` or ``motherduck_variables`` gets them. Loading the plugin does not
-import Airflow and starts nothing; a test session that asks for none of them is not touched.
+so nothing needs importing: a test that names ``motherduck_emulator``, ``motherduck_connection``,
+``motherduck_variables`` or ``motherduck_dag_run`` gets them. Loading the plugin does not import
+Airflow and starts nothing; a test session that asks for none of its fixtures is not touched.
 
 Override ``motherduck_conn_id`` in a ``conftest.py`` to point another connection id at the
-emulator.
+emulator, and ``motherduck_airflow_home`` to run DAGs in a metadata database of your own.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
 from airflow_provider_motherduck.testing.emulator import MotherDuckEmulator
 
 if TYPE_CHECKING:
+    from airflow_provider_motherduck._compat import DAG
+    from airflow_provider_motherduck.testing.dag_run import DagRunResult
     from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 
 
@@ -72,3 +76,38 @@ def motherduck_variables() -> Iterator[InMemoryVariableStore]:
         yield store
     finally:
         use_variable_store(None)
+
+
+@pytest.fixture(scope="session")
+def motherduck_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway ``AIRFLOW_HOME`` with a migrated SQLite database, once per session (a few seconds)."""
+    from airflow_provider_motherduck.testing.dag_run import migrate
+
+    home = tmp_path_factory.mktemp("airflow-home")
+    migrate(home)
+    return home
+
+
+class DagRunner(Protocol):
+    """The callable that ``motherduck_dag_run`` returns."""
+
+    def __call__(
+        self, dag: DAG, task_id: str | None = None, *, logical_date: datetime | None = None
+    ) -> DagRunResult: ...
+
+
+@pytest.fixture
+def motherduck_dag_run(motherduck_airflow_home: Path) -> DagRunner:
+    """Runs a DAG (or one task of it) with ``dag.test()`` in ``motherduck_airflow_home``.
+
+    ``motherduck_dag_run(dag)`` returns a result whose ``states`` maps each task id to its final
+    state and whose ``xcoms`` maps each task id to its return value. A failing task does not
+    raise: assert on ``states``. Connections come from the environment as everywhere
+    (``motherduck_connection`` sets one).
+    """
+    from airflow_provider_motherduck.testing.dag_run import run_dag
+
+    def run(dag: DAG, task_id: str | None = None, *, logical_date: datetime | None = None) -> DagRunResult:
+        return run_dag(motherduck_airflow_home, dag, task_id, logical_date=logical_date)
+
+    return run

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 # [START imports]
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import datetime
 
 import pytest
+
+try:  # Airflow 3
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
 
 from airflow_provider_motherduck.exceptions import MotherDuckAPIError
 from airflow_provider_motherduck.operators import (
@@ -23,8 +25,10 @@ from airflow_provider_motherduck.operators import (
     MotherDuckDeleteTokenOperator,
     MotherDuckDeleteUserOperator,
     MotherDuckListActiveAccountsOperator,
+    MotherDuckSetDucklingConfigOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.testing.pytest_plugin import DagRunner
 
 # [END imports]
 
@@ -36,9 +40,6 @@ def motherduck(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotherDuckEmulator]:
         connection = {"conn_type": "motherduck", "host": emulator.url, "password": emulator.admin_token}
         monkeypatch.setenv("AIRFLOW_CONN_MOTHERDUCK_DEFAULT", json.dumps(connection))
         yield emulator
-
-
-EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 
 
 # [START seed_and_state]
@@ -103,29 +104,24 @@ def test_a_lost_answer_is_not_repeated_and_a_rerun_is_safe(motherduck: MotherDuc
 
 
 # [START whole_dag]
-@pytest.mark.airflow_run
-def test_the_onboarding_dag_end_to_end(motherduck: MotherDuckEmulator, tmp_path: Path) -> None:
-    env = {
-        **os.environ,  # includes AIRFLOW_CONN_MOTHERDUCK_DEFAULT, set by the fixture
-        "AIRFLOW_HOME": str(tmp_path),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    airflow = [sys.executable, "-m", "airflow"]
-    subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    run = subprocess.run(
-        [*airflow, "dags", "test", "example_motherduck_onboarding"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_a_whole_dag(
+    motherduck_emulator: MotherDuckEmulator, motherduck_connection: str, motherduck_dag_run: DagRunner
+) -> None:
+    with DAG("size_etl_loader", schedule=None, start_date=datetime(2025, 1, 1)) as dag:
+        create = MotherDuckCreateUserOperator(task_id="create_user", username="etl_loader", exists_ok=True)
+        size = MotherDuckSetDucklingConfigOperator(
+            task_id="size", username="etl_loader", read_write={"instance_size": "jumbo"}
+        )
+        create >> size
 
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert sorted(motherduck.users()) == ["admin", "bi_dashboards", "etl_loader", "ml_features"]
-    assert motherduck.duckling_config("etl_loader")["read_write"]["instance_size"] == "jumbo"
-    assert [t["name"] for t in motherduck.tokens("ml_features")] == ["airflow"]
+    run = motherduck_dag_run(dag)
+
+    assert run.states == {"create_user": "success", "size": "success"}
+    assert run.xcoms["create_user"] == {"username": "etl_loader", "created": True}
+    assert motherduck_emulator.duckling_config("etl_loader")["read_write"]["instance_size"] == "jumbo"
+
+    again = motherduck_dag_run(dag, "create_user")  # one task of the DAG: the account is kept
+    assert again.xcoms == {"create_user": {"username": "etl_loader", "created": False}}
 
 
 # [END whole_dag]

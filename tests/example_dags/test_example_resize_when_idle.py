@@ -1,6 +1,6 @@
 """The resize-when-idle example (Airflow 3 asset watchers): its DAG run for real, its watcher's events.
 
-``airflow dags test`` runs the DAG as one asset event would; the watcher's own trigger, taken from
+``dag.test()`` runs the DAG as one asset event would; the watcher's own trigger, taken from
 the DAG file, is run against the emulator and must fire once per transition into idle.
 """
 
@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import runpy
-import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from tests.operators.helpers import DagRunRecord, everything_printed, failure_excerpt
-from tests.support import CONN_ENV, REPO_ROOT, connection_json, polls
+from airflow_provider_motherduck.testing.pytest_plugin import DagRunner
+from tests.support import REPO_ROOT, example_dag, polls
 
 DAG_ID = "example_motherduck_resize_when_idle"
 DAG_FILE = REPO_ROOT / "example_dags" / f"{DAG_ID}.py"
@@ -27,27 +25,21 @@ JUMBO = {
     "read_scaling": {"instance_size": "standard", "flock_size": 2, "cooldown_seconds": 60},
 }
 
-Runner = Callable[..., subprocess.CompletedProcess[str]]
 pytestmark = pytest.mark.skipif(not AIRFLOW_V_3, reason="asset watchers exist from Airflow 3.0")
 
 
 @pytest.mark.airflow_run
 def test_the_dag_sizes_the_duckling_down(
-    emulator: MotherDuckEmulator, airflow_dag_runner: Runner, airflow_db: str
+    emulator: MotherDuckEmulator, motherduck_conn: str, motherduck_dag_run: DagRunner
 ) -> None:
     emulator.add_user("notebook_runner")
     emulator.set_duckling_config("notebook_runner", JUMBO)
 
-    result = airflow_dag_runner(
-        DAG_ID, REPO_ROOT / "example_dags", {CONN_ENV: connection_json(emulator.url, emulator.admin_token)}
-    )
-    printed = everything_printed(result, airflow_db, DAG_ID)
-    record = DagRunRecord(airflow_db, DAG_ID)
-    assert set(record.states().values()) == {"success"}, failure_excerpt(printed)
-    assert result.returncode == 0, failure_excerpt(printed)
+    run = motherduck_dag_run(example_dag(DAG_ID))
 
+    assert set(run.states.values()) == {"success"}, run
     resized = {"read_write": {"instance_size": "standard"}, "read_scaling": JUMBO["read_scaling"]}
-    assert record.xcom()[("resize_down", -1)]["read_write"]["instance_size"] == "standard"
+    assert run.xcoms["resize_down"]["read_write"]["instance_size"] == "standard"
     assert emulator.duckling_config("notebook_runner")["read_write"]["instance_size"] == "standard"
     assert [e.body for e in emulator.journal if e.method == "PUT"] == [{"config": resized}]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -158,6 +159,7 @@ def test_bad_arguments_raise_at_construction(kwargs: dict[str, Any], field: str)
     with pytest.raises(ValueError, match=field) as info:
         sensor(**kwargs)
     assert "Allowed" in str(info.value)
+    assert re.match(r"MotherDuckActiveAccountsSensor 'wait_\d+': ", str(info.value))
 
 
 def test_templates_wait_for_rendering(seeded: MotherDuckEmulator) -> None:
@@ -184,6 +186,22 @@ def test_templates_wait_for_rendering(seeded: MotherDuckEmulator) -> None:
 
 
 # -- poke and reschedule modes: Airflow's own sensor loop ---------------------------------------
+
+
+def test_done_names_the_accounts_it_matched(
+    seeded: MotherDuckEmulator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = sensor(usernames=["etl_bot", "bi_bot", "idle_bot"])
+    with caplog.at_level("INFO"):
+        assert task.poke(context()).is_done
+        task.execute_complete(context(), {"status": "success", "accounts": [{"username": "bi_bot"}]})
+    logged = caplog.text + capsys.readouterr().out  # Airflow 2 logs through logging, 3 through structlog
+    wait = "Done waiting for a Duckling active for one of etl_bot, bi_bot, idle_bot: "
+    found = re.findall(re.escape(wait) + r"[\w, ]+?(?= \[|$)", logged, flags=re.MULTILINE)
+    assert list(dict.fromkeys(found)) == [  # 2.11 prints it too
+        wait + "etl_bot, bi_bot",
+        wait + "bi_bot",
+    ]
 
 
 def test_poke_mode_waits_until_active(seeded: MotherDuckEmulator) -> None:
@@ -292,7 +310,12 @@ def test_execute_complete(seeded: MotherDuckEmulator) -> None:
     task = sensor(usernames=["etl_bot"], deferrable=True)
     accounts = [{"username": "etl_bot", "ducklings": [RW_ACTIVE]}]
     assert task.execute_complete(context(), {"status": "success", "accounts": accounts}) == accounts
-    with pytest.raises(MotherDuckError, match=r"HTTP 401.*token was rejected"):
+    with pytest.raises(MotherDuckError, match=r"HTTP 401.*token was rejected") as info:
         task.execute_complete(context(), {"status": "error", "message": "HTTP 401: the token was rejected"})
+    assert re.match(
+        r"MotherDuckActiveAccountsSensor 'wait_\d+': waiting for active accounts on connection "
+        r"'motherduck_default' failed",
+        str(info.value),
+    )
     with pytest.raises(MotherDuckError, match="unexpected trigger event"):
         task.execute_complete(context(), None)

@@ -6,8 +6,10 @@ import dataclasses
 import http.client
 import json
 import re
+import shlex
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -925,15 +927,59 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
         "MOTHERDUCK_EMULATOR_ADMIN_TOKEN=tok_cli",
         "MOTHERDUCK_EMULATOR_CONTROL_KEY=ctl_cli",
         f"MOTHERDUCK_EMULATOR_POSTGRES_PORT={info['postgres_port']}",
+        "AIRFLOW_CONN_MOTHERDUCK_DEFAULT="
+        + shlex.quote(json.dumps({"conn_type": "motherduck", "host": info["url"], "password": "tok_cli"})),
     ]
     assert not info_file.exists()
 
 
-def test_cli_refuses_a_remote_host_without_allow_remote() -> None:
-    process = serve("--host", "0.0.0.0")
+def test_cli_prints_the_connection_of_the_conn_id_given_ready_for_a_shell(tmp_path: Path) -> None:
+    info_file = tmp_path / "emulator.json"
+    process = serve("--conn-id", "md_admin", "--info-file", str(info_file))
+    try:
+        info = wait_for_info(process, info_file)
+        process.terminate()
+        stdout, _ = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    line = stdout.splitlines()[-1]
+    shell = subprocess.run(
+        ["sh", "-c", f'export {line} && printf %s "$AIRFLOW_CONN_MD_ADMIN"'],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    connection = json.loads(shell.stdout)
+    assert connection == {"conn_type": "motherduck", "host": info["url"], "password": info["admin_token"]}
+
+
+def test_cli_on_a_busy_port_says_to_pick_another_or_use_port_0() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = serve("--port", str(port))
+        stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 2
+    assert f"port {port} on 127.0.0.1 is in use: pick another --port, or --port 0 for any free one" in stderr
+    assert "Errno" not in stderr
+    assert stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--host", "0.0.0.0"), "--allow-remote"),
+        (("--conn-id", "motherduck-admin"), "--conn-id motherduck-admin is invalid"),
+    ],
+    ids=["remote-host", "conn-id-no-env-name"],
+)
+def test_cli_refuses_before_serving(args: tuple[str, ...], said: str) -> None:
+    process = serve(*args)
     stdout, stderr = process.communicate(timeout=10)
     assert process.returncode == 2
-    assert "--allow-remote" in stderr
+    assert said in stderr
     assert stdout == ""
 
 

@@ -11,6 +11,13 @@ from pathlib import Path
 import pytest
 
 import airflow_provider_motherduck.testing.pytest_plugin as pytest_plugin
+from airflow_provider_motherduck._compat import AIRFLOW_V_3, DAG
+from airflow_provider_motherduck.testing.pytest_plugin import DagRunner
+
+if AIRFLOW_V_3:
+    from airflow.sdk import task
+else:
+    from airflow.decorators import task
 
 # isort: split
 # [START user_imports]
@@ -179,3 +186,45 @@ def test_a_user_suite_overrides_the_conn_id_and_starts_each_test_clean(tmp_path:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
+
+
+def test_dag_run_reports_every_task_mapped_and_failed_ones_included(
+    motherduck_emulator: MotherDuckEmulator, motherduck_connection: str, motherduck_dag_run: DagRunner
+) -> None:
+    with DAG("plugin_dag_run", schedule=None, start_date=datetime(2025, 1, 1)) as dag:
+
+        @task
+        def names() -> list[str]:
+            return ["etl_loader", "bi_dashboards"]
+
+        @task
+        def label() -> str:
+            return "1"  # a string that looks like JSON stays a string
+
+        @task
+        def broken() -> None:
+            raise ValueError("broken on purpose")
+
+        MotherDuckCreateUserOperator.partial(task_id="create").expand(username=names())
+        label()
+        broken()
+
+    run = motherduck_dag_run(dag)
+
+    assert (run.dag_id, run.state) == ("plugin_dag_run", "failed")
+    assert run.states == {
+        "broken": "failed",
+        "create": ["success", "success"],
+        "label": "success",
+        "names": "success",
+    }
+    assert run.xcoms == {
+        "create": [{"username": name, "created": True} for name in ("etl_loader", "bi_dashboards")],
+        "label": "1",
+        "names": ["etl_loader", "bi_dashboards"],
+    }
+    assert sorted(motherduck_emulator.users()) == ["admin", "bi_dashboards", "etl_loader"]
+
+    with pytest.raises(KeyError, match=r"task_id='nope' is invalid: no such task in plugin_dag_run"):
+        motherduck_dag_run(dag, "nope")
+    assert motherduck_dag_run(dag, "label").states == {"label": "success"}
