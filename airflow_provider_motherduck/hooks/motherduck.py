@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -24,8 +24,18 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckRouteNotFoundError,
 )
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
-from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
+from airflow_provider_motherduck.hooks.current_user import CurrentUser, read_current_user
 from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
+from airflow_provider_motherduck.hooks.sql.admin import SQLAdminMixin
+from airflow_provider_motherduck.hooks.sql.session import SQLSession, acting_as
+from airflow_provider_motherduck.hooks.sql.transports import (
+    DuckDBTransport,
+    PostgresTransport,
+    SQLSettings,
+    Transport,
+    is_loopback,
+    sql_settings,
+)
 from airflow_provider_motherduck.hooks.transport import Answer, new_session, send
 from airflow_provider_motherduck.validation import (
     check_duckling_config,
@@ -136,14 +146,17 @@ class _Settings:
     timeout: float
     retry_limit: int
     retry_delay: float
+    sql: SQLSettings = field(default_factory=SQLSettings)
 
 
-class MotherDuckHook(BaseHook):
+class MotherDuckHook(SQLAdminMixin, BaseHook):
     """Talks to the MotherDuck admin REST API with the admin token of an Airflow connection.
 
     The token is the connection's password, else its extra ``token``, else the environment
     variable ``MOTHERDUCK_TOKEN``. The host defaults to ``https://api.motherduck.com``. Nothing
-    is looked up until the first call.
+    is looked up until the first call. The SQL methods (roles, shares, grants, attachments,
+    databases; :class:`~airflow_provider_motherduck.hooks.sql.admin.SQLAdminMixin`) run over the
+    transport the extra ``sql_transport`` names (``duckdb`` or ``postgres``).
 
     :param motherduck_conn_id: the Airflow connection to use.
     :param timeout: seconds to wait for each answer (default: extra ``timeout``, else 30).
@@ -225,6 +238,7 @@ class MotherDuckHook(BaseHook):
             retry_delay=_pick(
                 self._retry_delay, extra.get("retry_delay"), DEFAULT_RETRY_DELAY, float, "retry_delay"
             ),
+            sql=sql_settings(extra, self._conn_label),
         )
 
     @cached_property
@@ -243,9 +257,44 @@ class MotherDuckHook(BaseHook):
         return new_session(self.settings.base_url, headers)
 
     def close(self) -> None:
-        """Close the HTTP session (a new one opens on the next call)."""
+        """Close the HTTP session and the SQL session (new ones open on the next call)."""
         if "session" in self.__dict__:
             self.__dict__.pop("session").close()
+        if "_own_sql" in self.__dict__:
+            self.__dict__.pop("_own_sql").close()
+
+    # -- the one SQL path -----------------------------------------------------------------------
+
+    @contextmanager
+    def sql_session(self, *, as_user: str | None = None) -> Iterator[SQLSession]:
+        """A SQL session as the connection's account (kept until :meth:`close`), or as ``as_user``.
+
+        ``as_user`` names a service account: a token of 300 s is minted for it over REST, masked,
+        used for the statements of the block and revoked when the block ends, however it ends.
+        """
+        if as_user is None:
+            yield self._own_sql
+            return
+        with acting_as(
+            as_user,
+            mint=lambda user, name, ttl: self.create_token(user, name, ttl=ttl),
+            revoke=lambda user, token_id: self.delete_token(user, token_id, missing_ok=True),
+            session=self._new_sql_session,
+        ) as session:
+            yield session
+
+    @cached_property
+    def _own_sql(self) -> SQLSession:
+        return self._new_sql_session(self.settings.token, None)
+
+    def _new_sql_session(self, token: str, username: str | None) -> SQLSession:
+        return SQLSession(lambda: self._open_transport(token), username=username, sleep=self._sleep)
+
+    def _open_transport(self, token: str) -> Transport:
+        settings = self.settings
+        if settings.sql.transport == "postgres":
+            return PostgresTransport(token, settings.sql.postgres_target(), settings.timeout)
+        return DuckDBTransport.open(token)
 
     # -- the one request path -------------------------------------------------------------------
 
@@ -533,18 +582,22 @@ class MotherDuckHook(BaseHook):
             ) from None
         return result
 
-    def get_current_user(self, connection: duckdb.DuckDBPyConnection | None = None) -> CurrentUser:
+    def get_current_user(
+        self, connection: duckdb.DuckDBPyConnection | None = None, *, as_user: str | None = None
+    ) -> CurrentUser:
         """Who the token belongs to: the R package's ``show_current_user``, over SQL (there is no REST call).
 
-        Opens DuckDB on ``md:`` with the token in the ``motherduck_token`` config option (never in
-        the connection string), runs ``FROM md_user_info()`` and closes the connection. Needs the
-        ``duckdb`` extra. A caller may pass an open DuckDB ``connection`` instead; it is left open.
-        Raises ``MotherDuckSQLError`` when the answer does not come from MotherDuck. See
+        Runs ``FROM md_user_info()`` over the connection's SQL transport (the token is a setting
+        or a password, never in a connection string), or as the service account ``as_user``. A
+        caller may pass an open DuckDB ``connection`` instead; it is left open. Raises
+        ``MotherDuckSQLError`` when the answer does not come from MotherDuck. See
         :mod:`~airflow_provider_motherduck.hooks.current_user`.
         """
         if connection is not None:
-            return read_user_info(connection)
-        return current_user(self.settings.token)
+            lent = SQLSession(lambda: DuckDBTransport(connection, owned=False), sleep=self._sleep)
+            return read_current_user(lent)
+        with self.sql_session(as_user=as_user) as session:
+            return read_current_user(session)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with a cheap read-only admin call; used by the UI's Test button."""
@@ -610,15 +663,6 @@ def _pick(arg: Any, extra: Any, default: Any, kind: type, field: str, *, positiv
     return number
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: str) -> str:
     """The API root from the connection's host (default MotherDuck's); a bare host means https."""
     raw = (host or "").strip().rstrip("/") or DEFAULT_API_URL
@@ -641,7 +685,7 @@ def _base_url(host: str | None, port: int | None, allow_http: bool, conn_label: 
         )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise MotherDuckConfigError(f"The host {host!r} of {conn_label} is not an http(s) URL.")
-    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
+    if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
         raise MotherDuckConfigError(
             f"Refusing to send the token of {conn_label} over plain http to {parts.hostname}. "
             "Use https, or set the extra allow_insecure_http to true if you really mean it."
