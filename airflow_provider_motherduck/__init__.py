@@ -73,6 +73,7 @@ def get_provider_info() -> dict[str, Any]:
             "onboarding",
             "organisation",
             "reconcile",
+            "access",
         ),
         "sensors": _modules("sensors", "accounts"),
         "hooks": _modules("hooks", "motherduck"),

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -30,6 +31,9 @@ os.environ.pop("MOTHERDUCK_TOKEN", None)
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook  # noqa: E402
 from airflow_provider_motherduck.testing import MotherDuckEmulator  # noqa: E402
 from tests.support import FakeSleep, run_airflow_dag  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.sql_standin import StandIn
 
 
 @pytest.fixture
@@ -70,3 +74,14 @@ def airflow_db() -> str:
 def airflow_dag_runner(airflow_db: str) -> Callable[..., subprocess.CompletedProcess[str]]:
     """:func:`tests.support.run_airflow_dag`, once the metadata database exists."""
     return run_airflow_dag
+
+
+@pytest.fixture
+def duckdb_standin(monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    """``duckdb.connect`` replaced by :class:`tests.sql_standin.StandIn` (MotherDuck is out of reach)."""
+    duckdb = pytest.importorskip("duckdb")
+    from tests.sql_standin import StandIn
+
+    standin = StandIn()
+    monkeypatch.setattr(duckdb, "connect", standin.connect)
+    return standin

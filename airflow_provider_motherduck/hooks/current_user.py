@@ -30,9 +30,12 @@ CURRENT_USER_FIELDS = tuple(CurrentUser.__annotations__)
 
 def read_current_user(session: SQLSession) -> CurrentUser:
     """``FROM md_user_info()`` in ``session``, checked to be MotherDuck's one row."""
+    statement = user_info()
     try:
-        rows = session.run(user_info())
+        rows = session.run(statement)
     except MotherDuckSQLError as err:
+        if err.statement != statement.shown:  # the session did not open: say why as it is
+            raise
         raise MotherDuckSQLError(
             "not a MotherDuck session: md_user_info() failed, so this session is not connected to "
             f"MotherDuck (a plain DuckDB's current_user is a local default user, not a MotherDuck user): "
