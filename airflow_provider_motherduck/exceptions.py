@@ -43,7 +43,7 @@ class MotherDuckSQLError(MotherDuckError):
         self.transport = transport
         self.advice = advice
         over = f" over {transport}" if transport else ""
-        text = f"MotherDuck SQL {statement!r}{over} failed: {message}" if statement else message
+        text = f"MotherDuck SQL failed{over}: {message} (statement: {statement})" if statement else message
         super().__init__(f"{text} | {advice}" if advice else text)
 
     def __reduce__(self) -> tuple[Any, ...]:
