@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve until SIGTERM or SIGINT")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-remote)")
     serve.add_argument("--port", type=int, default=0, help="port to bind (0: any free port)")
+    serve.add_argument(
+        "--pg-port", type=int, default=0, help="port of the Postgres endpoint (0: any free port)"
+    )
     serve.add_argument("--admin-token", help="secret of the Admin's token (generated if left out)")
     serve.add_argument("--seed", type=Path, help="JSON file: users, duckling_configs, ducklings")
     serve.add_argument(
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             user_listing=not args.no_user_listing,
             business_plan=not args.no_business_plan,
             control_key=args.control_key,
+            pg_port=args.pg_port,
         )
         if args.seed is not None:
             emulator.load_seed(json.loads(args.seed.read_text(encoding="utf-8")))
@@ -100,11 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"MOTHERDUCK_EMULATOR_URL={emulator.url}", flush=True)
         print(f"MOTHERDUCK_EMULATOR_ADMIN_TOKEN={emulator.admin_token}", flush=True)
         print(f"MOTHERDUCK_EMULATOR_CONTROL_KEY={emulator.control_key}", flush=True)
+        print(f"MOTHERDUCK_EMULATOR_POSTGRES_PORT={emulator.postgres_port}", flush=True)
         if args.info_file is not None:
             info = {
                 "url": emulator.url,
                 "admin_token": emulator.admin_token,
                 "control_key": emulator.control_key,
+                "postgres_port": emulator.postgres_port,
             }
             _write_atomically(args.info_file, json.dumps(info))
         stop.wait()

@@ -13,7 +13,10 @@ from types import TracebackType
 from typing import Any
 
 from airflow_provider_motherduck.testing.control import ControlApi
+from airflow_provider_motherduck.testing.pgwire import PostgresServer
 from airflow_provider_motherduck.testing.server import EmulatorHTTPServer
+from airflow_provider_motherduck.testing.sql.catalog import Catalog
+from airflow_provider_motherduck.testing.sql.errors import SqlError
 from airflow_provider_motherduck.testing.state import (
     FLOCK_MAX,
     FLOCK_MIN,
@@ -46,6 +49,12 @@ class MotherDuckEmulator:
     ``business_plan=False`` makes embed sessions a 403. The three are also settable
     attributes. ``control_key`` protects the control API under ``/_emulator/`` (generated if
     left out; see :class:`~airflow_provider_motherduck.testing.EmulatorControl`).
+
+    Beside the REST API it serves MotherDuck's Postgres endpoint on ``postgres_port`` (user
+    ``postgres``, a token as the password, plain TCP), playing the SQL of roles, shares, share
+    grants, attachments and databases on the same organisation. ``pg_port`` picks its port (0:
+    any free one), ``pg_max_connections`` bounds its connections and ``pg_idle_timeout`` closes
+    idle ones. ``business_plan=False`` also refuses custom roles and filtered shares.
     """
 
     def __init__(
@@ -62,6 +71,9 @@ class MotherDuckEmulator:
         user_listing: bool = True,
         business_plan: bool = True,
         control_key: str | None = None,
+        pg_port: int = 0,
+        pg_max_connections: int = 32,
+        pg_idle_timeout: float = 300.0,
     ) -> None:
         if not FLOCK_MIN <= max_flock_size <= FLOCK_MAX:
             raise ValueError(f"max_flock_size must be between {FLOCK_MIN} and {FLOCK_MAX}")
@@ -84,6 +96,12 @@ class MotherDuckEmulator:
             business_plan=_check_switch(business_plan, "business_plan"),
         )
         self._traffic = Traffic()
+        self._catalog = Catalog(self._state)
+        self._pg_options = (pg_port, _check_times(pg_max_connections, "pg_max_connections"), pg_idle_timeout)
+        if pg_idle_timeout <= 0:
+            raise ValueError("pg_idle_timeout must be positive")
+        self._pg: PostgresServer | None = None
+        self._pg_thread: threading.Thread | None = None
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.add_user(admin_username, admin=True)
@@ -99,6 +117,25 @@ class MotherDuckEmulator:
         host = self._server.server_name
         return f"http://{host}:{self._server.server_port}"
 
+    @property
+    def postgres_host(self) -> str:
+        """Host of the Postgres endpoint (the REST side's address)."""
+        if self._pg is None:
+            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
+        return str(self._pg.server_address[0])
+
+    @property
+    def postgres_port(self) -> int:
+        """Port of the Postgres endpoint (user ``postgres``, a token as the password, no TLS)."""
+        if self._pg is None:
+            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
+        return self._pg.port
+
+    def postgres_conninfo(self, database: str = "md:") -> str:
+        """A libpq connection string for the endpoint, without the password (give the token
+        as ``password=`` to ``psycopg.connect`` or in ``PGPASSWORD``)."""
+        return f"host={self.postgres_host} port={self.postgres_port} user=postgres dbname={database} sslmode=disable"
+
     def start(self) -> None:
         """Bind, listen and serve in a daemon thread."""
         if self._server is not None:
@@ -113,9 +150,35 @@ class MotherDuckEmulator:
             daemon=True,
         )
         self._thread.start()
+        port, max_connections, idle_timeout = self._pg_options
+        try:
+            self._pg = PostgresServer(
+                self._host,
+                port,
+                self._catalog,
+                self._traffic,
+                max_connections=max_connections,
+                idle_timeout=idle_timeout,
+            )
+        except OSError:
+            self.stop()
+            raise
+        self._pg_thread = threading.Thread(
+            target=self._pg.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="motherduck-emulator-postgres",
+            daemon=True,
+        )
+        self._pg_thread.start()
 
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port (state is kept)."""
+        if self._pg is not None and self._pg_thread is not None:
+            self._pg.shutdown()
+            self._pg.close_connections()
+            self._pg.server_close()
+            self._pg_thread.join()
+            self._pg = self._pg_thread = None
         if self._server is None or self._thread is None:
             return
         self._server.shutdown()
@@ -179,6 +242,19 @@ class MotherDuckEmulator:
             name, ttl_s, kind = check_create_token(body)
             token = self._state.add_token(username, name, ttl_s, kind, new_secret())
             return {"token": token.secret, **token.metadata()}
+
+    def add_database(self, username: str, name: str, *, tables: dict[str, int] | None = None) -> None:
+        """Give a user a database (``CREATE DATABASE`` as that user) with tables and their row
+        counts (``{"orders": 3}`` is ``main.orders``), so a share of it can be read by count."""
+        with self._state.lock, _sql_seeding():
+            user = self._user(username)
+            self._catalog.create_database(
+                user, name, if_not_exists=True, transient=False, kind="default", retention=7
+            )
+            for table, rows in (tables or {}).items():
+                if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+                    raise ValueError(f"the row count of {table!r} must be a whole number, not {rows!r}")
+                self._catalog.add_table(user, name, table, rows)
 
     def set_duckling_config(self, username: str, config: dict[str, Any]) -> None:
         """Replace a user's Duckling config (validated like a PUT; defaults filled in)."""
@@ -342,6 +418,8 @@ class MotherDuckEmulator:
         connection unanswered; ``after=True`` applies the request to state before the status
         or drop, as if the answer were lost on the way back.
         """
+        if method.upper() == "SQL":
+            raise ValueError("SQL statements take their faults from inject_sql")
         if status is not None and status not in ANSWERABLE:
             raise ValueError(f"status must be a known HTTP status of 200 or more, not {status}")
         if status is not None and drop:
@@ -357,6 +435,41 @@ class MotherDuckEmulator:
             raise ValueError("delay must not be negative")
         self._traffic.add_fault(
             Fault(method.upper(), path, status, retry_after, delay, drop, times, body, after)
+        )
+
+    def inject_sql(
+        self,
+        pattern: str,
+        *,
+        error: str | None = None,
+        sqlstate: str = "XX000",
+        delay: float = 0.0,
+        drop: bool = False,
+        times: int = 1,
+        after: bool = False,
+    ) -> None:
+        """Misbehave on the next ``times`` SQL statements matching ``pattern`` (the statement as
+        sent, stripped, compared case-insensitively, exactly or as an ``fnmatch`` glob).
+
+        ``error`` answers an ErrorResponse with that message and ``sqlstate`` (e.g.
+        ``"IO Error: UNAVAILABLE: failed to connect to all addresses"``, a transient text)
+        without running the statement; ``delay`` sleeps first (alone, it only adds latency);
+        ``drop`` closes the connection unanswered; ``after=True`` runs the statement before the
+        error or drop, as if the answer were lost.
+        """
+        if error is not None and drop:
+            raise ValueError("a SQL fault either answers an error or drops the connection, not both")
+        if error is None and not drop and delay <= 0:
+            raise ValueError("a SQL fault needs an error, drop=True or a positive delay")
+        if after and error is None and not drop:
+            raise ValueError("after=True needs an error or drop")
+        if not isinstance(sqlstate, str) or len(sqlstate) != 5:
+            raise ValueError(f"sqlstate must be a five-character SQLSTATE, not {sqlstate!r}")
+        if delay < 0:
+            raise ValueError("delay must not be negative")
+        _check_times(times)
+        self._traffic.add_fault(
+            Fault("SQL", pattern, None, None, delay, drop, times, None, after, error=error, sqlstate=sqlstate)
         )
 
     def repeat_listing_cursor(self, times: int = 1) -> None:
@@ -440,6 +553,15 @@ def _check_times(value: Any, name: str = "times") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer of at least 1, not {value!r}")
     return value
+
+
+@contextmanager
+def _sql_seeding() -> Iterator[None]:
+    """Turn a SQL error into the ValueError a seeding method raises."""
+    try:
+        yield
+    except SqlError as err:
+        raise ValueError(err.message) from None
 
 
 @contextmanager

@@ -14,7 +14,12 @@ SECRET_FIELDS = frozenset({"token", "session"})
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """One request received: ``status`` is None when the connection was dropped."""
+    """One request received: ``status`` is None when the connection was dropped.
+
+    A SQL statement (the Postgres endpoint) is an entry with ``method`` ``"SQL"``, the statement
+    (secrets blanked) as ``path``, ``status`` 200 when it succeeded and 400 when it failed, and
+    ``body`` ``{"username", "database", "error"}`` (``error`` is the message sent, or None).
+    """
 
     method: str
     path: str
@@ -36,14 +41,22 @@ class Fault:
     times: int
     body: Any
     after: bool
+    error: str | None = None  # SQL faults: the error message sent (SQLSTATE ``sqlstate``)
+    sqlstate: str = "XX000"
 
     @property
     def answers(self) -> bool:
         """Whether the fault, not the normal handler, decides the answer."""
-        return self.status is not None or self.drop
+        return self.status is not None or self.drop or self.error is not None
 
     def matches(self, method: str, path: str) -> bool:
-        """Exact path or ``fnmatch`` glob; method ``*`` matches any."""
+        """Exact path or ``fnmatch`` glob; method ``*`` matches any HTTP method. A SQL fault
+        (method ``SQL``) matches statements case-insensitively and only statements."""
+        if (method == "SQL") != (self.method == "SQL"):
+            return False
+        if method == "SQL":
+            path, pattern = path.lower(), self.path.lower()
+            return path == pattern or fnmatchcase(path, pattern)
         return self.method in ("*", method) and (self.path == path or fnmatchcase(path, self.path))
 
 

@@ -924,6 +924,7 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
         f"MOTHERDUCK_EMULATOR_URL={info['url']}",
         "MOTHERDUCK_EMULATOR_ADMIN_TOKEN=tok_cli",
         "MOTHERDUCK_EMULATOR_CONTROL_KEY=ctl_cli",
+        f"MOTHERDUCK_EMULATOR_POSTGRES_PORT={info['postgres_port']}",
     ]
     assert not info_file.exists()
 
