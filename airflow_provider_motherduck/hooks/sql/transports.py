@@ -153,6 +153,9 @@ class PostgresTransport:
                 connect_timeout=max(1, round(timeout)),
                 application_name=f"airflow-provider-motherduck/{__version__}",
                 autocommit=True,
+                # No server-side prepared statements: each statement runs once, and psycopg would
+                # follow a DROP with DEALLOCATE ALL, which the endpoint need not support.
+                prepare_threshold=None,
             )
         except psycopg.Error as err:
             opening = Statement(f"connect to {target.host}:{target.port}", boot(token)[0].kind, "connect")
