@@ -17,6 +17,11 @@ import duckdb
 BOOT_PREFIXES = ("INSTALL motherduck", "LOAD motherduck", "SET motherduck_token", "ATTACH 'md:'")
 
 
+def booted(token: str) -> list[str]:
+    """What a DuckDB session of ``token`` is sent first, as MotherDuck's client needs it."""
+    return ["INSTALL motherduck", "LOAD motherduck", f"SET motherduck_token = '{token}'", "ATTACH 'md:'"]
+
+
 class _Cursor:
     def __init__(self, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         self.description = [(c,) for c in columns] if columns else None

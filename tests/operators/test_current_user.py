@@ -16,7 +16,7 @@ from airflow_provider_motherduck.exceptions import MotherDuckConfigError, Mother
 from airflow_provider_motherduck.operators import MotherDuckCurrentUserOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.operators.helpers import run
-from tests.sql_standin import StandIn
+from tests.sql_standin import StandIn, booted
 from tests.support import connection_json
 
 duckdb = pytest.importorskip("duckdb")
@@ -63,13 +63,7 @@ def test_returns_the_user_info_and_closes_the_session(
     [con] = opened.connections
     assert con.database == ":memory:"
     assert emulator.admin_token not in repr(con.config)
-    assert con.sent == [
-        "INSTALL motherduck",
-        "LOAD motherduck",
-        f"SET motherduck_token = '{emulator.admin_token}'",
-        "ATTACH 'md:'",
-        "FROM md_user_info()",
-    ]
+    assert con.sent == [*booted(emulator.admin_token), "FROM md_user_info()"]
     assert con.closed
     assert emulator.journal == []  # no REST call: there is no "who am I" endpoint
     assert "belongs to MotherDuck user etl_bot" in logged

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
 from airflow_provider_motherduck.exceptions import (
@@ -40,7 +41,6 @@ from airflow_provider_motherduck.validation import (
     check_alias,
     check_include_pattern,
     check_object_name,
-    check_role_name,
     check_share_access,
     check_share_update,
     check_share_url,
@@ -49,6 +49,8 @@ from airflow_provider_motherduck.validation import (
 )
 
 T = TypeVar("T")
+#: What a create answers: it carries ``created``.
+Made = TypeVar("Made", Role, Share, Database, Attachment)
 
 
 def _first(items: Iterable[T], key: Callable[[T], str], name: str) -> T | None:
@@ -75,50 +77,35 @@ class SQLAdminMixin:
 
     def create_role(self, name: str, exists_ok: bool = True) -> Role:
         """Create a custom role (Business plan); an existing one is answered as it is if ``exists_ok``."""
-        role = check_role_name(name, "name", new=True)
+        statement = st.create_role(name)
         with self.sql_session() as s:
-            found = _first(_roles(s), lambda r: r.name, role)
-            if found is None:
-                try:
-                    s.run(st.create_role(role))
-                except MotherDuckSQLExistsError:
-                    if not exists_ok:
-                        raise
-                else:
-                    return replace(_read_back(_roles(s), lambda r: r.name, role, "CREATE ROLE"), created=True)
-                found = _read_back(_roles(s), lambda r: r.name, role, "CREATE ROLE")
-            elif not exists_ok:
-                raise MotherDuckSQLExistsError(f"the role {found.name!r} exists already", "CREATE ROLE")
-            return found
+            return _create(s, statement, partial(_role, s, name), exists_ok, f"the role {name!r}")
 
     def drop_role(self, name: str, missing_ok: bool = True) -> bool:
         """Drop a custom role; ``False`` if it was missing (and ``missing_ok``)."""
-        role = check_role_name(name, "name", new=True)
+        statement = st.drop_role(name)
         with self.sql_session() as s:
-            if _first(_roles(s), lambda r: r.name, role) is None:
-                return _missing(missing_ok, f"the role {role!r} does not exist", "DROP ROLE")
-            s.run(st.drop_role(role))
-        return True
+            return _drop(
+                s,
+                statement,
+                _role(s, name) is not None,
+                missing_ok,
+                f"the role {name!r}",
+            )
 
     def grant_role(self, role: str, *, to_user: str | None = None, to_role: str | None = None) -> bool:
         """Grant ``role`` to a user or a role; ``False`` if it held it directly already."""
         kind, grantee = st.pick_grantee(to_user, to_role, "to")
         statement = st.grant_role(role, kind, grantee)
         with self.sql_session() as s:
-            if _direct(s.run(st.show_roles_to(kind, grantee)), role):
-                return False
-            s.run(statement)
-        return True
+            return _change(s, statement, unless=_direct(s.run(st.show_roles_to(kind, grantee)), role))
 
     def revoke_role(self, role: str, *, from_user: str | None = None, from_role: str | None = None) -> bool:
         """Revoke ``role`` from a user or a role; ``False`` if it did not hold it directly."""
         kind, grantee = st.pick_grantee(from_user, from_role, "from")
         statement = st.revoke_role(role, kind, grantee)
         with self.sql_session() as s:
-            if not _direct(s.run(st.show_roles_to(kind, grantee)), role):
-                return False
-            s.run(statement)
-        return True
+            return _change(s, statement, unless=not _direct(s.run(st.show_roles_to(kind, grantee)), role))
 
     def roles_of(self, username: str) -> list[RoleGrant]:
         """The roles a user holds, directly or through another role (``SHOW ROLES TO USER``)."""
@@ -160,18 +147,9 @@ class SQLAdminMixin:
             "include": None if include is None else check_include_pattern(include),
         }
         with self.sql_session(as_user=as_user) as s:
-            found = _one(s.run(st.owned_shares(name)), Share.from_row)
-            if found is None:
-                try:
-                    s.run(statement)
-                except MotherDuckSQLExistsError:
-                    if not exists_ok:
-                        raise
-                else:
-                    return replace(_read_share(s, name), created=True)
-                found = _read_share(s, name)
-            elif not exists_ok:
-                raise MotherDuckSQLExistsError(f"the share {name!r} exists already", "CREATE SHARE")
+            found = _create(s, statement, partial(_share, s, name), exists_ok, f"the share {name!r}")
+        if found.created:
+            return found
         differs = {k: getattr(found, k) for k, v in wanted.items() if getattr(found, k) != v}
         if differs:
             raise MotherDuckSQLExistsError(
@@ -185,10 +163,13 @@ class SQLAdminMixin:
         """Drop a share the account owns; ``False`` if it owns none of that name (and ``missing_ok``)."""
         statement = st.drop_share(name)
         with self.sql_session(as_user=as_user) as s:
-            if not s.run(st.owned_shares(name)):
-                return _missing(missing_ok, f"the account owns no share {name!r}", "DROP SHARE")
-            s.run(statement)
-        return True
+            return _drop(
+                s,
+                statement,
+                bool(s.run(st.owned_shares(name))),
+                missing_ok,
+                f"the share {name!r} (of this owner)",
+            )
 
     def share_grants(self, name: str, *, as_user: str | None = None) -> list[ShareGrant]:
         """Who may read a share (``MD_LIST_SHARE_GRANTEES``); run as its owner or an admin."""
@@ -206,10 +187,7 @@ class SQLAdminMixin:
         kind, grantee = st.pick_grantee(to_user, to_role, "to")
         statement = st.grant_share(share, kind, grantee)
         with self.sql_session(as_user=as_user) as s:
-            if _granted(s.run(st.share_grantees(share)), kind, grantee):
-                return False
-            s.run(statement)
-        return True
+            return _change(s, statement, unless=_granted(s.run(st.share_grantees(share)), kind, grantee))
 
     def revoke_share(
         self,
@@ -223,10 +201,7 @@ class SQLAdminMixin:
         kind, grantee = st.pick_grantee(from_user, from_role, "from")
         statement = st.revoke_share(share, kind, grantee)
         with self.sql_session(as_user=as_user) as s:
-            if not _granted(s.run(st.share_grantees(share)), kind, grantee):
-                return False
-            s.run(statement)
-        return True
+            return _change(s, statement, unless=not _granted(s.run(st.share_grantees(share)), kind, grantee))
 
     # -- attachments -----------------------------------------------------------------------------
 
@@ -239,20 +214,13 @@ class SQLAdminMixin:
         name = check_alias(alias if alias is not None else share_url_database(check_share_url(url)))
         statement = st.attach_share(url, name)
         with self.sql_session(as_user=as_user) as s:
-            found = _first(_attachments(s), lambda a: a.alias, name)
-            if found is not None:
-                return found
-            s.run(statement)
-            return replace(_read_back(_attachments(s), lambda a: a.alias, name, "ATTACH"), created=True)
+            return _create(s, statement, partial(_attachment, s, name), True, f"the attachment {name!r}")
 
     def detach_share(self, alias: str, *, as_user: str | None) -> bool:
         """Detach what the account ``as_user`` attached as ``alias``; ``False`` if nothing is."""
         statement = st.detach(alias)
         with self.sql_session(as_user=as_user) as s:
-            if _first(_attachments(s), lambda a: a.alias, alias) is None:
-                return False
-            s.run(statement)
-        return True
+            return _change(s, statement, unless=_attachment(s, alias) is None)
 
     def attached_databases(self, *, as_user: str | None) -> list[Attachment]:
         """What the account ``as_user`` has attached (``None``: the connection's account)."""
@@ -268,28 +236,13 @@ class SQLAdminMixin:
         """Create an empty database owned by the account; an existing one is answered if ``exists_ok``."""
         statement = st.create_database(name)
         with self.sql_session(as_user=as_user) as s:
-            found = _one(s.run(st.databases(name)), Database.from_row)
-            if found is None:
-                try:
-                    s.run(statement)
-                except MotherDuckSQLExistsError:
-                    if not exists_ok:
-                        raise
-                else:
-                    return replace(_read_database(s, name), created=True)
-                found = _read_database(s, name)
-            elif not exists_ok:
-                raise MotherDuckSQLExistsError(f"the database {name!r} exists already", "CREATE DATABASE")
-            return found
+            return _create(s, statement, partial(_database, s, name), exists_ok, f"the database {name!r}")
 
     def drop_database(self, name: str, *, as_user: str | None = None, missing_ok: bool = True) -> bool:
         """Drop a database of the account and all it holds; ``False`` if missing (and ``missing_ok``)."""
         statement = st.drop_database(name)
         with self.sql_session(as_user=as_user) as s:
-            if not s.run(st.databases(name)):
-                return _missing(missing_ok, f"the account has no database {name!r}", "DROP DATABASE")
-            s.run(statement)
-        return True
+            return _drop(s, statement, bool(s.run(st.databases(name))), missing_ok, f"the database {name!r}")
 
 
 # -- reading back --------------------------------------------------------------------------------
@@ -303,33 +256,67 @@ def _attachments(s: SQLSession) -> list[Attachment]:
     return [Attachment.from_row(row) for row in s.run(st.attached_databases())]
 
 
-def _one(rows: list[dict[str, Any]], parse: Callable[[dict[str, Any]], T]) -> T | None:
-    return parse(rows[0]) if rows else None
+def _role(s: SQLSession, name: str) -> Role | None:
+    return _first(_roles(s), lambda r: r.name, name)
 
 
-def _read_share(s: SQLSession, name: str) -> Share:
-    return _read_back(
-        [Share.from_row(r) for r in s.run(st.owned_shares(name))], lambda x: x.name, name, "CREATE SHARE"
-    )
+def _attachment(s: SQLSession, alias: str) -> Attachment | None:
+    return _first(_attachments(s), lambda a: a.alias, alias)
 
 
-def _read_database(s: SQLSession, name: str) -> Database:
-    rows = [Database.from_row(r) for r in s.run(st.databases(name))]
-    return _read_back(rows, lambda x: x.name, name, "CREATE DATABASE")
+def _share(s: SQLSession, name: str) -> Share | None:
+    rows = s.run(st.owned_shares(name))
+    return Share.from_row(rows[0]) if rows else None
 
 
-def _read_back(items: Iterable[T], key: Callable[[T], str], name: str, label: str) -> T:
-    """What a write made, read again; its absence is an error (MotherDuck answered without doing it)."""
-    found = _first(items, key, name)
+def _database(s: SQLSession, name: str) -> Database | None:
+    rows = s.run(st.databases(name))
+    return Database.from_row(rows[0]) if rows else None
+
+
+def _create(
+    s: SQLSession, statement: st.Statement, read: Callable[[], Made | None], exists_ok: bool, what: str
+) -> Made:
+    """Read; create what is missing; answer it with ``created=True``, or what exists (``exists_ok``).
+
+    A create that loses a race to another writer ("already exists") reads again and answers
+    what the other made, as if it had been there first.
+    """
+    found = read()
     if found is None:
-        raise MotherDuckSQLError(f"{label} succeeded but {name!r} cannot be read back", label)
+        try:
+            s.run(statement)
+        except MotherDuckSQLExistsError:
+            if not exists_ok:
+                raise
+        else:
+            return replace(_read_back(read(), what, statement.label), created=True)
+        return _read_back(read(), what, statement.label)
+    if not exists_ok:
+        raise MotherDuckSQLExistsError(f"{what} exists already", statement.label)
     return found
 
 
-def _missing(missing_ok: bool, message: str, label: str) -> bool:
-    if missing_ok:
+def _read_back(found: T | None, what: str, label: str) -> T:
+    """What a write made, read again; its absence is an error (MotherDuck answered without doing it)."""
+    if found is None:
+        raise MotherDuckSQLError(f"{label} succeeded but {what} cannot be read back", label)
+    return found
+
+
+def _drop(s: SQLSession, statement: st.Statement, exists: bool, missing_ok: bool, what: str) -> bool:
+    """Run a drop of what ``exists``; what is missing is ``False`` (``missing_ok``) or not found."""
+    if not exists and not missing_ok:
+        raise MotherDuckSQLNotFoundError(f"{what} does not exist", statement.label)
+    return _change(s, statement, unless=not exists)
+
+
+def _change(s: SQLSession, statement: st.Statement, *, unless: bool) -> bool:
+    """Run ``statement`` unless it would change nothing; whether it ran."""
+    if unless:
         return False
-    raise MotherDuckSQLNotFoundError(message, label)
+    s.run(statement)
+    return True
 
 
 def _direct(rows: list[dict[str, Any]], role: str) -> bool:

@@ -23,7 +23,7 @@ from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.hooks.sql.answers import Role
 from airflow_provider_motherduck.hooks.sql.transports import PostgresTarget, SQLSettings, sql_settings
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from tests.sql_standin import StandIn
+from tests.sql_standin import StandIn, booted
 from tests.support import FakeSleep, connection_json
 
 ROLES = (
@@ -45,14 +45,7 @@ def test_one_in_memory_duckdb_per_token_booted_with_the_token_as_a_setting(
     [con] = duckdb_standin.connections
     assert con.database == ":memory:"
     assert emulator.admin_token not in repr(con.config)
-    assert con.sent == [
-        "INSTALL motherduck",
-        "LOAD motherduck",
-        f"SET motherduck_token = '{emulator.admin_token}'",
-        "ATTACH 'md:'",
-        "SHOW ALL ROLES",
-        "SHOW ALL ROLES",
-    ]
+    assert con.sent == [*booted(emulator.admin_token), "SHOW ALL ROLES", "SHOW ALL ROLES"]
     hook.close()
     assert con.closed
     assert emulator.journal == []  # SQL only: no REST call
