@@ -100,9 +100,8 @@ class MotherDuckDropRoleOperator(_AccessOperator):
 
 
 class _GrantOperator(_AccessOperator):
-    """A grant or a revoke of something to (from) exactly one user or role."""
+    """A grant (``revoke=False``) or revoke of a role or a share to (from) exactly one user or role."""
 
-    template_fields: Sequence[str] = ("grantee_user", "grantee_role")
     revoke = False
 
     def __init__(self, *, grantee_user: str | None, grantee_role: str | None, **kwargs: Any) -> None:
@@ -123,25 +122,41 @@ class _GrantOperator(_AccessOperator):
                 raise ValueError(f"{type(self).__name__} {self.task_id!r}: {err}") from None
 
     def arg_checks(self) -> dict[str, Check]:
-        return {
-            "grantee_user": optional(check_grantee),
-            "grantee_role": optional(check_role_name),
-        }
+        return {"grantee_user": optional(check_grantee), "grantee_role": optional(check_role_name)}
 
-    def _grantee(self) -> dict[str, Any]:
+    def _changed(self, what: str, changed: bool) -> dict[str, Any]:
+        """Log what changed; the XCom's grantee part and ``granted``/``revoked``."""
         kind, name = pick_grantee(self.grantee_user, self.grantee_role, self._prefix)
-        return {"grantee": name, "grantee_type": kind}
+        verb = "revoked" if self.revoke else "granted"
+        if changed:
+            self.log.info("%s %s %s the %s %s.", verb.capitalize(), what, self._prefix, kind, name)
+        else:
+            self.log.info(
+                "The %s %s %s %s already: nothing to do.", kind, name, "lacks" if self.revoke else "has", what
+            )
+        return {"grantee": name, "grantee_type": kind, verb: changed}
 
-    @property
-    def _who(self) -> str:
-        kind, name = pick_grantee(self.grantee_user, self.grantee_role, self._prefix)
-        return f"{kind} {name}"
 
-    def _kwargs(self) -> dict[str, Any]:
-        return {f"{self._prefix}_user": self.grantee_user, f"{self._prefix}_role": self.grantee_role}
+class _RoleGrantOperator(_GrantOperator):
+    template_fields: Sequence[str] = ("role", "grantee_user", "grantee_role")
+
+    def __init__(
+        self, *, role: str, grantee_user: str | None, grantee_role: str | None, **kwargs: Any
+    ) -> None:
+        super().__init__(grantee_user=grantee_user, grantee_role=grantee_role, **kwargs)
+        self.role = role
+        self.check_args(rendered=False)
+
+    def arg_checks(self) -> dict[str, Check]:
+        return {"role": check_role_name, **super().arg_checks()}
+
+    def execute_checked(self, context: Context) -> dict[str, Any]:
+        change = self.hook.revoke_role if self.revoke else self.hook.grant_role
+        grantee = {f"{self._prefix}_user": self.grantee_user, f"{self._prefix}_role": self.grantee_role}
+        return {"role": self.role, **self._changed(f"the role {self.role}", change(self.role, **grantee))}
 
 
-class MotherDuckGrantRoleOperator(_GrantOperator):
+class MotherDuckGrantRoleOperator(_RoleGrantOperator):
     """Grant a role to a user or to another role (needs an Admin).
 
     :param role: the role to grant (templated), preset or custom.
@@ -152,28 +167,13 @@ class MotherDuckGrantRoleOperator(_GrantOperator):
     (``granted`` is ``False`` when it was held directly already).
     """
 
-    template_fields: Sequence[str] = ("role", "grantee_user", "grantee_role")
-
     def __init__(
         self, *, role: str, to_user: str | None = None, to_role: str | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(grantee_user=to_user, grantee_role=to_role, **kwargs)
-        self.role = role
-        self.check_args(rendered=False)
-
-    def arg_checks(self) -> dict[str, Check]:
-        return {"role": check_role_name, **super().arg_checks()}
-
-    def execute_checked(self, context: Context) -> dict[str, Any]:
-        granted = self.hook.grant_role(self.role, **self._kwargs())
-        grantee = self._grantee()
-        self._said(
-            granted, f"Granted the role {self.role} to {self._who}.", f"The {self._who} holds {self.role}"
-        )
-        return {"role": self.role, **grantee, "granted": granted}
+        super().__init__(role=role, grantee_user=to_user, grantee_role=to_role, **kwargs)
 
 
-class MotherDuckRevokeRoleOperator(_GrantOperator):
+class MotherDuckRevokeRoleOperator(_RoleGrantOperator):
     """Revoke a role from a user or a role (needs an Admin).
 
     :param role: the role to revoke (templated).
@@ -183,28 +183,12 @@ class MotherDuckRevokeRoleOperator(_GrantOperator):
     XCom: ``{"role", "grantee", "grantee_type", "revoked": bool}`` (``False``: it was not held directly).
     """
 
-    template_fields: Sequence[str] = ("role", "grantee_user", "grantee_role")
     revoke = True
 
     def __init__(
         self, *, role: str, from_user: str | None = None, from_role: str | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(grantee_user=from_user, grantee_role=from_role, **kwargs)
-        self.role = role
-        self.check_args(rendered=False)
-
-    def arg_checks(self) -> dict[str, Check]:
-        return {"role": check_role_name, **super().arg_checks()}
-
-    def execute_checked(self, context: Context) -> dict[str, Any]:
-        revoked = self.hook.revoke_role(self.role, **self._kwargs())
-        grantee = self._grantee()
-        self._said(
-            revoked,
-            f"Revoked the role {self.role} from {self._who}.",
-            f"The {self._who} does not hold {self.role}",
-        )
-        return {"role": self.role, **grantee, "revoked": revoked}
+        super().__init__(role=role, grantee_user=from_user, grantee_role=from_role, **kwargs)
 
 
 # -- shares ------------------------------------------------------------------------------------
@@ -312,16 +296,45 @@ class MotherDuckDropShareOperator(_AccessOperator):
         return {"share": self.share, "username": self.as_user, "deleted": deleted}
 
 
-class MotherDuckGrantShareOperator(_GrantOperator):
+class _ShareGrantOperator(_GrantOperator):
+    template_fields: Sequence[str] = ("share", "as_user", "grantee_user", "grantee_role")
+
+    def __init__(
+        self,
+        *,
+        share: str,
+        grantee_user: str | None,
+        grantee_role: str | None,
+        as_user: str | None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(grantee_user=grantee_user, grantee_role=grantee_role, **kwargs)
+        self.share = share
+        self.as_user = as_user
+        self.check_args(rendered=False)
+
+    def arg_checks(self) -> dict[str, Check]:
+        return {"share": check_object_name, "as_user": _as_user, **super().arg_checks()}
+
+    def execute_checked(self, context: Context) -> dict[str, Any]:
+        change = self.hook.revoke_share if self.revoke else self.hook.grant_share
+        grantee = {f"{self._prefix}_user": self.grantee_user, f"{self._prefix}_role": self.grantee_role}
+        changed = change(self.share, **grantee, as_user=self.as_user)
+        return {
+            "share": self.share,
+            "username": self.as_user,
+            **self._changed(f"read on {self.share}", changed),
+        }
+
+
+class MotherDuckGrantShareOperator(_ShareGrantOperator):
     """Let a user or a role read a restricted share; runs as the share's owner (``as_user``).
 
     :param share: the share's name (templated). :param to_user: or :param to_role: who may read it
         (templated; exactly one). :param as_user: the share's owner (templated; ``None``: the connection's account).
 
-    XCom: ``{"share", "grantee", "grantee_type", "username": as_user, "granted": bool}``.
+    XCom: ``{"share", "username": as_user, "grantee", "grantee_type", "granted": bool}``.
     """
-
-    template_fields: Sequence[str] = ("share", "as_user", "grantee_user", "grantee_role")
 
     def __init__(
         self,
@@ -332,33 +345,18 @@ class MotherDuckGrantShareOperator(_GrantOperator):
         as_user: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(grantee_user=to_user, grantee_role=to_role, **kwargs)
-        self.share = share
-        self.as_user = as_user
-        self.check_args(rendered=False)
-
-    def arg_checks(self) -> dict[str, Check]:
-        return {"share": check_object_name, "as_user": _as_user, **super().arg_checks()}
-
-    def execute_checked(self, context: Context) -> dict[str, Any]:
-        granted = self.hook.grant_share(self.share, **self._kwargs(), as_user=self.as_user)
-        grantee = self._grantee()
-        self._said(
-            granted, f"Granted read on {self.share} to {self._who}.", f"The {self._who} may read {self.share}"
-        )
-        return {"share": self.share, **grantee, "username": self.as_user, "granted": granted}
+        super().__init__(share=share, grantee_user=to_user, grantee_role=to_role, as_user=as_user, **kwargs)
 
 
-class MotherDuckRevokeShareOperator(_GrantOperator):
+class MotherDuckRevokeShareOperator(_ShareGrantOperator):
     """Take back a user's or role's read grant on a share; runs as the share's owner (``as_user``).
 
     :param share: the share (templated). :param from_user: or :param from_role: (templated; exactly one).
     :param as_user: the share's owner (templated).
 
-    XCom: ``{"share", "grantee", "grantee_type", "username": as_user, "revoked": bool}``.
+    XCom: ``{"share", "username": as_user, "grantee", "grantee_type", "revoked": bool}``.
     """
 
-    template_fields: Sequence[str] = ("share", "as_user", "grantee_user", "grantee_role")
     revoke = True
 
     def __init__(
@@ -370,23 +368,9 @@ class MotherDuckRevokeShareOperator(_GrantOperator):
         as_user: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(grantee_user=from_user, grantee_role=from_role, **kwargs)
-        self.share = share
-        self.as_user = as_user
-        self.check_args(rendered=False)
-
-    def arg_checks(self) -> dict[str, Check]:
-        return {"share": check_object_name, "as_user": _as_user, **super().arg_checks()}
-
-    def execute_checked(self, context: Context) -> dict[str, Any]:
-        revoked = self.hook.revoke_share(self.share, **self._kwargs(), as_user=self.as_user)
-        grantee = self._grantee()
-        self._said(
-            revoked,
-            f"Revoked read on {self.share} from {self._who}.",
-            f"The {self._who} had no grant on {self.share}",
+        super().__init__(
+            share=share, grantee_user=from_user, grantee_role=from_role, as_user=as_user, **kwargs
         )
-        return {"share": self.share, **grantee, "username": self.as_user, "revoked": revoked}
 
 
 # -- attachments -------------------------------------------------------------------------------
