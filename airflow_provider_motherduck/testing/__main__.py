@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         "--pg-port", type=int, default=0, help="port of the Postgres endpoint (0: any free port)"
     )
     serve.add_argument("--admin-token", help="secret of the Admin's token (generated if left out)")
-    serve.add_argument("--seed", type=Path, help="JSON file: users, duckling_configs, ducklings")
+    serve.add_argument("--seed", type=Path, help="JSON file: users, duckling_configs, ducklings, databases")
     serve.add_argument(
         "--info-file", type=Path, help='write {"url", "admin_token", "control_key"} here once listening'
     )

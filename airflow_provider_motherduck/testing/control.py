@@ -54,6 +54,7 @@ class ControlApi:
         # (method, path pattern with {} for a percent-encoded username) -> action(params, body)
         self._routes: dict[tuple[str, tuple[str, ...]], Callable[[list[str], Any], Json | None]] = {
             ("GET", ("users",)): lambda p, b: {"users": md.describe_users()},
+            ("GET", ("access",)): lambda p, b: md.describe_access(),
             ("POST", ("users",)): lambda p, b: md.add_user(**_object(b)),
             ("POST", ("seed",)): lambda p, b: md.load_seed(_object(b)),
             ("POST", ("users", "{}", "tokens")): lambda p, b: md.add_token(p[0], **_object(b)),
@@ -64,6 +65,8 @@ class ControlApi:
                 p[0], _field(b, "config")
             ),
             ("POST", ("faults",)): lambda p, b: md.inject(**_object(b)),
+            ("POST", ("faults", "sql")): lambda p, b: md.inject_sql(**_object(b)),
+            ("POST", ("users", "{}", "databases")): lambda p, b: md.add_database(p[0], **_object(b)),
             ("DELETE", ("faults",)): lambda p, b: md.clear_faults(),
             ("POST", ("faults", "repeat_listing_cursor")): lambda p, b: md.repeat_listing_cursor(
                 **_object(b or {})
@@ -121,8 +124,11 @@ class EmulatorControl:
     wrong key.
     """
 
-    def __init__(self, url: str, control_key: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, control_key: str, *, timeout: float = 10.0, postgres_port: int | None = None
+    ) -> None:
         self.url = url.rstrip("/")
+        self.postgres_port = postgres_port  # the Postgres endpoint's port, when known
         self._key = control_key
         self._timeout = timeout
 
@@ -131,9 +137,10 @@ class EmulatorControl:
 
     @classmethod
     def from_info_file(cls, path: str | Path, *, timeout: float = 10.0) -> EmulatorControl:
-        """The control of the emulator that wrote ``path`` (``{"url", "control_key", ...}``)."""
+        """The control of the emulator that wrote ``path`` (``{"url", "control_key",
+        "postgres_port", ...}``)."""
         info = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(info["url"], info["control_key"], timeout=timeout)
+        return cls(info["url"], info["control_key"], timeout=timeout, postgres_port=info.get("postgres_port"))
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -156,6 +163,10 @@ class EmulatorControl:
         """Every user, as ``MotherDuckEmulator.describe_users()`` gives them."""
         return list(self._call("GET", "users")["users"])
 
+    def describe_access(self) -> Json:
+        """The SQL side, as ``MotherDuckEmulator.describe_access()`` gives it."""
+        return dict(self._call("GET", "access"))
+
     def add_user(self, username: str, **user: Any) -> None:
         """Add a user: the keyword arguments of ``MotherDuckEmulator.add_user``."""
         self._call("POST", "users", {"username": username, **user})
@@ -167,6 +178,10 @@ class EmulatorControl:
     def add_token(self, username: str, name: str, **options: Any) -> Json:
         """Create a token (``ttl``, ``token_type``); the answer holds its secret."""
         return dict(self._call("POST", f"users/{quote(username, safe='')}/tokens", {"name": name, **options}))
+
+    def add_database(self, username: str, name: str, *, tables: dict[str, int] | None = None) -> None:
+        """Give a user a database with tables and row counts (``MotherDuckEmulator.add_database``)."""
+        self._call("POST", f"users/{quote(username, safe='')}/databases", {"name": name, "tables": tables})
 
     def set_ducklings(self, username: str, ducklings: list[dict[str, str]]) -> None:
         """Set the running Ducklings that active accounts shows; ``[]`` clears them."""
@@ -189,6 +204,10 @@ class EmulatorControl:
     def inject(self, method: str, path: str, **options: Any) -> None:
         """A fault, with the keyword arguments of ``MotherDuckEmulator.inject``."""
         self._call("POST", "faults", {"method": method, "path": path, **options})
+
+    def inject_sql(self, pattern: str, **options: Any) -> None:
+        """A SQL fault, with the keyword arguments of ``MotherDuckEmulator.inject_sql``."""
+        self._call("POST", "faults/sql", {"pattern": pattern, **options})
 
     def repeat_listing_cursor(self, times: int = 1) -> None:
         """See ``MotherDuckEmulator.repeat_listing_cursor``."""

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
+from airflow_provider_motherduck.testing.connections import serve_in_thread, stop_serving
 from airflow_provider_motherduck.testing.control import ControlApi
 from airflow_provider_motherduck.testing.pgwire import PostgresServer
 from airflow_provider_motherduck.testing.server import EmulatorHTTPServer
@@ -33,7 +34,8 @@ from airflow_provider_motherduck.testing.state import (
 )
 from airflow_provider_motherduck.testing.traffic import Fault, JournalEntry, Traffic
 
-SEED_KEYS = ("users", "duckling_configs", "ducklings")
+_Server = TypeVar("_Server", EmulatorHTTPServer, PostgresServer)
+SEED_KEYS = ("users", "duckling_configs", "ducklings", "databases")
 SEED_USER_KEYS = ("username", "admin", "roles", "human", "email", "first_name", "last_name", "deprovisioned")
 ANSWERABLE = frozenset(s.value for s in HTTPStatus if s >= 200)
 
@@ -112,24 +114,18 @@ class MotherDuckEmulator:
     @property
     def url(self) -> str:
         """Base URL of the running server, without a trailing slash."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
-        host = self._server.server_name
-        return f"http://{host}:{self._server.server_port}"
+        server = self._running(self._server)
+        return f"http://{server.server_name}:{server.server_port}"
 
     @property
     def postgres_host(self) -> str:
         """Host of the Postgres endpoint (the REST side's address)."""
-        if self._pg is None:
-            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
-        return str(self._pg.server_address[0])
+        return str(self._running(self._pg).server_address[0])
 
     @property
     def postgres_port(self) -> int:
         """Port of the Postgres endpoint (user ``postgres``, a token as the password, no TLS)."""
-        if self._pg is None:
-            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
-        return self._pg.port
+        return self._running(self._pg).port
 
     def postgres_conninfo(self, database: str = "md:") -> str:
         """A libpq connection string for the endpoint, without the password (give the token
@@ -143,13 +139,7 @@ class MotherDuckEmulator:
         self._server = EmulatorHTTPServer(
             self._host, self._port, self._state, self._traffic, ControlApi(self, self.control_key)
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="motherduck-emulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._server, "motherduck-emulator")
         port, max_connections, idle_timeout = self._pg_options
         try:
             self._pg = PostgresServer(
@@ -163,29 +153,16 @@ class MotherDuckEmulator:
         except OSError:
             self.stop()
             raise
-        self._pg_thread = threading.Thread(
-            target=self._pg.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="motherduck-emulator-postgres",
-            daemon=True,
-        )
-        self._pg_thread.start()
+        self._pg_thread = serve_in_thread(self._pg, "motherduck-emulator-postgres")
 
     def stop(self) -> None:
         """Stop serving, cut open connections and release the port (state is kept)."""
         if self._pg is not None and self._pg_thread is not None:
-            self._pg.shutdown()
-            self._pg.close_connections()
-            self._pg.server_close()
-            self._pg_thread.join()
+            stop_serving(self._pg, self._pg_thread)
             self._pg = self._pg_thread = None
-        if self._server is None or self._thread is None:
-            return
-        self._server.shutdown()
-        self._server.close_connections()
-        self._server.server_close()
-        self._thread.join()
-        self._server = self._thread = None
+        if self._server is not None and self._thread is not None:
+            stop_serving(self._server, self._thread)
+            self._server = self._thread = None
 
     def __enter__(self) -> MotherDuckEmulator:
         self.start()
@@ -246,7 +223,9 @@ class MotherDuckEmulator:
     def add_database(self, username: str, name: str, *, tables: dict[str, int] | None = None) -> None:
         """Give a user a database (``CREATE DATABASE`` as that user) with tables and their row
         counts (``{"orders": 3}`` is ``main.orders``), so a share of it can be read by count."""
-        with self._state.lock, _sql_seeding():
+        if tables is not None and not isinstance(tables, dict):
+            raise ValueError("tables maps table names to row counts")
+        with self._state.lock, _seeding():
             user = self._user(username)
             self._catalog.create_database(
                 user, name, if_not_exists=True, transient=False, kind="default", retention=7
@@ -274,11 +253,12 @@ class MotherDuckEmulator:
             self._user(username).ducklings = copy.deepcopy(ducklings)
 
     def load_seed(self, seed: dict[str, Any]) -> None:
-        """Apply ``{"users": [...], "duckling_configs": {user: cfg}, "ducklings": {user: [...]}}``.
+        """Apply ``{"users": [...], "duckling_configs": {user: cfg}, "ducklings": {user: [...]},
+        "databases": {user: {database: {table: rows}}}}``.
 
         A user is a name (a service account) or an object with ``username`` and any of the
         other ``add_user`` arguments: ``admin``, ``roles``, ``human``, ``email``,
-        ``first_name``, ``last_name``, ``deprovisioned``.
+        ``first_name``, ``last_name``, ``deprovisioned``. ``databases`` are ``add_database``'s.
         """
         if not isinstance(seed, dict):
             raise ValueError("a seed is a JSON object")
@@ -288,8 +268,13 @@ class MotherDuckEmulator:
         users = seed.get("users", [])
         configs = seed.get("duckling_configs", {})
         ducklings = seed.get("ducklings", {})
-        if not isinstance(users, list) or not isinstance(configs, dict) or not isinstance(ducklings, dict):
-            raise ValueError("seed users is a list; duckling_configs and ducklings map users to values")
+        databases = seed.get("databases", {})
+        if not isinstance(users, list) or not all(
+            isinstance(v, dict) for v in (configs, ducklings, databases)
+        ):
+            raise ValueError(
+                "seed users is a list; duckling_configs, ducklings and databases map users to values"
+            )
         for user in users:
             if isinstance(user, str):
                 self.add_user(user)
@@ -306,6 +291,11 @@ class MotherDuckEmulator:
             self.set_duckling_config(username, config)
         for username, running in ducklings.items():
             self.set_ducklings(username, running)
+        for username, owned in databases.items():
+            if not isinstance(owned, dict):
+                raise ValueError(f"the databases of {username!r} map names to tables")
+            for name, tables in owned.items():
+                self.add_database(username, name, tables=tables)
 
     # reading state
 
@@ -326,6 +316,14 @@ class MotherDuckEmulator:
                 }
                 for user in map(self._state.user, self._state.usernames())
             ]
+
+    def describe_access(self) -> dict[str, Any]:
+        """The SQL side: ``{"roles": {custom role: [roles it includes]}, "users": {username:
+        {"roles", "databases", "shares", "attached"}}}``; ``roles`` are the user's direct roles
+        (presets and custom), each share is its ``OWNED_SHARES`` row (no times) with the
+        ``users`` and ``roles`` granted read, each attachment ``{"alias", "url"}``."""
+        with self._state.lock:
+            return self._catalog.describe()
 
     def tokens(self, username: str) -> list[dict[str, Any]]:
         """A user's tokens as the list endpoint shows them (no secrets)."""
@@ -499,6 +497,12 @@ class MotherDuckEmulator:
         """Forget every pending fault, repeated cursor and mid-walk user."""
         self._traffic.clear_faults()
 
+    @staticmethod
+    def _running(server: _Server | None) -> _Server:
+        if server is None:
+            raise RuntimeError("the emulator is not running: call start() or use it in a with block")
+        return server
+
     def _user(self, username: str) -> User:
         try:
             return self._state.user(username)
@@ -556,18 +560,9 @@ def _check_times(value: Any, name: str = "times") -> int:
 
 
 @contextmanager
-def _sql_seeding() -> Iterator[None]:
-    """Turn a SQL error into the ValueError a seeding method raises."""
-    try:
-        yield
-    except SqlError as err:
-        raise ValueError(err.message) from None
-
-
-@contextmanager
 def _seeding() -> Iterator[None]:
-    """Turn a server-side 400 into the ValueError a seeding method raises."""
+    """Turn a server-side 400 or SQL error into the ValueError a seeding method raises."""
     try:
         yield
-    except ApiError as err:
+    except (ApiError, SqlError) as err:
         raise ValueError(err.message) from None

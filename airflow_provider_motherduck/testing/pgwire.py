@@ -19,14 +19,15 @@ import contextlib
 import socket
 import socketserver
 import struct
-import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_motherduck.testing.connections import TrackedConnections
 from airflow_provider_motherduck.testing.sql.catalog import Catalog
 from airflow_provider_motherduck.testing.sql.errors import (
     INTERNAL,
@@ -40,7 +41,6 @@ from airflow_provider_motherduck.testing.sql.lexer import PUNCT, bind_parameters
 from airflow_provider_motherduck.testing.sql.query import BOOL, INT8, TEXT, TEXT_ARRAY, TIMESTAMPTZ, Result
 from airflow_provider_motherduck.testing.sql.session import (
     Session,
-    new_backend_key,
     open_session,
     redact_statement,
 )
@@ -204,9 +204,9 @@ class _Connection(socketserver.BaseRequestHandler):
         while len(data) < size:
             try:
                 chunk = self.sock.recv(size - len(data))
-            except (ConnectionError, OSError) as err:
-                if isinstance(err, TimeoutError):
-                    raise
+            except TimeoutError:
+                raise
+            except OSError:
                 raise _Closed from None
             if not chunk:
                 raise _Closed
@@ -317,6 +317,13 @@ class _Connection(socketserver.BaseRequestHandler):
         if kind == b"H":
             self._flush()
             return True
+        try:
+            return self._dispatch(kind, body)
+        except (struct.error, ValueError, IndexError):  # a malformed message (ValueError: bad UTF-8 too)
+            self._fatal(SqlError(PROTOCOL_VIOLATION, f"invalid {kind!r} message", severity="FATAL"))
+            return False
+
+    def _dispatch(self, kind: bytes, body: bytes) -> bool:
         if kind == b"Q":
             self._simple(body.rstrip(b"\0").decode())
             return True
@@ -438,7 +445,10 @@ class _Connection(socketserver.BaseRequestHandler):
 
     def _close(self, body: bytes) -> None:
         kind, name = body[:1], _cstring(body[1:])[0]
-        (self.prepared if kind == b"S" else self.portals).pop(name, None)  # type: ignore[attr-defined]
+        if kind == b"S":
+            self.prepared.pop(name, None)
+        else:
+            self.portals.pop(name, None)
         self._send(b"3")
 
     def _portal(self, name: str) -> _Portal:
@@ -481,6 +491,8 @@ class _Connection(socketserver.BaseRequestHandler):
         try:
             result = self.session.execute(statement)
         except SqlError as err:
+            # An error text may quote the statement: it is blanked like the statement.
+            err.message = redact_statement(err.message)
             srv.traffic.record(
                 JournalEntry("SQL", journal.path, 400, {**body, "error": err.message}, fault=False)
             )
@@ -532,6 +544,12 @@ class _Connection(socketserver.BaseRequestHandler):
         return end < len(result.rows)
 
 
+def new_backend_key() -> tuple[int, int]:
+    """A process id and secret key for BackendKeyData (cancelling is not supported)."""
+    value = uuid.uuid4().int
+    return value & 0x7FFFFFFF, (value >> 32) & 0x7FFFFFFF
+
+
 def _format(formats: Sequence[int], index: int) -> int:
     if not formats:
         return 0
@@ -543,12 +561,12 @@ def _cstring(data: bytes) -> tuple[str, bytes]:
     return data[:end].decode(), data[end + 1 :]
 
 
-class PostgresServer(socketserver.ThreadingTCPServer):
+class PostgresServer(TrackedConnections):
     """The Postgres endpoint of one emulator: a thread per connection, at most ``max_connections``."""
 
-    daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    quiet_errors = (ConnectionError, _Closed)
 
     def __init__(
         self,
@@ -564,8 +582,6 @@ class PostgresServer(socketserver.ThreadingTCPServer):
         self.traffic = traffic
         self.idle_timeout = idle_timeout
         self.slots = threading.BoundedSemaphore(max_connections)
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Connection)
 
@@ -573,27 +589,3 @@ class PostgresServer(socketserver.ThreadingTCPServer):
     def port(self) -> int:
         """The bound port."""
         return int(self.server_address[1])
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Track the connection so ``close_connections`` can end it."""
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        """Forget the connection, then close it."""
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End every open connection."""
-        with self._open_lock:
-            for conn in self._open:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore clients that hang up; report anything else."""
-        if not isinstance(sys.exc_info()[1], ConnectionError | _Closed):
-            super().handle_error(request, client_address)

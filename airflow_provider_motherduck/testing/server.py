@@ -5,10 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import socket
 import socketserver
-import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
+from airflow_provider_motherduck.testing.connections import TrackedConnections
 from airflow_provider_motherduck.testing.state import (
     DUPLICATE_USER_MESSAGE,
     ApiError,
@@ -378,10 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(answer.data)
 
 
-class EmulatorHTTPServer(ThreadingHTTPServer):
+class EmulatorHTTPServer(TrackedConnections, ThreadingHTTPServer):
     """A threading HTTP/1.1 server that can also cut its open keep-alive connections."""
-
-    daemon_threads = True
 
     def __init__(
         self, host: str, port: int, state: State, traffic: Traffic, control: ControlHandler | None = None
@@ -389,35 +385,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.state = state
         self.traffic = traffic
         self.control = control
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
         super().__init__((host, port), _Handler)
 
     def server_bind(self) -> None:
         """Bind without the reverse DNS lookup ``HTTPServer`` does."""
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Track the connection so ``close_connections`` can end it."""
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        """Forget the connection, then close it."""
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End every open connection (idle keep-alive ones included)."""
-        with self._open_lock:
-            for conn in self._open:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore clients that hang up; report anything else."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)

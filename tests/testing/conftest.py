@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from tests.testing.support import Api, Clock
+from tests.testing.support import Api, Clock, Sql
 
 
 @pytest.fixture
@@ -43,3 +44,20 @@ def api(md: MotherDuckEmulator) -> Iterator[Api]:
     client = Api(md, md.admin_token)
     yield client
     client.session.close()
+
+
+@pytest.fixture
+def pg(md: MotherDuckEmulator) -> Iterator[Callable[..., Sql]]:
+    """``pg(username=None, database="md:")``: an autocommit psycopg connection to the emulator's
+    Postgres endpoint as that user (a fresh read/write token), or as the Admin; closed after."""
+    opened: list[Sql] = []
+
+    def _connect(username: str | None = None, database: str = "md:") -> Sql:
+        token = md.admin_token if username is None else md.add_token(username, "sql-test")["token"]
+        conn = psycopg.connect(md.postgres_conninfo(database), password=token, autocommit=True)
+        opened.append(conn)
+        return conn
+
+    yield _connect
+    for conn in opened:
+        conn.close()

@@ -10,11 +10,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import requests
 
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
+Sql = psycopg.Connection[tuple[Any, ...]]  # a connection to the emulator's Postgres endpoint
 
 
 class Clock:

@@ -55,7 +55,7 @@ class Role:
     includes: dict[str, datetime] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class Database:
     """A database of one account; ``tables`` maps ``schema.table`` to a row count."""
 
@@ -68,7 +68,7 @@ class Database:
     tables: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)
 class Share:
     """A share of one of its owner's databases, and the read grants on it."""
 
@@ -103,6 +103,7 @@ class Account:
     detached: set[str] = field(default_factory=set)  # lowercased names of own databases detached
     shares: dict[str, Share] = field(default_factory=dict)  # lowercased name -> share
     attached: dict[str, tuple[str, Share]] = field(default_factory=dict)  # lowercased alias -> share
+    initialised: bool = False  # a first session has opened (and created my_db)
 
 
 def _key(name: str) -> str:
@@ -124,18 +125,21 @@ class Catalog:
         self.started = state.clock()
         self.roles: dict[str, Role] = {}
         self._accounts: dict[str, Account] = {}
-        self._functions_probe: tuple[str, ...] = ()
 
     # people
 
     def account(self, user: User) -> Account:
-        """The user's SQL side; a first session initialises it with ``my_db`` (assumed: the
-        facts say a fresh account "can create the platform default ``my_db``")."""
-        found = self._accounts.get(user.id)
-        if found is None:
-            found = self._accounts[user.id] = Account()
-            found.databases[DEFAULT_DATABASE] = Database(DEFAULT_DATABASE, self.state.clock())
-        return found
+        """The user's SQL side (empty until it is given something or opens a session)."""
+        return self._accounts.setdefault(user.id, Account())
+
+    def open(self, user: User) -> Account:
+        """The account of a user opening a session: the first one initialises it with ``my_db``
+        (assumed: the facts say a fresh account "can create the platform default ``my_db``")."""
+        account = self.account(user)
+        if not account.initialised:
+            account.initialised = True
+            account.databases.setdefault(DEFAULT_DATABASE, Database(DEFAULT_DATABASE, self.state.clock()))
+        return account
 
     def find_user(self, name: str) -> User:
         """The user named ``name`` (case-insensitive; an email works too), or ``Unable to find user``."""
@@ -155,6 +159,38 @@ class Catalog:
                 return user
         return None
 
+    def describe(self) -> dict[str, Any]:
+        """Everything on the SQL side, for tests: custom roles with the roles they include, and
+        per user (MotherDuck's spelling) its direct roles, databases, shares with their grants,
+        and attachments. Times are left out; usernames of grants are current spellings."""
+        users: dict[str, Any] = {}
+        for username in self.state.usernames():
+            user = self.state.user(username)
+            account = self._accounts.get(user.id) or Account()
+            users[username] = {
+                "roles": sorted({r for r in user.roles if r in PRESETS} | set(account.roles)),
+                "databases": sorted(d.name for d in account.databases.values()),
+                "shares": [self._describe_share(s) for _, s in sorted(account.shares.items())],
+                "attached": sorted(
+                    ({"alias": alias, "url": share.url} for alias, share in account.attached.values()),
+                    key=lambda a: a["alias"].lower(),
+                ),
+            }
+        return {
+            "roles": {name: sorted(role.includes) for name, role in sorted(self.roles.items())},
+            "users": users,
+        }
+
+    def _describe_share(self, share: Share) -> dict[str, Any]:
+        row = _share_row(share)
+        del row["created_ts"], row["source_db_uuid"]
+        grantees = [self.user_by_id(user_id) for user_id in share.users]
+        return {
+            **row,
+            "users": sorted(u.username for u in grantees if u is not None),
+            "roles": sorted(share.roles),
+        }
+
     # roles
 
     def role_exists(self, name: str) -> bool:
@@ -169,7 +205,7 @@ class Catalog:
 
     def direct_roles(self, user: User) -> dict[str, datetime]:
         """The roles granted to the user itself: its REST preset roles and its SQL grants."""
-        account = self.account(user)
+        account = self._accounts.get(user.id) or Account()
         presets = {r: account.roles.get(r, self.started) for r in user.roles if r in PRESETS}
         return {**presets, **{r: t for r, t in account.roles.items() if r not in PRESETS}}
 
@@ -447,9 +483,9 @@ class Catalog:
         if own is not None:
             return own
         if self.is_admin(caller):
-            for account in self._accounts.values():
-                if _key(name) in account.shares:
-                    return account.shares[_key(name)]
+            for share in self.all_shares():
+                if _key(share.name) == _key(name):
+                    return share
         raise share_missing(name)
 
     def create_share(
@@ -515,27 +551,26 @@ class Catalog:
         del account.shares[_key(name)]
 
     def owned_shares(self, caller: User) -> list[dict[str, Any]]:
-        """MD_INFORMATION_SCHEMA.OWNED_SHARES rows; access, visibility, update in capitals (as
-        the live service answers, facts section 4)."""
-        return [
-            {
-                "name": s.name,
-                "url": s.url,
-                "source_db_name": s.database.name,
-                "source_db_uuid": s.database.uuid,
-                "access": s.access.upper(),
-                "visibility": s.visibility.upper(),
-                "update": s.update.upper(),
-                "include_pattern": None if s.include is None else list(s.include),
-                "created_ts": s.created,
-            }
-            for _, s in sorted(self.account(caller).shares.items())
-        ]
+        """MD_INFORMATION_SCHEMA.OWNED_SHARES rows, by name."""
+        return [_share_row(s) for _, s in sorted(self.account(caller).shares.items())]
+
+    def describe_share(self, caller: User, ref: str) -> dict[str, Any]:
+        """DESCRIBE SHARE / md_describe_database_share: the owner may name the share, a reader
+        must give its URL (D); a URL the caller may not read is not found."""
+        if not ref.startswith("md:_share/"):
+            return _share_row(self.owned_share(caller, ref))
+        share = self.share_by_url(ref)
+        if share is None or not self.can_read(caller, share):
+            raise share_missing(ref)
+        return _share_row(share)
 
     def all_shares(self) -> Iterator[Share]:
-        """Every share that exists, in the order of their owners' first sessions."""
-        for account in self._accounts.values():
-            yield from account.shares.values()
+        """Every share that exists, in the order of their owners' first sessions (a user deleted
+        over REST takes its data, and so its shares, with it)."""
+        live = {self.state.user(name).id for name in self.state.usernames()}
+        for user_id, account in self._accounts.items():
+            if user_id in live:
+                yield from account.shares.values()
 
     def can_read(self, user: User, share: Share) -> bool:
         """Owner; everyone for organization and unrestricted shares; for a restricted share, a
@@ -632,8 +667,7 @@ class Catalog:
     def attach(self, caller: User, target: str, alias: str | None, *, if_not_exists: bool) -> None:
         """ATTACH 'md:_share/...' [AS alias] (a share the caller may read) or 'md:<db>' (its own)."""
         account = self.account(caller)
-        if target in ("md:", "md:my_db") and alias is None and _key(DEFAULT_DATABASE) in account.databases:
-            account.detached.discard(_key(DEFAULT_DATABASE))
+        if target == "md:":  # the account's workspace: attached already
             return
         if not target.startswith("md:_share/"):
             name = target.removeprefix("md:")
@@ -707,7 +741,7 @@ class Catalog:
         share: Share | None = None
         if _key(alias) in account.attached:
             share = account.attached[_key(alias)][1]
-            if share not in list(self.all_shares()) or not self.can_read(caller, share):
+            if not any(s is share for s in self.all_shares()) or not self.can_read(caller, share):
                 raise catalog_missing(f"Database share {alias} not found")
             database = share.database
         elif _key(alias) in account.databases and _key(alias) not in account.detached:
@@ -717,6 +751,22 @@ class Catalog:
         if table.lower() not in database.tables or (share is not None and not share.shows(table.lower())):
             raise catalog_missing(f"Table with name {table} does not exist!")
         return database.tables[table.lower()]
+
+
+def _share_row(share: Share) -> dict[str, Any]:
+    """A share as MotherDuck's share views show it: access, visibility and update in capitals
+    (as the live service answers, facts section 4)."""
+    return {
+        "name": share.name,
+        "url": share.url,
+        "source_db_name": share.database.name,
+        "source_db_uuid": share.database.uuid,
+        "access": share.access.upper(),
+        "visibility": share.visibility.upper(),
+        "update": share.update.upper(),
+        "include_pattern": None if share.include is None else list(share.include),
+        "created_ts": share.created,
+    }
 
 
 def _include(pattern: str) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from airflow_provider_motherduck.testing.sql.errors import SqlError, invalid, parser_error
@@ -76,8 +76,9 @@ def as_varchar(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
+    if isinstance(value, datetime):  # DuckDB's TIMESTAMPTZ text in UTC: no trailing zeros, "+00"
+        text = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0").rstrip(".")
+        return text + "+00"
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return str(value)
@@ -138,7 +139,13 @@ def run_select(cur: Cursor, env: Env) -> Result:
     getters: list[Callable[[Row], Any]] = []
     for item in items:
         if item is None:
-            if not table.columns or table.columns[0].name == "":
+            if not table.columns:
+                raise SqlError(
+                    "0A000",
+                    "Not implemented Error: the MotherDuck emulator keeps only the row count of a"
+                    " table: select count(*) from it",
+                )
+            if table.columns[0].name == "":
                 raise parser_error("*")
             columns += table.columns
             getters += [_column(c.name) for c in table.columns]

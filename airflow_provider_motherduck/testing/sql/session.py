@@ -9,7 +9,6 @@ password when the connection starts). Statements run one at a time under the RES
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,6 +40,8 @@ from airflow_provider_motherduck.testing.state import User
 VERSION = "v1.4.2"
 FUNCTIONS = (
     ("md_list_share_grantees", "table"),
+    ("md_describe_database_share", "table"),
+    ("md_list_database_shares", "table"),
     ("md_all_databases", "table"),
     ("md_attached_databases", "table"),
     ("md_user_info", "table"),
@@ -81,6 +82,8 @@ OWNED_SHARES = _cols(
     ("include_pattern", TEXT_ARRAY),
     ("created_ts", TIMESTAMPTZ),
 )
+DESCRIBED_SHARE = [c for c in OWNED_SHARES if c.name != "include_pattern"]
+LISTED_SHARES = [c for c in OWNED_SHARES if c.name in ("name", "url", "source_db_name")]
 SHARED_WITH_ME = _cols(
     ("name", TEXT), ("source_db_name", TEXT), ("owner", TEXT), ("url", TEXT), ("created_ts", TIMESTAMPTZ)
 )
@@ -121,6 +124,12 @@ def rows_result(columns: list[Column], rows: list[Row]) -> Result:
     return Result(columns, [tuple(r.get(c.name) for c in columns) for r in rows], f"SELECT {len(rows)}")
 
 
+def _command(cur: Cursor, tag: str) -> Result:
+    """A statement without arguments and without rows."""
+    cur.end()
+    return Result([], [], tag)
+
+
 def open_session(catalog: Catalog, password: str, database: str) -> Session:
     """A session for the token ``password`` on ``database`` (``md:``, ``md:<db>`` or ``<db>``), or
     a FATAL error: unknown, revoked or expired tokens, deprovisioned users, unknown databases."""
@@ -139,10 +148,11 @@ def open_session(catalog: Catalog, password: str, database: str) -> Session:
             raise SqlError(INVALID_AUTHORIZATION, f"User {user.username} is deprovisioned", severity="FATAL")
         session = Session(catalog, user, token.token_type)
         name = database.removeprefix("md:") or DEFAULT_DATABASE
-        if name.lower() not in catalog.account(user).databases:
+        databases = catalog.open(user).databases
+        if name.lower() not in databases:
             error = no_database(name, "connect to")
             raise SqlError(error.sqlstate, error.message, severity="FATAL")
-        session.database = catalog.account(user).databases[name.lower()].name
+        session.database = databases[name.lower()].name
         return session
 
 
@@ -220,6 +230,12 @@ class Session:
             (("DROP", "SHARE"), self._drop_share),
             (("UPDATE", "SHARE"), self._update_share),
             (("LIST", "SHARES"), lambda cur, u: self._rows(cur, OWNED_SHARES, self.catalog.owned_shares(u))),
+            (("DESCRIBE", "SHARE"), self._describe_share),
+            (
+                ("SHOW", "GRANTS", "ON", "SHARE"),
+                lambda cur, u: self._rows_of(cur, GRANTEES, self.catalog.share_grantees, u),
+            ),
+            (("REFRESH", "DATABASES"), lambda cur, u: _command(cur, "REFRESH")),
             (("GRANT", "READ", "ON", "SHARE"), lambda cur, u: self._share_grant(cur, u, grant=True)),
             (("REVOKE", "READ", "ON", "SHARE"), lambda cur, u: self._share_grant(cur, u, grant=False)),
             (("ATTACH",), self._attach),
@@ -367,6 +383,12 @@ class Session:
         self.catalog.owned_share(user, name)  # a manual share's snapshot: nothing else to do here
         return Result([], [], "UPDATE SHARE")
 
+    def _describe_share(self, cur: Cursor, user: User) -> Result:
+        token = cur.peek()
+        ref = cur.string() if token is not None and token.kind == "string" else cur.name()
+        cur.end()
+        return rows_result(DESCRIBED_SHARE, [self.catalog.describe_share(user, ref)])
+
     def _share_grant(self, cur: Cursor, user: User, *, grant: bool) -> Result:
         share = cur.name()
         cur.expect("TO" if grant else "FROM")
@@ -414,6 +436,8 @@ class Session:
                     transient = True
                 elif option == "TYPE":
                     kind = cur.name().lower()
+                    if kind not in ("default", "ducklake"):
+                        raise invalid(f"database TYPE must be DUCKLAKE (or left out), not {kind.upper()}")
                 elif option == "SNAPSHOT_RETENTION_DAYS":
                     retention = cur.number()
                 elif option == "DATA_PATH":
@@ -474,6 +498,11 @@ class _Env:
             return self._table(path)
         functions: dict[str, tuple[int, Callable[..., Table]]] = {
             "MD_LIST_SHARE_GRANTEES": (1, lambda name: Table(GRANTEES, c.share_grantees(user, str(name)))),
+            "MD_DESCRIBE_DATABASE_SHARE": (
+                1,
+                lambda ref: Table(DESCRIBED_SHARE, [c.describe_share(user, str(ref))]),
+            ),
+            "MD_LIST_DATABASE_SHARES": (0, lambda: Table(LISTED_SHARES, c.owned_shares(user))),
             "DUCKDB_FUNCTIONS": (0, lambda: Table(FUNCTION_LIST, self._functions())),
             "MD_ALL_DATABASES": (0, lambda: Table(ALL_DATABASES, c.all_databases(user, attached_only=False))),
             "MD_ATTACHED_DATABASES": (
@@ -515,9 +544,3 @@ class _Env:
             alias, table = self.session.database, f"main.{path[0]}"
         count = self.session.catalog.count_rows(self.user, alias, table)
         return Table([], [{} for _ in range(count)])
-
-
-def new_backend_key() -> tuple[int, int]:
-    """A process id and secret key for BackendKeyData (cancelling is not supported)."""
-    value = uuid.uuid4().int
-    return value & 0x7FFFFFFF, (value >> 32) & 0x7FFFFFFF
