@@ -61,6 +61,9 @@ def test_roles_created_granted_revoked_dropped(sql_hook: MotherDuckHook, org: Mo
     assert sql_hook.grant_role("explorer", to_role="analysts") is True  # preset into custom
     held = {(g.role, g.direct) for g in sql_hook.roles_of(READER)}
     assert held == {("analysts", True), ("explorer", False)}
+    access = org.describe_access()
+    assert access["roles"]["analysts"] == ["explorer"]
+    assert access["users"][READER]["roles"] == ["analysts"]
 
     assert sql_hook.revoke_role("analysts", from_user=READER) is True
     assert sql_hook.revoke_role("analysts", from_user=READER) is False
@@ -136,6 +139,11 @@ def test_a_share_granted_and_attached_as_the_accounts_themselves(
     assert sql_hook.attach_share(share.url, "orders_in", as_user=READER).created is False
     assert "orders_in" in [a.alias for a in sql_hook.attached_databases(as_user=READER)]
     assert "orders_in" not in [a.alias for a in sql_hook.attached_databases(as_user=None)]
+    # The emulator's own view: owned by the owner, granted to the reader, attached by the reader.
+    access = org.describe_access()["users"]
+    [owned] = access[OWNER]["shares"]
+    assert (owned["name"], owned["url"], owned["users"]) == (SHARE, share.url, [READER])
+    assert {"alias": "orders_in", "url": share.url} in access[READER]["attached"]
 
     assert sql_hook.detach_share("orders_in", as_user=READER) is True
     assert sql_hook.detach_share("orders_in", as_user=READER) is False
