@@ -38,6 +38,7 @@ from airflow_provider_motherduck.hooks.sql.answers import (
 )
 from airflow_provider_motherduck.hooks.sql.session import SQLSession
 from airflow_provider_motherduck.validation import (
+    SHARE_URL_PREFIX,
     check_alias,
     check_include_pattern,
     check_object_name,
@@ -208,19 +209,39 @@ class SQLAdminMixin:
     def attach_share(self, url: str, alias: str | None = None, *, as_user: str | None) -> Attachment:
         """Attach a share (by URL) for the account ``as_user`` under ``alias`` (default: its database's name).
 
-        The account keeps the attachment across sessions. An alias attached already is answered
-        as it is (``created=False``).
+        The account keeps the attachment across sessions. The same share attached already under
+        ``alias`` is answered as it is (``created=False``); an alias taken by a database of the
+        account, or by another share, raises ``MotherDuckSQLExistsError``.
         """
         name = check_alias(alias if alias is not None else share_url_database(check_share_url(url)))
         statement = st.attach_share(url, name)
         with self.sql_session(as_user=as_user) as s:
-            return _create(s, statement, partial(_attachment, s, name), True, f"the attachment {name!r}")
+            attached = _create(s, statement, partial(_attachment, s, name), True, f"the attachment {name!r}")
+        # Assumed: a share's fully_qualified_name is its URL (MotherDuck does not document it);
+        # an attachment of another form is taken as the same share.
+        taken = not attached.is_share or (attached.name.startswith(SHARE_URL_PREFIX) and attached.name != url)
+        if taken and not attached.created:
+            raise MotherDuckSQLExistsError(
+                f"the alias {name!r} is taken by {attached.type} {attached.name!r}",
+                "ATTACH",
+                advice="Pass another alias.",
+            )
+        return attached
 
     def detach_share(self, alias: str, *, as_user: str | None) -> bool:
-        """Detach what the account ``as_user`` attached as ``alias``; ``False`` if nothing is."""
+        """Detach the share the account ``as_user`` attached as ``alias``; ``False`` if nothing is.
+
+        An alias that names one of the account's own databases is refused, never detached.
+        """
         statement = st.detach(alias)
         with self.sql_session(as_user=as_user) as s:
-            return _change(s, statement, unless=_attachment(s, alias) is None)
+            found = _attachment(s, alias)
+            if found is not None and not found.is_share:
+                raise MotherDuckSQLError(
+                    f"{alias!r} is the account's {found.type} {found.name!r}, not an attached share: not detached",
+                    statement.sql,
+                )
+            return _change(s, statement, unless=found is None)
 
     def attached_databases(self, *, as_user: str | None) -> list[Attachment]:
         """What the account ``as_user`` has attached (``None``: the connection's account)."""

@@ -147,6 +147,11 @@ class Attachment:
     name: str = ""
     created: bool = field(default=False, compare=False)
 
+    @property
+    def is_share(self) -> bool:
+        """Whether it is an attached share (``type`` ``motherduck share``), not a database of the account."""
+        return "share" in self.type
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Attachment:
         return cls(

@@ -174,6 +174,19 @@ def test_only_the_owner_grants(sql_hook: MotherDuckHook, org: MotherDuckEmulator
     assert _no_session_tokens(org, READER)
 
 
+def test_an_alias_taken_by_a_database_is_refused_not_detached(
+    sql_hook: MotherDuckHook, org: MotherDuckEmulator
+) -> None:
+    share = sql_hook.create_share(SHARE, "orders", **OPTIONS, as_user=OWNER)
+    sql_hook.grant_share(SHARE, to_user=READER, as_user=OWNER)
+    sql_hook.create_database("orders", as_user=READER)  # the reader's own "orders"
+    with pytest.raises(MotherDuckSQLExistsError, match="alias 'orders' is taken"):
+        sql_hook.attach_share(share.url, as_user=READER)
+    with pytest.raises(MotherDuckSQLError, match="not an attached share: not detached"):
+        sql_hook.detach_share("orders", as_user=READER)
+    assert "orders" in [d.name for d in sql_hook.list_databases(as_user=READER)]
+
+
 def test_an_unknown_share_url_is_not_found(sql_hook: MotherDuckHook, org: MotherDuckEmulator) -> None:
     with pytest.raises(MotherDuckSQLNotFoundError):
         sql_hook.attach_share("md:_share/orders/00000000-0000-0000-0000-000000000000", as_user=READER)
