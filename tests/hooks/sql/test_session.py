@@ -7,16 +7,25 @@ revoked token can no longer open a session, is in test_admin.py).
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from airflow_provider_motherduck.exceptions import MotherDuckAuthError, MotherDuckSQLError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.hooks.sql import SESSION_TOKEN_PREFIX, is_session_token, session_token_name
+from airflow_provider_motherduck.hooks.sql import (
+    SESSION_TOKEN_PREFIX,
+    SESSION_TOKEN_TTL,
+    is_session_token,
+    session_token_name,
+)
 from airflow_provider_motherduck.hooks.sql.statements import show_all_roles
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.sql_standin import StandIn
+from tests.support import connection_json
 
 BOT = "etl_bot"
 
@@ -101,3 +110,25 @@ def test_the_name_rule() -> None:
     assert is_session_token(name)
     assert not is_session_token("etl_bot-2026-12-07")
     assert session_token_name() != session_token_name()
+
+
+def test_a_killed_worker_leaves_a_token_that_expires_within_five_minutes() -> None:
+    """The worker dies inside the block (no ``finally`` runs): the token outlives it by at most its TTL."""
+    now = [datetime(2026, 12, 7, 5, 0, tzinfo=timezone.utc)]
+    with MotherDuckEmulator(clock=lambda: now[0]) as md:
+        md.add_user(BOT)
+        code = (
+            "import os\n"
+            "from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook\n"
+            f"with MotherDuckHook().sql_session(as_user={BOT!r}):\n"
+            "    os._exit(9)\n"
+        )
+        env = {**os.environ, "AIRFLOW_CONN_MOTHERDUCK_DEFAULT": connection_json(md.url, md.admin_token)}
+        died = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, timeout=120, check=False
+        )
+        assert died.returncode == 9, died.stderr[-2000:]
+        [left] = [i for i in md.issued_secrets() if is_session_token(i["name"])]
+        assert md.is_valid_token(left["secret"])
+        now[0] += timedelta(seconds=SESSION_TOKEN_TTL)
+        assert not md.is_valid_token(left["secret"])
