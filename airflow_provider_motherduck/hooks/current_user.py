@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 from airflow_provider_motherduck.exceptions import MotherDuckSQLError
 from airflow_provider_motherduck.hooks.sql.session import SQLSession
-from airflow_provider_motherduck.hooks.sql.statements import user_info
+from airflow_provider_motherduck.hooks.sql.statements import local_user, user_info
 
 
 class CurrentUser(TypedDict):
@@ -37,11 +37,19 @@ def read_current_user(session: SQLSession) -> CurrentUser:
         if err.statement != statement.shown:  # the session did not open: say why as it is
             raise
         raise MotherDuckSQLError(
-            "not a MotherDuck session: md_user_info() failed, so this session is not connected to "
-            f"MotherDuck (a plain DuckDB's current_user is a local default user, not a MotherDuck user): "
-            f"{err.message}"
+            "not a MotherDuck session: md_user_info() does not exist or failed, so this session is "
+            f"not connected to MotherDuck (its current_user, {_local_user(session)!r}, is a local "
+            f"default user, not a MotherDuck user): {err.message}"
         ) from None
     return _user(rows)
+
+
+def _local_user(session: SQLSession) -> str | None:
+    try:
+        rows = session.run(local_user())
+    except MotherDuckSQLError:
+        return None
+    return str(next(iter(rows[0].values()))) if rows else None
 
 
 def _user(rows: list[dict[str, Any]]) -> CurrentUser:

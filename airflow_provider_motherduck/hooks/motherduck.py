@@ -288,7 +288,12 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
         return self._new_sql_session(self.settings.token, None)
 
     def _new_sql_session(self, token: str, username: str | None) -> SQLSession:
-        return SQLSession(lambda: self._open_transport(token), username=username, sleep=self._sleep)
+        return SQLSession(
+            lambda: self._open_transport(token),
+            transport=self.settings.sql.transport,
+            username=username,
+            sleep=self._sleep,
+        )
 
     def _open_transport(self, token: str) -> Transport:
         settings = self.settings
@@ -594,7 +599,9 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
         :mod:`~airflow_provider_motherduck.hooks.current_user`.
         """
         if connection is not None:
-            lent = SQLSession(lambda: DuckDBTransport(connection, owned=False), sleep=self._sleep)
+            lent = SQLSession(
+                lambda: DuckDBTransport(connection, owned=False), transport="duckdb", sleep=self._sleep
+            )
             return read_current_user(lent)
         with self.sql_session(as_user=as_user) as session:
             return read_current_user(session)

@@ -49,12 +49,16 @@ def is_session_token(name: str) -> bool:
 
 
 class SQLSession:
-    """Statements run as one account (``username``; ``None``: the connection's own) over one transport."""
+    """Statements run as one account (``username``; ``None``: the connection's own) over one transport.
+
+    ``transport`` names it (``duckdb`` or ``postgres``) for errors, before it is open.
+    """
 
     def __init__(
         self,
         open_transport: Callable[[], Transport],
         *,
+        transport: str,
         username: str | None = None,
         sleep: Callable[[float], None],
         attempts: int = SQL_ATTEMPTS,
@@ -63,6 +67,7 @@ class SQLSession:
         self._open = open_transport
         self._transport: Transport | None = None
         self.username = username
+        self.transport_name = transport
         self._sleep = sleep
         self._attempts = attempts
         self._delay = delay
@@ -97,10 +102,6 @@ class SQLSession:
                 continue
             log.debug("MotherDuck SQL %s: %d row(s)", statement.shown, len(rows.rows))
             return rows.dicts()
-
-    @property
-    def transport_name(self) -> str:
-        return self._transport.name if self._transport is not None else "sql"
 
     def close(self) -> None:
         """Close the transport (a later :meth:`run` opens a new one)."""

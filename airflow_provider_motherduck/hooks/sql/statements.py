@@ -123,6 +123,11 @@ def user_info() -> Statement:
     return Statement("FROM md_user_info()", Kind.READ, "md_user_info()")
 
 
+def local_user() -> Statement:
+    """DuckDB's own ``current_user``: a local default user outside MotherDuck (named in errors)."""
+    return Statement("SELECT current_user", Kind.READ, "current_user")
+
+
 # -- roles (facts, section 3) ----------------------------------------------------------------------
 
 
