@@ -1,4 +1,5 @@
-"""An in-memory emulator of the MotherDuck admin REST API, for tests and demos.
+"""An in-memory emulator of the MotherDuck admin REST API and of its Postgres endpoint's
+administration SQL (roles, shares, grants, attachments, databases), for tests and demos.
 
 It imports nothing else of this package: it states MotherDuck's rules on its own, so a
 client bug cannot be mirrored by the server. ``EmulatorControl`` drives a standalone one

@@ -448,6 +448,8 @@ def test_databases_are_created_read_and_dropped(admin: Sql) -> None:
     ((uuid, _, transient, retention, kind),) = rows(admin, read, ["scratch"])
     assert re.fullmatch(r"[0-9a-f-]{36}", uuid)
     assert (transient, retention, kind) == (True, "7 days", "default")
+    admin.execute('ALTER DATABASE "scratch" SET SNAPSHOT_RETENTION_DAYS = 30')
+    assert rows(admin, read, ["scratch"])[0][3] == "30 days"
     assert rows(admin, read, ["lake"])[0][2:] == (False, None, "ducklake")
     names = [r[0] for r in rows(admin, "SELECT * FROM MD_INFORMATION_SCHEMA.DATABASES ORDER BY name")]
     assert names == ["lake", "my_db", "scratch"]
@@ -558,6 +560,13 @@ def test_a_dropped_answer_after_the_statement_ran(md: MotherDuckEmulator, pg: Co
     with pytest.raises(psycopg.OperationalError):
         admin.execute('CREATE ROLE "lost_answer"')
     assert "lost_answer" in [r[0] for r in rows(pg(), "SHOW ALL ROLES")]
+
+
+def test_an_error_after_the_statement_ran(md: MotherDuckEmulator, admin: Sql) -> None:
+    admin.execute("CREATE ROLE granted_anyway")
+    md.inject_sql("grant role *", error="IO Error: request timed out", after=True)
+    fails(admin, "GRANT ROLE granted_anyway TO USER etl_bot", "request timed out")
+    assert [r[0] for r in rows(admin, "SHOW ROLES TO USER etl_bot")] == ["granted_anyway"]
 
 
 def test_a_delay_only_slows_the_statement(md: MotherDuckEmulator, admin: Sql) -> None:

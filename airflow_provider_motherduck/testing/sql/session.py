@@ -211,7 +211,7 @@ class Session:
             (("RESET",), lambda cur, u: Result([], [], "RESET")),
             (("USE",), self._use),
             (("CREATE", "ROLE"), self._create_role),
-            (("DROP", "ROLE"), self._drop_role),
+            (("DROP", "ROLE"), lambda cur, u: self._drop(cur, u, self.catalog.drop_role, "DROP ROLE")),
             (("SHOW", "ALL", "ROLES"), lambda cur, u: self._rows(cur, ALL_ROLES, self.catalog.all_roles())),
             (("GRANT", "ROLE"), self._grant_role),
             (("REVOKE", "ROLE"), self._revoke_role),
@@ -227,7 +227,7 @@ class Session:
             (("CREATE", "OR", "REPLACE", "SHARE"), lambda cur, u: self._create_share(cur, u, replace=True)),
             (("CREATE", "SHARE"), lambda cur, u: self._create_share(cur, u, replace=False)),
             (("ALTER", "SHARE"), self._alter_share),
-            (("DROP", "SHARE"), self._drop_share),
+            (("DROP", "SHARE"), lambda cur, u: self._drop(cur, u, self.catalog.drop_share, "DROP SHARE")),
             (("UPDATE", "SHARE"), self._update_share),
             (("LIST", "SHARES"), lambda cur, u: self._rows(cur, OWNED_SHARES, self.catalog.owned_shares(u))),
             (("DESCRIBE", "SHARE"), self._describe_share),
@@ -242,6 +242,7 @@ class Session:
             (("DETACH",), self._detach),
             (("CREATE", "DATABASE"), self._create_database),
             (("DROP", "DATABASE"), self._drop_database),
+            (("ALTER", "DATABASE"), self._alter_database),
             (("SHOW", "ALL", "DATABASES"), self._show_databases),
             (("SHOW", "DATABASES"), self._show_databases),
         ]
@@ -288,12 +289,13 @@ class Session:
         self.catalog.create_role(user, name)
         return Result([], [], "CREATE ROLE")
 
-    def _drop_role(self, cur: Cursor, user: User) -> Result:
+    def _drop(self, cur: Cursor, user: User, drop: Callable[[User, str, bool], None], tag: str) -> Result:
+        """DROP ROLE|SHARE [IF EXISTS] name."""
         if_exists = cur.accept("IF", "EXISTS")
         name = cur.name()
         cur.end()
-        self.catalog.drop_role(user, name, if_exists)
-        return Result([], [], "DROP ROLE")
+        drop(user, name, if_exists)
+        return Result([], [], tag)
 
     def _grantee(self, cur: Cursor) -> dict[str, str]:
         kind = "role" if cur.accept("ROLE") else "user"
@@ -369,13 +371,6 @@ class Session:
         cur.end()
         self.catalog.alter_share(user, name, pattern)
         return Result([], [], "ALTER SHARE")
-
-    def _drop_share(self, cur: Cursor, user: User) -> Result:
-        if_exists = cur.accept("IF", "EXISTS")
-        name = cur.name()
-        cur.end()
-        self.catalog.drop_share(user, name, if_exists)
-        return Result([], [], "DROP SHARE")
 
     def _update_share(self, cur: Cursor, user: User) -> Result:
         name = cur.name()
@@ -460,6 +455,15 @@ class Session:
         cur.end()
         self.catalog.drop_database(user, name, if_exists=if_exists, cascade=cascade, current=self.database)
         return Result([], [], "DROP DATABASE")
+
+    def _alter_database(self, cur: Cursor, user: User) -> Result:
+        name = cur.name()
+        cur.expect("SET", "SNAPSHOT_RETENTION_DAYS")
+        cur.punct("=")
+        days = cur.number()
+        cur.end()
+        self.catalog.database(user, name).retention_days = days
+        return Result([], [], "ALTER DATABASE")
 
     def _show_databases(self, cur: Cursor, user: User) -> Result:
         cur.end()
