@@ -192,7 +192,9 @@ class SQLSettings:
 
     def postgres_target(self) -> PostgresTarget:
         """The endpoint: the extra ``postgres_host``, else ``pg.<region>.motherduck.com`` from ``region``."""
-        host = self.postgres_host or (f"pg.{self.region}.motherduck.com" if self.region else None)
+        host = self.postgres_host or (
+            f"pg.{_cloud_region(self.region)}.motherduck.com" if self.region else None
+        )
         if host is None:
             raise MotherDuckConfigError(
                 f"The postgres transport of {self.conn_label} needs the endpoint: set the extra "
@@ -200,6 +202,14 @@ class SQLSettings:
                 "FROM md_user_info() tells it)."
             )
         return PostgresTarget(host, self.postgres_port, "prefer" if is_loopback(host) else "verify-full")
+
+
+def _cloud_region(region: str) -> str:
+    """``us-east-1`` (as ``md_user_info()`` gives it) -> ``us-east-1-aws``; a cloud suffix is kept.
+
+    MotherDuck's docs name the hosts ``pg.<region>-aws.motherduck.com`` (or ``-azure``).
+    """
+    return region if region.endswith(("-aws", "-azure")) else f"{region}-aws"
 
 
 def is_loopback(host: str) -> bool:

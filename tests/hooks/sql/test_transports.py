@@ -193,6 +193,11 @@ def test_bad_sql_extras_are_refused(extra: dict[str, Any], named: str) -> None:
             {"region": "eu-central-1-aws"},
             PostgresTarget("pg.eu-central-1-aws.motherduck.com", 5432, "verify-full"),
         ),
+        ({"region": "us-east-1"}, PostgresTarget("pg.us-east-1-aws.motherduck.com", 5432, "verify-full")),
+        (
+            {"region": "westeurope-azure"},
+            PostgresTarget("pg.westeurope-azure.motherduck.com", 5432, "verify-full"),
+        ),
     ],
 )
 def test_plain_tcp_only_to_loopback(extra: dict[str, Any], target: PostgresTarget) -> None:
