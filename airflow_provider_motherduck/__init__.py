@@ -34,6 +34,28 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Send the token over http:// to a remote host (not recommended).",
         "schema": {"type": ["boolean", "null"], "default": False},
     },
+    "sql_transport": {
+        "label": "SQL transport",
+        "description": "How roles, shares and grants reach MotherDuck's SQL: duckdb (the motherduck "
+        "extension, extra [duckdb]) or postgres (the Postgres endpoint, extra [postgres]).",
+        "schema": {"type": ["string", "null"], "enum": ["duckdb", "postgres", None], "default": "duckdb"},
+    },
+    "postgres_host": {
+        "label": "Postgres endpoint host",
+        "description": "Host of MotherDuck's Postgres endpoint, e.g. pg.us-east-1-aws.motherduck.com "
+        "(default: from the region). TLS is verified; plain TCP only to a loopback host.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "postgres_port": {
+        "label": "Postgres endpoint port",
+        "description": "Port of the Postgres endpoint (default 5432).",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
+    },
+    "region": {
+        "label": "Region",
+        "description": "The organisation's region (e.g. us-east-1-aws) when postgres_host is empty.",
+        "schema": {"type": ["string", "null"]},
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -53,7 +75,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-motherduck",
         "name": "MotherDuck",
         "description": "Administer a MotherDuck organisation from Airflow: service accounts, access "
-        "tokens, Duckling sizing and active accounts.",
+        "tokens, Duckling sizing, active accounts, and roles, shares, grants and databases over SQL.",
         "versions": [__version__],
         "integrations": [
             {
@@ -73,6 +95,7 @@ def get_provider_info() -> dict[str, Any]:
             "onboarding",
             "organisation",
             "reconcile",
+            "access",
         ),
         "sensors": _modules("sensors", "accounts"),
         "hooks": _modules("hooks", "motherduck"),

@@ -84,7 +84,7 @@ def legacy_form_widgets(conn_fields: Mapping[str, Any]) -> dict[str, Any]:
     Newer Airflow reads ``conn-fields`` itself and never calls this, so WTForms is imported here only.
     """
     from wtforms import BooleanField, IntegerField, StringField
-    from wtforms.validators import NumberRange, Optional, Regexp
+    from wtforms.validators import AnyOf, NumberRange, Optional, Regexp
 
     try:  # the Flask UI's look; Airflow 3.0 and 3.1 may run without Flask-AppBuilder
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
@@ -101,9 +101,15 @@ def legacy_form_widgets(conn_fields: Mapping[str, Any]) -> dict[str, Any]:
         elif "integer" in schema["type"]:
             widgets[name] = IntegerField(
                 label,
-                validators=[Optional(), NumberRange(min=schema.get("minimum"))],
+                validators=[Optional(), NumberRange(min=schema.get("minimum"), max=schema.get("maximum"))],
                 description=description,
                 **text,
+            )
+        elif "string" in schema["type"]:  # the hook checks the text (a host, a choice)
+            choices = [c for c in schema.get("enum", ()) if c is not None]
+            checks = [AnyOf(choices, message=f"One of {', '.join(choices)}.")] if choices else []
+            widgets[name] = StringField(
+                label, validators=[Optional(), *checks], description=description, **text
             )
         else:  # a number: the form has no float field, the hook reads the text
             widgets[name] = StringField(

@@ -30,7 +30,44 @@ class MotherDuckConfigError(MotherDuckError):
 
 
 class MotherDuckSQLError(MotherDuckError):
-    """The SQL path (DuckDB on ``md:``) failed, or answered without being a MotherDuck session."""
+    """The SQL path failed, or answered without being a MotherDuck session.
+
+    ``message`` is MotherDuck's (or the SQL client's) own text, ``statement`` the SQL that was
+    sent (never one that carries a token), ``transport`` ``duckdb`` or ``postgres``, ``advice``
+    what to do about it. The subclasses below say what kind of failure it was.
+    """
+
+    def __init__(self, message: str, statement: str = "", transport: str = "", advice: str = "") -> None:
+        self.message = message
+        self.statement = statement
+        self.transport = transport
+        self.advice = advice
+        over = f" over {transport}" if transport else ""
+        text = f"MotherDuck SQL failed{over}: {message} (statement: {statement})" if statement else message
+        super().__init__(f"{text} | {advice}" if advice else text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.statement, self.transport, self.advice))
+
+
+class MotherDuckSQLNotFoundError(MotherDuckSQLError):
+    """What the statement names does not exist (a role, share, user, database or attachment)."""
+
+
+class MotherDuckSQLExistsError(MotherDuckSQLError):
+    """What the statement creates exists already."""
+
+
+class MotherDuckSQLPermissionError(MotherDuckSQLError):
+    """The session's account may not do this; ``advice`` says who may (an admin, the share's owner, ...)."""
+
+
+class MotherDuckPlanLimitError(MotherDuckSQLError):
+    """The organisation's plan does not include this (custom roles, filtered shares: Business plan)."""
+
+
+class MotherDuckSQLUnsupportedError(MotherDuckSQLError):
+    """The statement is not supported over this transport; ``advice`` suggests the other one."""
 
 
 class MotherDuckAPIError(MotherDuckError):

@@ -421,3 +421,135 @@ def _check_json_size(field: str, value: Any, limit: int, allowed: str) -> None:
         raise invalid(
             field, value, f"it is {size} bytes as JSON, over the limit of {limit}", allowed, show=False
         )
+
+
+# -- SQL administration: roles, shares, grantees, databases (motherduck-sql facts, sections 2 to 7) --
+
+ROLE_NAME_MIN_LENGTH: Final = 3
+ROLE_NAME_MAX_LENGTH: Final = 255
+#: The preset roles: they can be granted, never created or dropped (Admin > Builder > Explorer).
+PRESET_ROLES: Final = ("admin", "builder", "explorer")
+SHARE_ACCESS: Final = ("organization", "restricted", "unrestricted")
+SHARE_VISIBILITY: Final = ("discoverable", "hidden")
+SHARE_UPDATE: Final = ("automatic", "manual")
+INCLUDE_PATTERN_MAX_LENGTH: Final = 16_384
+SHARE_URL_PREFIX: Final = "md:_share/"
+
+ShareAccess: TypeAlias = Literal["organization", "restricted", "unrestricted"]
+ShareVisibility: TypeAlias = Literal["discoverable", "hidden"]
+ShareUpdate: TypeAlias = Literal["automatic", "manual"]
+
+_ROLE_RE = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+def _sql_text(field: str, value: Any, allowed: str) -> str:
+    """A non-empty string without surrounding spaces or control characters (NUL ends a SQL text)."""
+    text = _require_str(field, value, allowed)
+    if not text or text != text.strip():
+        raise invalid(field, text, "it is empty or has surrounding spaces", allowed)
+    if not text.isprintable():
+        raise invalid(field, text, "it has control characters", allowed)
+    return text
+
+
+def check_role_name(name: Any, field: str = "role", *, new: bool = False) -> str:
+    """Return ``name`` if it can name a role; ``new=True`` also refuses the preset roles.
+
+    MotherDuck stores role names in lowercase: 3 to 255 characters, a letter first, then
+    letters, digits, ``-`` or ``_``. A name in another case is refused rather than folded, so
+    what a DAG says is what MotherDuck holds.
+    """
+    allowed = (
+        f"{ROLE_NAME_MIN_LENGTH} to {ROLE_NAME_MAX_LENGTH} lowercase characters, a letter first, then "
+        "letters, digits, '-' or '_'"
+    )
+    role = _sql_text(field, name, allowed)
+    if not ROLE_NAME_MIN_LENGTH <= len(role) <= ROLE_NAME_MAX_LENGTH:
+        raise invalid(field, role[:40], f"it has {len(role)} characters", allowed)
+    if not _ROLE_RE.fullmatch(role):
+        problem = (
+            "it is not lowercase" if _ROLE_RE.fullmatch(role.lower()) else "it has a character not allowed"
+        )
+        raise invalid(field, role, problem, allowed)
+    if new and role in PRESET_ROLES:
+        raise invalid(field, role, "it is a preset role", f"{allowed}, other than {', '.join(PRESET_ROLES)}")
+    return role
+
+
+def check_object_name(name: Any, field: str) -> str:
+    """Return ``name`` if it can name a share or a database: non-empty, no surrounding spaces, no dots."""
+    allowed = "a non-empty name without surrounding spaces, control characters or dots"
+    text = _sql_text(field, name, allowed)
+    if "." in text:
+        raise invalid(field, text, "it contains a dot", allowed)
+    return text
+
+
+def check_grantee(name: Any, field: str) -> str:
+    """Return ``name`` if it can name a user granted a role or a share (email-style names allowed)."""
+    return _sql_text(
+        field, name, "a username (a service account's, or a user's email), no surrounding spaces"
+    )
+
+
+def check_alias(name: Any, field: str = "alias") -> str:
+    """Return ``name`` if it can be the alias of an attached database (quoted, so any printable text)."""
+    return _sql_text(field, name, "a non-empty name without surrounding spaces or control characters")
+
+
+def check_share_url(url: Any, field: str = "url") -> str:
+    """Return ``url`` if it has a share URL's form, ``md:_share/<database>/<share token>``."""
+    allowed = f"{SHARE_URL_PREFIX}<database>/<share token>, as creating or listing a share gives it"
+    text = _sql_text(field, url, allowed)
+    database, _, token = text.removeprefix(SHARE_URL_PREFIX).partition("/")
+    if not text.startswith(SHARE_URL_PREFIX) or not database or not token or "/" in token:
+        raise invalid(field, text, "it is not a share URL", allowed)
+    return text
+
+
+def share_url_database(url: str) -> str:
+    """The source database named in a share URL (the default alias when attaching it)."""
+    return check_share_url(url).removeprefix(SHARE_URL_PREFIX).partition("/")[0]
+
+
+def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> Any:
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise invalid(field, value, "unknown value", ", ".join(choices))
+    return value.lower()
+
+
+def check_share_access(value: Any, field: str = "access") -> ShareAccess:
+    """Return ``value`` lowercased if it is a share's access: organization, restricted or unrestricted."""
+    return _check_choice(field, value, SHARE_ACCESS)  # type: ignore[no-any-return]
+
+
+def check_share_visibility(value: Any, field: str = "visibility") -> ShareVisibility:
+    """Return ``value`` lowercased if it is a share's visibility: discoverable or hidden."""
+    return _check_choice(field, value, SHARE_VISIBILITY)  # type: ignore[no-any-return]
+
+
+def check_share_update(value: Any, field: str = "update") -> ShareUpdate:
+    """Return ``value`` lowercased if it is a share's update mode: automatic or manual."""
+    return _check_choice(field, value, SHARE_UPDATE)  # type: ignore[no-any-return]
+
+
+def check_include_pattern(value: Any, field: str = "include") -> tuple[str, ...]:
+    """Return the patterns of a filtered share (``'schema.table'``, ``'main.*'``) as a tuple.
+
+    An empty list shares nothing; ``None`` (handled by the caller) shares the whole database.
+    The patterns are joined with commas into one literal, so none may hold a comma outside
+    double quotes, and the joined text is at most 16,384 characters.
+    """
+    allowed = (
+        "a list of table patterns such as 'main.orders' or 'main.*', no comma outside double quotes, "
+        f"at most {INCLUDE_PATTERN_MAX_LENGTH} characters joined"
+    )
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise invalid(field, value, f"expected a list, got {type(value).__name__}", allowed)
+    patterns = tuple(_sql_text(f"{field}[{i}]", p, allowed) for i, p in enumerate(value))
+    for i, pattern in enumerate(patterns):
+        if "," in re.sub(r'"[^"]*"', "", pattern):
+            raise invalid(f"{field}[{i}]", pattern, "it has a comma outside double quotes", allowed)
+    if len(",".join(patterns)) > INCLUDE_PATTERN_MAX_LENGTH:
+        raise invalid(field, f"{len(patterns)} patterns", "they are too long joined", allowed)
+    return patterns

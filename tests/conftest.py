@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -30,7 +31,10 @@ os.environ.pop("MOTHERDUCK_TOKEN", None)
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook  # noqa: E402
 from airflow_provider_motherduck.testing import MotherDuckEmulator  # noqa: E402
 from airflow_provider_motherduck.testing.dag_run import migrate  # noqa: E402
-from tests.support import FakeSleep, run_airflow_dag  # noqa: E402
+from tests.support import FakeSleep, connection_json, run_airflow_dag  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.sql_standin import StandIn
 
 
 @pytest.fixture
@@ -43,6 +47,30 @@ def emulator(motherduck_emulator: MotherDuckEmulator) -> MotherDuckEmulator:
 def motherduck_conn(motherduck_connection: str) -> str:
     """``motherduck_default`` pointing at the emulator with its admin token; returns the conn id."""
     return motherduck_connection
+
+
+@pytest.fixture
+def sql_conn(
+    motherduck_emulator: MotherDuckEmulator, motherduck_conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """``motherduck_default`` on the emulator with the ``postgres`` SQL transport (its Postgres endpoint)."""
+    connection = connection_json(
+        motherduck_emulator.url,
+        motherduck_emulator.admin_token,
+        sql_transport="postgres",
+        postgres_host=motherduck_emulator.postgres_host,
+        postgres_port=motherduck_emulator.postgres_port,
+    )
+    monkeypatch.setenv(f"AIRFLOW_CONN_{motherduck_conn_id.upper()}", connection)
+    return motherduck_conn_id
+
+
+@pytest.fixture
+def sql_hook(sql_conn: str, fake_sleep: FakeSleep) -> Iterator[MotherDuckHook]:
+    """A hook whose SQL goes to the emulator's Postgres endpoint over the real wire protocol."""
+    h = MotherDuckHook(sql_conn, retry_delay=0.01, sleep=fake_sleep)
+    yield h
+    h.close()
 
 
 @pytest.fixture
@@ -75,3 +103,14 @@ def motherduck_airflow_home(airflow_db: str) -> Path:
 def airflow_dag_runner(airflow_db: str) -> Callable[..., subprocess.CompletedProcess[str]]:
     """:func:`tests.support.run_airflow_dag`, once the metadata database exists."""
     return run_airflow_dag
+
+
+@pytest.fixture
+def duckdb_standin(monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    """``duckdb.connect`` replaced by :class:`tests.sql_standin.StandIn` (MotherDuck is out of reach)."""
+    duckdb = pytest.importorskip("duckdb")
+    from tests.sql_standin import StandIn
+
+    standin = StandIn()
+    monkeypatch.setattr(duckdb, "connect", standin.connect)
+    return standin

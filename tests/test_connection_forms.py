@@ -212,7 +212,16 @@ def test_form_metadata_read_without_importing_the_hook() -> None:
     }
     assert got["extra_fields"] == [
         f"extra__motherduck__{name}"
-        for name in ("allow_insecure_http", "retry_delay", "retry_limit", "timeout")
+        for name in (
+            "allow_insecure_http",
+            "postgres_host",
+            "postgres_port",
+            "region",
+            "retry_delay",
+            "retry_limit",
+            "sql_transport",
+            "timeout",
+        )
     ]
 
 
@@ -247,7 +256,8 @@ def test_airflow2_form_comes_from_the_hook() -> None:
 def test_airflow2_form_has_the_extra_fields_and_the_hook_reads_what_they_save() -> None:
     """Airflow 2.11's Flask form gets the extras from ``get_connection_form_widgets``; fill it in as a
     user would, save the way 2.11's connection view does (non-empty values under the field name), and
-    the hook reads the numbers back. A value that is not a number is refused by the form."""
+    the hook reads the numbers back (a text field left out is None, not saved). A value that is not a
+    number is refused by the form."""
     result = _python(
         """
         import json, os
@@ -266,7 +276,7 @@ def test_airflow2_form_has_the_extra_fields_and_the_hook_reads_what_they_save() 
             form = form_class(MultiDict({f"extra__motherduck__{k}": v for k, v in values.items()}))
             ok = form.validate()
             saved = {
-                info.field_name: form.data[key] for key, info in widgets.items() if form.data[key] != ""
+                info.field_name: form.data[key] for key, info in widgets.items() if form.data[key] not in ("", None)
             }
             return ok, saved, {k.split("__")[-1]: v for k, v in form.errors.items()}
 
@@ -289,8 +299,12 @@ def test_airflow2_form_has_the_extra_fields_and_the_hook_reads_what_they_save() 
     got = json.loads(result.stdout.strip().splitlines()[-1])
     assert got["fields"] == [
         ["allow_insecure_http", "BooleanField"],
+        ["postgres_host", "StringField"],
+        ["postgres_port", "IntegerField"],
+        ["region", "StringField"],
         ["retry_delay", "StringField"],
         ["retry_limit", "IntegerField"],
+        ["sql_transport", "StringField"],
         ["timeout", "StringField"],
     ]
     assert got["ok"] is True

@@ -1,18 +1,17 @@
 """Who a token belongs to, over SQL: MotherDuck has no REST call for it.
 
-A MotherDuck session is DuckDB with the ``motherduck`` extension on the database ``md:``;
-``FROM md_user_info()`` answers one row about the token's user. Plain DuckDB has no such
-function (its ``current_user`` is a local default user), so its answer is refused.
+In a MotherDuck session, over either transport, ``FROM md_user_info()`` answers one row about
+the token's user. Plain DuckDB has no such function (its ``current_user`` is a local default
+user), so a session without it is refused rather than passed off as a MotherDuck user.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import Any, TypedDict
 
-from airflow_provider_motherduck.exceptions import MotherDuckConfigError, MotherDuckSQLError
-
-if TYPE_CHECKING:
-    import duckdb
+from airflow_provider_motherduck.exceptions import MotherDuckSQLError
+from airflow_provider_motherduck.hooks.sql.session import SQLSession
+from airflow_provider_motherduck.hooks.sql.statements import local_user, user_info
 
 
 class CurrentUser(TypedDict):
@@ -29,52 +28,37 @@ class CurrentUser(TypedDict):
 CURRENT_USER_FIELDS = tuple(CurrentUser.__annotations__)
 
 
-def current_user(token: str) -> CurrentUser:
-    """The user of ``token``, read from a MotherDuck session that is opened and closed here.
-
-    The token goes in the ``motherduck_token`` config option, never in the connection string.
-    Needs the ``duckdb`` extra. Raises ``MotherDuckSQLError`` when the answer is not MotherDuck's.
-    """
+def read_current_user(session: SQLSession) -> CurrentUser:
+    """``FROM md_user_info()`` in ``session``, checked to be MotherDuck's one row."""
+    statement = user_info()
     try:
-        import duckdb
-    except ImportError:
-        raise MotherDuckConfigError(
-            "get_current_user needs DuckDB: pip install 'airflow-provider-motherduck[duckdb]'"
-        ) from None
-    try:
-        con = duckdb.connect("md:", config={"motherduck_token": token})
-    except duckdb.Error as err:
-        raise MotherDuckSQLError(f"could not open a MotherDuck session: {type(err).__name__}") from None
-    try:
-        return read_user_info(con)
-    finally:
-        con.close()
-
-
-def read_user_info(con: duckdb.DuckDBPyConnection) -> CurrentUser:
-    """``FROM md_user_info()`` on an open connection, checked to be MotherDuck's one row."""
-    import duckdb
-
-    try:
-        cursor = con.execute("FROM md_user_info()")
-        columns = [d[0] for d in cursor.description or ()]
-        rows = cursor.fetchall()
-    except duckdb.Error:
-        try:
-            local = con.execute("SELECT current_user").fetchone()
-        except duckdb.Error:
-            local = None
+        rows = session.run(statement)
+    except MotherDuckSQLError as err:
+        if err.statement != statement.shown:  # the session did not open: say why as it is
+            raise
         raise MotherDuckSQLError(
-            "not a MotherDuck session: md_user_info() does not exist, so this DuckDB is not connected to "
-            f"MotherDuck (its current_user, {local[0] if local else None!r}, is a local default user, "
-            "not a MotherDuck user)"
+            "not a MotherDuck session: md_user_info() does not exist or failed, so this session is "
+            f"not connected to MotherDuck (its current_user, {_local_user(session)!r}, is a local "
+            f"default user, not a MotherDuck user): {err.message}"
         ) from None
+    return _user(rows)
+
+
+def _local_user(session: SQLSession) -> str | None:
+    try:
+        rows = session.run(local_user())
+    except MotherDuckSQLError:
+        return None
+    return str(next(iter(rows[0].values()))) if rows else None
+
+
+def _user(rows: list[dict[str, Any]]) -> CurrentUser:
+    columns = list(rows[0]) if rows else []
     missing = [f for f in CURRENT_USER_FIELDS if f not in columns]
     if len(rows) != 1 or missing:
         raise MotherDuckSQLError(
             f"md_user_info() answered {len(rows)} row(s) with columns {columns}; expected one row with "
             f"{', '.join(CURRENT_USER_FIELDS)}"
         )
-    info = dict(zip(columns, rows[0], strict=True))
-    user: CurrentUser = {f: str(info[f]) for f in CURRENT_USER_FIELDS}  # type: ignore[assignment]
+    user: CurrentUser = {f: str(rows[0][f]) for f in CURRENT_USER_FIELDS}  # type: ignore[assignment]
     return user

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -29,9 +29,18 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckRouteNotFoundError,
 )
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
-from airflow_provider_motherduck.hooks.current_user import CurrentUser, current_user, read_user_info
+from airflow_provider_motherduck.hooks.current_user import CurrentUser, read_current_user
 from airflow_provider_motherduck.hooks.known_secrets import blank, remember
 from airflow_provider_motherduck.hooks.retry import RetryPolicy, may_have_been_carried_out
+from airflow_provider_motherduck.hooks.sql.admin import SQLAdminMixin
+from airflow_provider_motherduck.hooks.sql.session import SQLSession, acting_as
+from airflow_provider_motherduck.hooks.sql.transports import (
+    DuckDBTransport,
+    PostgresTransport,
+    SQLSettings,
+    Transport,
+    sql_settings,
+)
 from airflow_provider_motherduck.hooks.transport import Answer, encode, is_loopback, new_session, send
 from airflow_provider_motherduck.validation import (
     check_dive_id,
@@ -145,14 +154,17 @@ class _Settings:
     timeout: float
     retry_limit: int
     retry_delay: float
+    sql: SQLSettings = field(default_factory=SQLSettings)
 
 
-class MotherDuckHook(BaseHook):
+class MotherDuckHook(SQLAdminMixin, BaseHook):
     """Talks to the MotherDuck admin REST API with the admin token of an Airflow connection.
 
     The token is the connection's password, else its extra ``token``, else the environment
     variable ``MOTHERDUCK_TOKEN``. The host defaults to ``https://api.motherduck.com``. Nothing
-    is looked up until the first call.
+    is looked up until the first call. The SQL methods (roles, shares, grants, attachments,
+    databases; :class:`~airflow_provider_motherduck.hooks.sql.admin.SQLAdminMixin`) run over the
+    transport the extra ``sql_transport`` names (``duckdb`` or ``postgres``).
 
     :param motherduck_conn_id: the Airflow connection to use.
     :param timeout: seconds one attempt may take, connecting and reading the whole answer included
@@ -238,6 +250,7 @@ class MotherDuckHook(BaseHook):
             retry_delay=float(
                 pick(self._retry_delay, extra.get("retry_delay"), DEFAULT_RETRY_DELAY, "retry_delay")
             ),
+            sql=sql_settings(extra, self._conn_label),
         )
 
     @cached_property
@@ -256,9 +269,49 @@ class MotherDuckHook(BaseHook):
         return new_session(self.settings.base_url, headers)
 
     def close(self) -> None:
-        """Close the HTTP session (a new one opens on the next call)."""
+        """Close the HTTP session and the SQL session (new ones open on the next call)."""
         if "session" in self.__dict__:
             self.__dict__.pop("session").close()
+        if "_own_sql" in self.__dict__:
+            self.__dict__.pop("_own_sql").close()
+
+    # -- the one SQL path -----------------------------------------------------------------------
+
+    @contextmanager
+    def sql_session(self, *, as_user: str | None = None) -> Iterator[SQLSession]:
+        """A SQL session as the connection's account (kept until :meth:`close`), or as ``as_user``.
+
+        ``as_user`` names a service account: a token of 300 s is minted for it over REST, masked,
+        used for the statements of the block and revoked when the block ends, however it ends.
+        """
+        if as_user is None:
+            yield self._own_sql
+            return
+        with acting_as(
+            as_user,
+            mint=lambda user, name, ttl: self.create_token(user, name, ttl=ttl),
+            revoke=lambda user, token_id: self.delete_token(user, token_id, missing_ok=True),
+            session=self._new_sql_session,
+        ) as session:
+            yield session
+
+    @cached_property
+    def _own_sql(self) -> SQLSession:
+        return self._new_sql_session(self.settings.token, None)
+
+    def _new_sql_session(self, token: str, username: str | None) -> SQLSession:
+        return SQLSession(
+            lambda: self._open_transport(token),
+            transport=self.settings.sql.transport,
+            username=username,
+            sleep=self._sleep,
+        )
+
+    def _open_transport(self, token: str) -> Transport:
+        settings = self.settings
+        if settings.sql.transport == "postgres":
+            return PostgresTransport(token, settings.sql.postgres_target(), settings.timeout)
+        return DuckDBTransport.open(token)
 
     # -- the one request path -------------------------------------------------------------------
 
@@ -554,18 +607,24 @@ class MotherDuckHook(BaseHook):
             ) from None
         return result
 
-    def get_current_user(self, connection: duckdb.DuckDBPyConnection | None = None) -> CurrentUser:
+    def get_current_user(
+        self, connection: duckdb.DuckDBPyConnection | None = None, *, as_user: str | None = None
+    ) -> CurrentUser:
         """Who the token belongs to: the R package's ``show_current_user``, over SQL (there is no REST call).
 
-        Opens DuckDB on ``md:`` with the token in the ``motherduck_token`` config option (never in
-        the connection string), runs ``FROM md_user_info()`` and closes the connection. Needs the
-        ``duckdb`` extra. A caller may pass an open DuckDB ``connection`` instead; it is left open.
-        Raises ``MotherDuckSQLError`` when the answer does not come from MotherDuck. See
+        Runs ``FROM md_user_info()`` over the connection's SQL transport (the token is a setting
+        or a password, never in a connection string), or as the service account ``as_user``. A
+        caller may pass an open DuckDB ``connection`` instead; it is left open. Raises
+        ``MotherDuckSQLError`` when the answer does not come from MotherDuck. See
         :mod:`~airflow_provider_motherduck.hooks.current_user`.
         """
         if connection is not None:
-            return read_user_info(connection)
-        return current_user(self.settings.token)
+            lent = SQLSession(
+                lambda: DuckDBTransport(connection, owned=False), transport="duckdb", sleep=self._sleep
+            )
+            return read_current_user(lent)
+        with self.sql_session(as_user=as_user) as session:
+            return read_current_user(session)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with a cheap read-only admin call; used by the UI's Test button."""

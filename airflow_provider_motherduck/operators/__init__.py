@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from airflow_provider_motherduck.operators.access import (
+    MotherDuckAttachShareOperator,
+    MotherDuckCreateDatabaseOperator,
+    MotherDuckCreateRoleOperator,
+    MotherDuckCreateShareOperator,
+    MotherDuckDetachShareOperator,
+    MotherDuckDropDatabaseOperator,
+    MotherDuckDropRoleOperator,
+    MotherDuckDropShareOperator,
+    MotherDuckGrantRoleOperator,
+    MotherDuckGrantShareOperator,
+    MotherDuckRevokeRoleOperator,
+    MotherDuckRevokeShareOperator,
+)
 from airflow_provider_motherduck.operators.accounts import MotherDuckListActiveAccountsOperator
 from airflow_provider_motherduck.operators.current_user import MotherDuckCurrentUserOperator
 from airflow_provider_motherduck.operators.ducklings import (
@@ -34,20 +48,32 @@ from airflow_provider_motherduck.operators.users import (
 from airflow_provider_motherduck.task_groups import offboard_account_group
 
 __all__ = [
+    "MotherDuckAttachShareOperator",
     "MotherDuckBulkOnboardOperator",
+    "MotherDuckCreateDatabaseOperator",
     "MotherDuckCreateDiveEmbedSessionOperator",
+    "MotherDuckCreateRoleOperator",
+    "MotherDuckCreateShareOperator",
     "MotherDuckCreateTokenOperator",
     "MotherDuckCreateUserOperator",
     "MotherDuckCurrentUserOperator",
     "MotherDuckDeleteTokenOperator",
     "MotherDuckDeleteUserOperator",
+    "MotherDuckDetachShareOperator",
+    "MotherDuckDropDatabaseOperator",
+    "MotherDuckDropRoleOperator",
+    "MotherDuckDropShareOperator",
     "MotherDuckGetDucklingConfigOperator",
+    "MotherDuckGrantRoleOperator",
+    "MotherDuckGrantShareOperator",
     "MotherDuckListActiveAccountsOperator",
     "MotherDuckListTokensOperator",
     "MotherDuckListUsersOperator",
     "MotherDuckOffboardAccountOperator",
     "MotherDuckOnboardAccountOperator",
     "MotherDuckReconcileOperator",
+    "MotherDuckRevokeRoleOperator",
+    "MotherDuckRevokeShareOperator",
     "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
     "MotherDuckTokenAuditOperator",

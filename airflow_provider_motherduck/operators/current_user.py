@@ -11,13 +11,15 @@ from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
 class MotherDuckCurrentUserOperator(MotherDuckBaseOperator):
     """Who the token of ``motherduck_conn_id`` belongs to: the R package's ``show_current_user``.
 
-    There is no REST call for this: the hook opens DuckDB on ``md:`` with the token in the
-    ``motherduck_token`` config option (never in a connection string), runs
-    ``FROM md_user_info()`` and closes the connection. Needs the ``duckdb`` extra
-    (``pip install 'airflow-provider-motherduck[duckdb]'``); without it the task fails with
-    ``MotherDuckConfigError`` naming the extra. A DuckDB that is not connected to MotherDuck
-    (no ``md_user_info()``) fails with ``MotherDuckSQLError`` instead of passing off its local
-    default user as a MotherDuck user. ``hook_params`` do not apply (no HTTP call is made).
+    There is no REST call for this: the hook runs ``FROM md_user_info()`` over the connection's
+    SQL transport (extra ``sql_transport``): an in-memory DuckDB with the ``motherduck``
+    extension and the token in its ``motherduck_token`` setting (extra ``[duckdb]``), or
+    MotherDuck's Postgres endpoint with the token as the password (extra ``[postgres]``); never
+    in a connection string. Without the transport's package the task fails with
+    ``MotherDuckConfigError`` naming the extra. A session that is not MotherDuck's (no
+    ``md_user_info()``) fails with ``MotherDuckSQLError`` instead of passing off a local default
+    user as a MotherDuck user. Of ``hook_params`` only ``timeout`` applies (opening a Postgres
+    session).
 
     XCom: ``{"user_id", "username", "org_id", "org_name", "org_type", "region"}`` (no token).
     """

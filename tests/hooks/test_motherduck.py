@@ -26,6 +26,7 @@ from airflow_provider_motherduck.exceptions import (
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.hooks.raw_server import RawServer, chunked, reset
+from tests.sql_standin import StandIn, booted
 from tests.support import CONN_ENV, FakeSleep, connection_json
 
 STANDARD = {
@@ -660,22 +661,14 @@ def test_current_user_with_an_unexpected_shape(hook: MotherDuckHook) -> None:
             hook.get_current_user(con)
 
 
-def test_current_user_sends_the_token_only_as_a_config_option(
-    hook: MotherDuckHook, emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+def test_current_user_sends_the_token_only_as_a_setting(
+    hook: MotherDuckHook, emulator: MotherDuckEmulator, duckdb_standin: StandIn
 ) -> None:
-    duckdb = pytest.importorskip("duckdb")
-    opened: list[tuple[str, dict[str, str]]] = []
-    real_connect = duckdb.connect
-
-    def fake_connect(database: str, config: dict[str, str]) -> object:
-        opened.append((database, config))
-        con = real_connect(":memory:")
-        con.execute(USER_INFO_MACRO)
-        return con
-
-    monkeypatch.setattr(duckdb, "connect", fake_connect)
+    duckdb_standin.setup.append(USER_INFO_MACRO)
     assert hook.get_current_user()["username"] == "etl_bot"
-    assert opened == [("md:", {"motherduck_token": emulator.admin_token})]
+    [con] = duckdb_standin.connections
+    assert (con.database, emulator.admin_token in repr(con.config)) == (":memory:", False)
+    assert con.sent == [*booted(emulator.admin_token), "FROM md_user_info()"]
 
 
 # -- bad input: path segments and the API URL -------------------------------------------------------

@@ -1,4 +1,7 @@
-"""MotherDuckCurrentUserOperator, offline: an in-memory DuckDB stands in for a MotherDuck session."""
+"""MotherDuckCurrentUserOperator, offline: an in-memory DuckDB stands in for a MotherDuck session.
+
+The same operator over the Postgres transport runs against the emulator in tests/operators/test_access.py.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from airflow_provider_motherduck.exceptions import MotherDuckConfigError, Mother
 from airflow_provider_motherduck.operators import MotherDuckCurrentUserOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.operators.helpers import run
+from tests.sql_standin import StandIn, booted
 from tests.support import connection_json
 
 duckdb = pytest.importorskip("duckdb")
@@ -34,45 +38,19 @@ USER = {
 }
 
 
-class Opened:
-    """What ``duckdb.connect`` was asked to open, and the in-memory connections handed out instead."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.connections: list[Any] = []
-
-
-def _fake_connect(monkeypatch: pytest.MonkeyPatch, motherduck: bool) -> Opened:
-    opened = Opened()
-    real_connect = duckdb.connect
-
-    def connect(database: str = ":memory:", *args: Any, config: dict[str, Any] | None = None) -> Any:
-        opened.calls.append((database, dict(config or {})))
-        con = real_connect(":memory:")
-        if motherduck:
-            con.execute(USER_INFO_MACRO)
-        opened.connections.append(con)
-        return con
-
-    monkeypatch.setattr(duckdb, "connect", connect)
-    return opened
-
-
-def _is_closed(con: Any) -> bool:
-    try:
-        con.execute("SELECT 1")
-    except duckdb.Error:
-        return True
-    return False
+def _standin(standin: StandIn, motherduck: bool) -> StandIn:
+    if motherduck:
+        standin.setup.append(USER_INFO_MACRO)
+    return standin
 
 
 def test_returns_the_user_info_and_closes_the_session(
     emulator: MotherDuckEmulator,
-    monkeypatch: pytest.MonkeyPatch,
+    duckdb_standin: StandIn,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    opened = _fake_connect(monkeypatch, motherduck=True)
+    opened = _standin(duckdb_standin, motherduck=True)
     with caplog.at_level(logging.DEBUG):
         result = run(MotherDuckCurrentUserOperator(task_id="who"))
     # Airflow 2 logs through logging (caplog); Airflow 3's task logger prints through structlog.
@@ -80,25 +58,27 @@ def test_returns_the_user_info_and_closes_the_session(
 
     assert result == USER
     assert all(type(v) is str for v in result.values())  # JSON-able XCom
-    # The token goes in as a config option, never in the connection string; the session is closed.
-    assert opened.calls == [("md:", {"motherduck_token": emulator.admin_token})]
-    assert _is_closed(opened.connections[0])
+    # One in-memory DuckDB per token; the token goes in as a setting, never in the connection
+    # string; the session is closed when the task ends.
+    [con] = opened.connections
+    assert con.database == ":memory:"
+    assert emulator.admin_token not in repr(con.config)
+    assert con.sent == [*booted(emulator.admin_token), "FROM md_user_info()"]
+    assert con.closed
     assert emulator.journal == []  # no REST call: there is no "who am I" endpoint
     assert "belongs to MotherDuck user etl_bot" in logged
     assert emulator.admin_token not in logged
     assert emulator.admin_token not in repr(result)
 
 
-def test_plain_duckdb_is_reported_not_returned(
-    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_plain_duckdb_is_reported_not_returned(emulator: MotherDuckEmulator, duckdb_standin: StandIn) -> None:
     """Without MotherDuck, DuckDB answers its local default user: that is an error, not a user."""
-    opened = _fake_connect(monkeypatch, motherduck=False)
+    opened = _standin(duckdb_standin, motherduck=False)
     with pytest.raises(MotherDuckSQLError, match="not a MotherDuck session") as info:
         run(MotherDuckCurrentUserOperator(task_id="who"))
     assert "local default user" in str(info.value)
     assert emulator.admin_token not in str(info.value)
-    assert _is_closed(opened.connections[0])  # closed on failure too
+    assert opened.connections[0].closed  # closed on failure too
 
 
 def test_without_duckdb_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,13 +88,13 @@ def test_without_duckdb_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatc
 
 
 def test_connection_id_reaches_the_hook(
-    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch
+    emulator: MotherDuckEmulator, monkeypatch: pytest.MonkeyPatch, duckdb_standin: StandIn
 ) -> None:
     other_token = "mdt_" + "ab" * 24
     monkeypatch.setenv("AIRFLOW_CONN_MD_OTHER", connection_json(emulator.url, other_token))
-    opened = _fake_connect(monkeypatch, motherduck=True)
+    _standin(duckdb_standin, motherduck=True)
     assert run(MotherDuckCurrentUserOperator(task_id="who", motherduck_conn_id="md_other")) == USER
-    assert opened.calls == [("md:", {"motherduck_token": other_token})]
+    assert f"SET motherduck_token = '{other_token}'" in duckdb_standin.sent
 
 
 @pytest.mark.parametrize(
