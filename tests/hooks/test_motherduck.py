@@ -951,5 +951,6 @@ def test_an_unknown_extra_is_a_warning_naming_the_known_ones(
     (warning,) = [r.getMessage() for r in caplog.records if "unknown" in r.getMessage()]
     assert warning == (
         "The extras of connection 'motherduck_default': unknown 'colour', 'timout' (did you mean 'timeout'?) "
-        "ignored. Known: timeout, retry_limit, retry_delay, allow_insecure_http, token."
+        "ignored. Known: timeout, retry_limit, retry_delay, allow_insecure_http, sql_transport, postgres_host, "
+        "postgres_port, region, token."
     )
