@@ -391,3 +391,11 @@ def _check_json_size(field: str, value: Any, limit: int, allowed: str) -> None:
         raise invalid(
             field, value, f"it is {size} bytes as JSON, over the limit of {limit}", allowed, show=False
         )
+
+
+def fold_username(username: str) -> str:
+    """The form MotherDuck compares usernames in: ``ETL_Loader`` and ``etl_loader`` are one user.
+
+    Every comparison of usernames goes through this; every output keeps MotherDuck's spelling.
+    """
+    return username.casefold()

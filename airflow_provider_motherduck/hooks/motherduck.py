@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -56,6 +56,7 @@ __all__ = [
     "MotherDuckHook",
     "TokenInfo",
     "UserInfo",
+    "UserList",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,14 @@ class UserInfo(TypedDict):
     is_service_account: bool
     is_deprovisioned: bool
     roles: list[str]
+
+
+class UserList(list[UserInfo]):
+    """Users as listed, with ``total_count``: how many MotherDuck says there are (``None``: not said)."""
+
+    def __init__(self, users: Iterable[UserInfo] = (), total_count: int | None = None) -> None:
+        super().__init__(users)
+        self.total_count = total_count
 
 
 class CreatedToken(TokenInfo, total=False):
@@ -436,14 +445,15 @@ class MotherDuckHook(BaseHook):
         service_accounts: bool | None = None,
         deprovisioned: bool | None = False,
         page_size: int = 100,
-    ) -> list[UserInfo]:
+    ) -> UserList:
         """Every user of the organisation, walking all pages of ``GET /v1/users``.
 
         ``service_accounts``: ``None`` all users, ``True`` only service accounts, ``False`` only
         humans. ``deprovisioned``: ``False`` only active users, ``True`` only deprovisioned ones,
         ``None`` both. Both are sent as MotherDuck's filters and applied to the answer too.
         ``page_size`` is sent as ``limit``. A user seen on two pages (one added during the walk)
-        is listed once; a page token seen twice raises (the pagination is looping). Needs the
+        is listed once; a page token seen twice raises (the pagination is looping). The list's
+        ``total_count`` is the last page's (how many users MotherDuck says match). Needs the
         ``member_management.view_all_members`` privilege (admin, builder, explorer roles).
         """
         filters = {"is_service_account": service_accounts, "is_deprovisioned": deprovisioned}
@@ -460,7 +470,10 @@ class MotherDuckHook(BaseHook):
                     users.setdefault(user["username"], user)
             token = page.get("next_page_token")
             if not token:
-                return list(users.values())
+                total = page.get("total_count")
+                return UserList(
+                    users.values(), total if isinstance(total, int) and not isinstance(total, bool) else None
+                )
             if token in tokens_seen:
                 raise MotherDuckAPIError(
                     f"the user listing gave the page token {token!r} twice, after {len(tokens_seen) + 1} pages: "

@@ -27,6 +27,7 @@ from airflow_provider_motherduck.workflows.reconcile import (
     read_declaration_file,
     reconcile_accounts,
 )
+from airflow_provider_motherduck.workflows.reconcile.state import variable_store
 
 
 class MotherDuckReconcileOperator(MotherDuckBaseOperator):
@@ -123,6 +124,7 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
         return reconcile_accounts(
             self.desired,
             lambda: MotherDuckHook(self.motherduck_conn_id, **self.hook_params),
+            variable_store(),
             mode=self.mode,
             prune=self.prune,
             protect=self.protect,
