@@ -37,6 +37,7 @@ from typing import Any, Final
 from airflow_provider_motherduck._compat import Variable
 from airflow_provider_motherduck.arguments import VARIABLE_KEY_MAX_LENGTH, check_variable_key
 from airflow_provider_motherduck.exceptions import invalid
+from airflow_provider_motherduck.validation import fold_username
 from airflow_provider_motherduck.workflows.tokens import is_expired
 
 #: Receives a new token's secret and keeps it somewhere; raises if it could not.
@@ -284,7 +285,7 @@ class SecretDestination:
         under that name and type, unexpired. ``token_name`` is an exact name or a pattern.
         """
         record = self.read_record() if record is None else record
-        if record is None or record.user != username:
+        if record is None or fold_username(record.user) != fold_username(username):
             return None
         candidates = [record.delivered]
         if record.pending is not None and record.pending.delivering is not None:
@@ -321,7 +322,7 @@ class SecretDestination:
         cannot be verified. Both are empty when the record has no issuance under way.
         """
         record = self.read_record() if record is None else record
-        if record is None or record.pending is None or record.user != username:
+        if record is None or record.pending is None or fold_username(record.user) != fold_username(username):
             return [], []
         pending = record.pending
         delivered_id = record.delivered.id if record.delivered is not None else None

@@ -201,13 +201,40 @@ class _Problems:
             self.add(_join(path, key), None, "missing", f"a {key} (required)")
         return not missing
 
-    def once(self, path: str, what: str, items: Iterable[tuple[str, str]], key: Callable[[str], str]) -> None:
+    def once(self, what: str, items: Iterable[tuple[str, str]], key: Callable[[str], str]) -> None:
         """The one "declared twice" rule: each ``(path, value)`` after the first of its ``key``."""
         first: dict[str, str] = {}
         for where, value in items:
             seen = first.setdefault(key(value), where)
             if seen != where:
                 self.add(where, value, f"{what} declared twice (also at {seen})", f"each {what} once")
+
+    def unique(self, accounts: Mapping[str, DeclaredAccount]) -> Mapping[str, DeclaredAccount]:
+        """``accounts`` (path -> account), after the "declared twice" rule over usernames (folded),
+        token names within each account, and Variable keys (secrets and records)."""
+        self.once(
+            "username",
+            ((f"{p}.username", a.username) for p, a in accounts.items()),
+            fold_username,
+        )
+        for path, account in accounts.items():
+            self.once(
+                f"token name of {account.username}",
+                ((f"{path}.tokens[{j}].name", t.name) for j, t in enumerate(account.tokens or ())),
+                str,
+            )
+        keys = [
+            (f"{path}.tokens[{j}].{what}", key)
+            for path, account in accounts.items()
+            for j, token in enumerate(account.tokens or ())
+            for what, key in (
+                ("variable_key", token.destination.variable_key),
+                ("record_key", token.destination.record_key),
+            )
+            if key is not None
+        ]
+        self.once("Variable key", keys, str)
+        return accounts
 
     def raise_any(self) -> None:
         if self.found:
@@ -246,35 +273,18 @@ def check_declaration(
         f"service_accounts[{i}]": _account(item, f"service_accounts[{i}]", problems, secret_sinks or {})
         for i, item in enumerate(listed)
     }
-    checked = {path: a for path, a in accounts.items() if a is not None}
-    problems.once(
-        "username", "username", ((f"{p}.username", a.username) for p, a in checked.items()), fold_username
-    )
-    for path, account in checked.items():
-        problems.once(
-            "name",
-            f"token name of {account.username}",
-            ((f"{path}.tokens[{j}].name", t.name) for j, t in enumerate(account.tokens or ())),
-            str,
-        )
-    keys = [
-        (f"{path}.tokens[{j}].{what}", key)
-        for path, account in checked.items()
-        for j, token in enumerate(account.tokens or ())
-        for what, key in (
-            ("variable_key", token.destination.variable_key),
-            ("record_key", token.destination.record_key),
-        )
-        if key is not None
-    ]
-    problems.once("key", "Variable key", keys, str)
+    checked = problems.unique({path: a for path, a in accounts.items() if a is not None})
     problems.raise_any()
     assert name is not None
     return Declaration(name, tuple(checked.values()))
 
 
 def _account(
-    item: Any, path: str, problems: _Problems, sinks: Mapping[str, SecretSink]
+    item: Any,
+    path: str,
+    problems: _Problems,
+    sinks: Mapping[str, SecretSink],
+    destination: SecretDestination | None = None,
 ) -> DeclaredAccount | None:
     if not problems.mapping(item, path, ACCOUNT_KEYS, ("username",)):
         return None
@@ -295,7 +305,10 @@ def _account(
                 f"{path}.tokens", raw_tokens, "expected a list", "a list of token mappings (may be empty)"
             )
         else:
-            made = [_token(t, f"{path}.tokens[{j}]", problems, sinks) for j, t in enumerate(raw_tokens)]
+            made = [
+                _token(t, f"{path}.tokens[{j}]", problems, sinks, destination)
+                for j, t in enumerate(raw_tokens)
+            ]
             tokens = tuple(t for t in made if t is not None)
     if len(problems.found) > before or username is None:
         return None
@@ -303,7 +316,11 @@ def _account(
 
 
 def _token(
-    item: Any, path: str, problems: _Problems, sinks: Mapping[str, SecretSink]
+    item: Any,
+    path: str,
+    problems: _Problems,
+    sinks: Mapping[str, SecretSink],
+    destination: SecretDestination | None = None,
 ) -> DeclaredToken | None:
     if not problems.mapping(item, path, TOKEN_KEYS, ("name",)):
         return None
@@ -322,7 +339,9 @@ def _token(
             known = ", ".join(sorted(sinks)) or "none given"
             problems.add(f"{path}.secret_sink", sink, "names no sink in secret_sinks", f"one of: {known}")
         sink = sinks.get(sink)
-    if (variable_key is None) == (item.get("secret_sink") is None):
+    if destination is not None:  # checked by the caller (a sink's record may come from its task)
+        pass
+    elif (variable_key is None) == (item.get("secret_sink") is None):
         problems.add(
             path, item, "give exactly one destination", "variable_key, or secret_sink with record_key"
         )
@@ -333,7 +352,7 @@ def _token(
     if len(problems.found) > before or name is None or token_type is None:
         return None
     try:
-        destination = SecretDestination(variable_key, sink, record_key)
+        destination = destination or SecretDestination(variable_key, sink, record_key)
     except ValueError as err:  # a sink that is not a callable, record_key == variable_key, ...
         problems.found.append(f"{path}: {err}")
         return None
@@ -362,3 +381,50 @@ def check_mode(value: Any, field: str = "mode") -> str:
 def check_max_deletes(value: Any, field: str = "max_deletes") -> int:
     """How many revokes and deletes one apply may make: 0 or more."""
     return check_count(value, field, 0)
+
+
+#: The onboarding operators' flat form of one account: one token, its keys beside the account's.
+FLAT_KEYS: Final = (
+    "username",
+    "token_name",
+    "token_type",
+    "ttl",
+    "variable_key",
+    "record_key",
+    "read_write",
+    "read_scaling",
+)
+_FLAT_TOKEN: Final = {
+    "token_name": "name",
+    "token_type": "token_type",
+    "ttl": "ttl",
+    "variable_key": "variable_key",
+    "record_key": "record_key",
+}
+
+
+def check_flat_accounts(
+    values: Sequence[Any], field: str, *, destination: SecretDestination | None = None
+) -> tuple[DeclaredAccount, ...]:
+    """Accounts in the flat form (:data:`FLAT_KEYS`; ``username``, ``token_name`` and
+    ``variable_key`` required), as the declared accounts a YAML declaration gives: the same
+    checks and the same "declared twice" rule, every problem at once with its flat path
+    (``accounts[3].token_name``). ``destination`` (one account only): its token's destination,
+    already checked (a secret sink whose record key comes from the task)."""
+    problems = _Problems(field)
+    nested: list[Any] = []
+    for i, flat in enumerate(values):
+        path = f"{field}[{i}]" if len(values) > 1 or field == "accounts" else field
+        required = ("username", "token_name") + (("variable_key",) if destination is None else ())
+        if not problems.mapping(flat, path, FLAT_KEYS, required):
+            continue
+        token = {_FLAT_TOKEN[k]: v for k, v in flat.items() if k in _FLAT_TOKEN and v is not None}
+        halves = {k: flat[k] for k in ("read_write", "read_scaling") if flat.get(k) is not None}
+        nested.append((path, {"username": flat["username"], **halves, "tokens": [token]}))
+    accounts = {path: _account(item, path, problems, {}, destination) for path, item in nested}
+    checked = problems.unique({path: a for path, a in accounts.items() if a is not None})
+    problems.found = [
+        p.replace(".tokens[0].name", ".token_name").replace(".tokens[0]", "") for p in problems.found
+    ]
+    problems.raise_any()
+    return tuple(checked.values())
