@@ -16,14 +16,14 @@ How each kind keeps it:
 * ``issue_token``: :func:`~airflow_provider_motherduck.workflows.issuing.issue_token`, whose
   delivery record lets the next try find what this one left.
 * ``revoke_token``, ``delete_user``: gone already is success; a user is deleted only after its
-  tokens are revoked (:func:`~airflow_provider_motherduck.workflows.onboarding.offboard_account`);
+  tokens are revoked (:func:`~airflow_provider_motherduck.workflows.offboarding.offboard_account`);
   only then is it removed from the ownership record (:func:`~.state.disown`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import fold_username
 from airflow_provider_motherduck.workflows.issuing import issue_token
 from airflow_provider_motherduck.workflows.naming import name_pattern
-from airflow_provider_motherduck.workflows.onboarding import offboard_account
+from airflow_provider_motherduck.workflows.offboarding import offboard_account
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.reconcile.plan import (
     Action,
@@ -62,8 +62,9 @@ class ReconcileResult:
 
 
 @dataclass
-class _Account:
-    """One account's run: the tokens as listed (listed again after a stale view)."""
+class AccountRun:
+    """One account's run: its hook, its tokens as listed (listed again after a stale view), and
+    each action done with its outcome."""
 
     hook: MotherDuckHook
     listed: tuple[Mapping[str, Any], ...]
@@ -71,7 +72,7 @@ class _Account:
     done: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _create_user(run: _Account, action: CreateUser) -> dict[str, Any]:
+def _create_user(run: AccountRun, action: CreateUser) -> dict[str, Any]:
     try:
         run.hook.create_user(action.username)
     except MotherDuckConflictError:  # it exists: the plan's listing missed it
@@ -82,18 +83,18 @@ def _create_user(run: _Account, action: CreateUser) -> dict[str, Any]:
     return {"created": True}
 
 
-def _adopt_user(run: _Account, action: AdoptUser) -> dict[str, Any]:
+def _adopt_user(run: AccountRun, action: AdoptUser) -> dict[str, Any]:
     return {"adopted": True}
 
 
-def _update_duckling_config(run: _Account, action: UpdateDucklingConfig) -> dict[str, Any]:
+def _update_duckling_config(run: AccountRun, action: UpdateDucklingConfig) -> dict[str, Any]:
     config = run.hook.update_duckling_config(
         action.username, read_write=action.read_write, read_scaling=action.read_scaling
     )
     return {"duckling_config": dict(config)}
 
 
-def _issue_token(run: _Account, action: IssueToken) -> dict[str, Any]:
+def _issue_token(run: AccountRun, action: IssueToken) -> dict[str, Any]:
     token = action.token
     if run.stale:  # the plan did not see this account's tokens: its destination may hold one
         found, _ = token.destination.find(
@@ -103,7 +104,7 @@ def _issue_token(run: _Account, action: IssueToken) -> dict[str, Any]:
             log.info(
                 "%s: %s holds token %s already.", action.username, token.destination.describe(), found["id"]
             )
-            return {"token": token_metadata(found, action.username), "revoked_ids": []}
+            return {"token": token_metadata(found, action.username), "created": False, "revoked_ids": []}
     issued = issue_token(
         run.hook,
         action.username,
@@ -113,20 +114,20 @@ def _issue_token(run: _Account, action: IssueToken) -> dict[str, Any]:
         destination=token.destination,
         listed=run.listed,
     )
-    return {"token": issued.token, "revoked_ids": issued.replaced}
+    return {"token": issued.token, "created": True, "revoked_ids": issued.replaced}
 
 
-def _revoke_token(run: _Account, action: RevokeToken) -> dict[str, Any]:
+def _revoke_token(run: AccountRun, action: RevokeToken) -> dict[str, Any]:
     revoked = run.hook.delete_token(action.username, action.token_id, missing_ok=True)
     return {"revoked_ids": [action.token_id] if revoked else []}
 
 
-def _delete_user(run: _Account, action: DeleteUser) -> dict[str, Any]:
+def _delete_user(run: AccountRun, action: DeleteUser) -> dict[str, Any]:
     gone = offboard_account(run.hook, action.username, forget_variables=False)
     return {"revoked_ids": gone["revoked"], "deleted": gone["deleted"]}
 
 
-_DISPATCH: dict[type[Action], Callable[[_Account, Any], dict[str, Any]]] = {
+_DISPATCH: dict[type[Action], Callable[[AccountRun, Any], dict[str, Any]]] = {
     CreateUser: _create_user,
     AdoptUser: _adopt_user,
     UpdateDucklingConfig: _update_duckling_config,
@@ -134,6 +135,16 @@ _DISPATCH: dict[type[Action], Callable[[_Account, Any], dict[str, Any]]] = {
     RevokeToken: _revoke_token,
     DeleteUser: _delete_user,
 }
+
+
+def apply_account(run: AccountRun, actions: Sequence[Action]) -> list[dict[str, Any]]:
+    """One account's actions in order (an error stops there and is raised; ``run.done`` holds what
+    was done); returns each action's XCom form with its ``outcome``."""
+    for action in actions:
+        outcome = _DISPATCH[type(action)](run, action)
+        run.done.append({**action.as_dict(), "outcome": outcome})
+        log.info("Done: %s %s %s", action.kind, action.username, action.detail)
+    return run.done
 
 
 class _Stopped(Exception):
@@ -167,15 +178,11 @@ def apply_plan(
     order = list(groups)
 
     def account(hook: MotherDuckHook, username: str) -> list[dict[str, Any]]:
-        run = _Account(hook, tuple(plan.listed.get(fold_username(username), ())))
-        for action in groups[username]:
-            try:
-                outcome = _DISPATCH[type(action)](run, action)
-            except Exception as err:
-                raise _Stopped(run.done, err) from err  # the pool reads the cause
-            run.done.append({**action.as_dict(), "outcome": outcome})
-            log.info("Done: %s %s %s", action.kind, action.username, action.detail)
-        return run.done
+        run = AccountRun(hook, tuple(plan.listed.get(fold_username(username), ())))
+        try:
+            return apply_account(run, groups[username])
+        except Exception as err:
+            raise _Stopped(run.done, err) from err  # the pool reads the cause
 
     results, errors = run_on_pool(order, account, new_hook, max_workers=max_workers, name="md-reconcile")
     done: list[dict[str, Any]] = []

@@ -315,7 +315,7 @@ def plan_reconcile(
         username = str(user["username"]) if user is not None else account.username
         if user is None:
             actions.append(CreateUser(username))
-        elif current is not None and not _all_owned(account, current, owned):
+        elif state.owned is not None and current is not None and not _all_owned(account, current, owned):
             held = tuple(n for n in current.delivered if n not in owned.tokens(username))
             actions.append(AdoptUser(username, held))
         actions += _plan_sizes(account, current, username)

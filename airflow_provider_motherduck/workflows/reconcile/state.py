@@ -194,7 +194,8 @@ class OrgState:
     accounts: Mapping[str, AccountState]
     """Declared accounts that exist as active service accounts, by folded username."""
     owned: Ownership | None = None
-    """The declaration's ownership record (``None``: it owns nothing)."""
+    """The declaration's ownership record (``None``: none kept, as for onboarding, which never
+    prunes: nothing is owned and nothing adopted)."""
     total_count: int | None = None
     """How many users MotherDuck said there are (``None``: not said)."""
 

@@ -99,6 +99,7 @@ def test_an_existing_declared_account_is_adopted_and_nothing_unowned_is_pruned()
     state = OrgState(
         (user("etl_loader"), user("other_team_bot")),
         {"etl_loader": AccountState(tokens=(token("t1", "airflow"),), delivered={"airflow": "t1"})},
+        owned(),  # a record that owns nothing yet
     )
     plan = plan_reconcile(declared, state, prune=True)
     assert actions(plan) == [("adopt_user", "etl_loader", None)]
