@@ -563,8 +563,14 @@ def test_bad_onboarding_arguments_fail_at_parse_time(kwargs: dict[str, Any], nam
         ([], "non-empty list"),
         ("[{", "not JSON"),
         ([{"username": "a", "variable_key": "k"}], "accounts[0].token_name=None is invalid: missing"),
-        ([{"username": "a", "token_name": "t", "variable_key": "k", "role": "x"}], "accounts[0].role='x' is invalid: unknown key"),
-        ([{"username": "a", "token_name": "t", "variable_key": "k", "ttl": 1}], "accounts[0].ttl=1 is invalid"),
+        (
+            [{"username": "a", "token_name": "t", "variable_key": "k", "role": "x"}],
+            "accounts[0].role='x' is invalid: unknown key",
+        ),
+        (
+            [{"username": "a", "token_name": "t", "variable_key": "k", "ttl": 1}],
+            "accounts[0].ttl=1 is invalid",
+        ),
         (
             [{"username": "a", "token_name": "t", "variable_key": k} for k in "kl"],
             "accounts[1].username='a' is invalid: username declared twice (also at accounts[0].username)",
