@@ -194,7 +194,7 @@ class _Problems:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
                 suggested.update(close)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 self.add(_join(path, key), value[key], f"unknown key{hint}", ", ".join(allowed))
         missing = [k for k in required if value.get(k) is None]
         for key in (k for k in missing if k not in suggested):  # a misspelt key: one problem, not two
