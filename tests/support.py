@@ -10,12 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_1, AIRFLOW_V_3_3
-from airflow_provider_motherduck.workflows.delivery import DeliveryRecord
+from airflow_provider_motherduck.workflows.delivery import Delivered, DeliveryRecord
 
 if TYPE_CHECKING:
     from airflow_provider_motherduck.testing import MotherDuckEmulator
@@ -101,43 +101,13 @@ def after_polls(emulator: MotherDuckEmulator, count: int, action: Callable[[], N
     return thread
 
 
+def delivered(text: str | None) -> Delivered | None:
+    """The token a delivery record (its Variable's text) says was delivered."""
+    record = DeliveryRecord.parse(text)
+    return record.delivered if record is not None else None
+
+
 def delivered_id(text: str | None) -> str | None:
     """The id of the token a delivery record (its Variable's text) says was delivered."""
-    record = DeliveryRecord.parse(text)
-    return record.delivered.id if record is not None and record.delivered is not None else None
-
-
-class FakeVariables:
-    """Airflow's Variable API in memory, counting writes."""
-
-    _NOTSET = object()
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.writes: list[str] = []
-        self.fail_on: set[str] = set()
-        self.refused: dict[str, int] = {}
-        self.count: dict[str, int] = {}
-
-    def refuse_write(self, key: str, nth: int) -> None:
-        """Fail the ``nth`` write of ``key`` from now on (1: the next one)."""
-        self.refused[key] = nth
-        self.count[key] = 0
-
-    def get(self, key: str, default: Any = _NOTSET, /) -> Any:  # keyword names differ by version
-        if key in self.values:
-            return self.values[key]
-        if default is self._NOTSET:
-            raise KeyError(key)
-        return default
-
-    def set(self, key: str, value: str, description: str | None = None, serialize_json: bool = False) -> None:
-        self.count[key] = self.count.get(key, 0) + 1
-        if key in self.fail_on or self.refused.get(key) == self.count[key]:
-            raise RuntimeError(f"the Variable backend refused {key}")
-        self.writes.append(f"set {key}")
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.writes.append(f"delete {key}")
-        self.values.pop(key, None)
+    done = delivered(text)
+    return done.id if done is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_provider_motherduck._compat import BaseOperator, Context
 from airflow_provider_motherduck.arguments import Check, check_conn_id, check_hook_params, is_literal
@@ -23,7 +23,18 @@ class MotherDuckBaseOperator(BaseOperator):
     :param motherduck_conn_id: the Airflow connection holding the Admin token (templated).
     :param hook_params: keyword arguments for :class:`MotherDuckHook`: ``timeout``,
         ``retry_limit``, ``retry_delay``, ``max_retry_wait``.
+
+    An operator that writes (to MotherDuck or to Airflow Variables: :attr:`writes`) defaults to
+    ``max_active_tis_per_dag=1``, one running instance of the task at a time, so two runs of one
+    DAG do not write the same things side by side; pass another value (or put it in
+    ``default_args``) to override. The delivery and rotation workflows stay correct when runs
+    overlap anyway (docs: reliability, overlapping runs); the limit only makes it rare. A mapped
+    task keeps Airflow's default (the limit would serialise its instances): give its DAG
+    ``max_active_runs=1``.
     """
+
+    #: Whether the operator writes; read-only operators set it to ``False``.
+    writes: ClassVar[bool] = True
 
     ui_color = "#ffde00"
     template_fields: Sequence[str] = ("motherduck_conn_id",)
@@ -41,6 +52,8 @@ class MotherDuckBaseOperator(BaseOperator):
         hook_params: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if self.writes and "max_active_tis_per_dag" not in {**(kwargs.get("default_args") or {}), **kwargs}:
+            kwargs["max_active_tis_per_dag"] = 1
         super().__init__(**kwargs)
         self.motherduck_conn_id = motherduck_conn_id
         self.hook_params = hook_params if hook_params is not None else {}

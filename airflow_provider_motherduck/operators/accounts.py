@@ -14,6 +14,8 @@ class MotherDuckListActiveAccountsOperator(MotherDuckBaseOperator):
     XCom: ``[{"username": ..., "ducklings": [{"id", "type", "status"}, ...]}, ...]``.
     """
 
+    writes = False
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.check_args(rendered=False)

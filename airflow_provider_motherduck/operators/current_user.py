@@ -22,6 +22,8 @@ class MotherDuckCurrentUserOperator(MotherDuckBaseOperator):
     XCom: ``{"user_id", "username", "org_id", "org_name", "org_type", "region"}`` (no token).
     """
 
+    writes = False
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.check_args(rendered=False)

@@ -21,6 +21,8 @@ class MotherDuckGetDucklingConfigOperator(MotherDuckBaseOperator):
     Raises ``MotherDuckNotFoundError`` if the user does not exist.
     """
 
+    writes = False
+
     template_fields: Sequence[str] = ("username",)
 
     def __init__(self, *, username: str, **kwargs: Any) -> None:

@@ -44,6 +44,8 @@ class MotherDuckListUsersOperator(MotherDuckBaseOperator):
     ``MotherDuckRouteNotFoundError`` saying so.
     """
 
+    writes = False
+
     def __init__(
         self, *, service_accounts: bool | None = None, deprovisioned: bool | None = False, **kwargs: Any
     ) -> None:
@@ -86,6 +88,8 @@ class MotherDuckTokenAuditOperator(MotherDuckBaseOperator):
     "token_type", "created_ts", "expire_at" (None: never expires), "breaks": [rules],
     "unchecked": [rules an unreadable timestamp left undecided]}``.
     """
+
+    writes = False
 
     template_fields: Sequence[str] = ("usernames", "expiring_within", "max_age")
 

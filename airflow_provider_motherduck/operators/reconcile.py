@@ -14,7 +14,7 @@ from airflow_provider_motherduck.arguments import Check, check_bool
 from airflow_provider_motherduck.exceptions import invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
-from airflow_provider_motherduck.workflows.delivery import SecretSink
+from airflow_provider_motherduck.workflows.delivery import SecretSink, variable_store
 from airflow_provider_motherduck.workflows.onboarding import check_max_workers
 from airflow_provider_motherduck.workflows.reconcile import (
     DEFAULT_MAX_DELETES,
@@ -27,7 +27,6 @@ from airflow_provider_motherduck.workflows.reconcile import (
     read_declaration_file,
     reconcile_accounts,
 )
-from airflow_provider_motherduck.workflows.reconcile.state import variable_store
 
 
 class MotherDuckReconcileOperator(MotherDuckBaseOperator):

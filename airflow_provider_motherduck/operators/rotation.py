@@ -17,6 +17,7 @@ from airflow_provider_motherduck.workflows.delivery import (
     SecretDestination,
     SecretSink,
     check_destination,
+    issuer_of,
     task_identity,
 )
 from airflow_provider_motherduck.workflows.naming import check_logical_name, run_marker
@@ -67,9 +68,8 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
         ``timedelta``.
     :param dry_run: only list the tokens and say what would be done; writes nothing.
 
-    ``max_active_tis_per_dag`` defaults to 1: two overlapping runs could revoke each other's
-    freshly delivered token. A mapped rotation keeps Airflow's default (the limit would
-    serialise the users); give its DAG ``max_active_runs=1``.
+    ``max_active_tis_per_dag`` defaults to 1, as for every writing operator
+    (:class:`~airflow_provider_motherduck.operators._base.MotherDuckBaseOperator`).
 
     XCom (never a secret)::
 
@@ -108,8 +108,6 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
         dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
-        if "max_active_tis_per_dag" not in {**(kwargs.get("default_args") or {}), **kwargs}:
-            kwargs["max_active_tis_per_dag"] = 1  # see the class docstring
         super().__init__(**kwargs)
         self.username = username
         self.token_name = token_name
@@ -153,4 +151,5 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
             keep=self.keep,
             revoke_after=cast("float | None", self.revoke_after),  # seconds, once checked
             dry_run=self.plan_only,
+            issuer=issuer_of(context),
         )

@@ -17,7 +17,7 @@ from airflow_provider_motherduck.validation import (
     check_username,
     parse_ttl,
 )
-from airflow_provider_motherduck.workflows.delivery import SecretDestination, forget
+from airflow_provider_motherduck.workflows.delivery import SecretDestination, forget, issuer_of
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token, revoke_tokens
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
@@ -103,6 +103,7 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
                     ttl=self.ttl,
                     token_type=self.token_type,
                     destination=SecretDestination(self.variable_key),
+                    issuer=issuer_of(context),
                 )
             except TokenIssueError as err:
                 if not err.delivered or self.return_secret:
@@ -225,6 +226,8 @@ class MotherDuckListTokensOperator(MotherDuckBaseOperator):
     "username"}`` (``expire_at`` is ``None`` for tokens that never expire).
     Raises ``MotherDuckNotFoundError`` if the user does not exist.
     """
+
+    writes = False
 
     template_fields: Sequence[str] = ("username",)
 

@@ -1,9 +1,9 @@
 """pytest fixtures that run a test against the MotherDuck emulator.
 
 Installed with the package as the ``motherduck`` pytest plugin (a ``pytest11`` entry point),
-so nothing needs importing: a test that names ``motherduck_emulator`` or
-``motherduck_connection`` gets them. Loading the plugin does not import Airflow and starts
-nothing; a test session that asks for neither fixture is not touched.
+so nothing needs importing: a test that names ``motherduck_emulator``,
+``motherduck_connection`` or ``motherduck_variables`` gets them. Loading the plugin does not
+import Airflow and starts nothing; a test session that asks for none of them is not touched.
 
 Override ``motherduck_conn_id`` in a ``conftest.py`` to point another connection id at the
 emulator.
@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_provider_motherduck.testing.emulator import MotherDuckEmulator
+
+if TYPE_CHECKING:
+    from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 
 
 @pytest.fixture
@@ -48,3 +52,23 @@ def motherduck_connection(
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{motherduck_conn_id.upper()}", json.dumps(connection))
     return motherduck_conn_id
+
+
+@pytest.fixture
+def motherduck_variables() -> Iterator[InMemoryVariableStore]:
+    """The Airflow Variables the provider reads and writes, kept in memory for the test.
+
+    A mutable mapping of key to value: seed it before ``execute`` and read it after. With it,
+    ``SomeMotherDuckOperator(...).execute(context)`` runs in a plain pytest with no metadata
+    database and no task runner (on Airflow 2.11 and 3.x). Installed through the provider's
+    public store interface (``use_variable_store``); Airflow's own Variables again after the test.
+    """
+    # Imported here: loading the plugin must not import Airflow.
+    from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, use_variable_store
+
+    store = InMemoryVariableStore()
+    use_variable_store(store)
+    try:
+        yield store
+    finally:
+        use_variable_store(None)

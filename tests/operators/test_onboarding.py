@@ -26,17 +26,16 @@ from airflow_provider_motherduck.operators import (
 )
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
 from airflow_provider_motherduck.workflows.delivery import (
     Delivered,
-    DeliveryRecord,
+    InMemoryVariableStore,
     default_record_key,
     fingerprint,
 )
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_accounts
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
-from tests.support import CONN_ENV, FakeVariables, connection_json, delivered_id
+from tests.support import CONN_ENV, connection_json, delivered, delivered_id
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -54,20 +53,15 @@ DECLARED: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
-
-
 def onboard(**overrides: Any) -> MotherDuckOnboardAccountOperator:
     return MotherDuckOnboardAccountOperator(
         task_id="onboard", hook_params=NO_RETRY, **{**DECLARED, **overrides}
     )
 
 
-def test_reaches_the_declared_state(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+def test_reaches_the_declared_state(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
     result = run(onboard())
 
     assert emulator.users() == ["admin", USER]
@@ -76,11 +70,9 @@ def test_reaches_the_declared_state(emulator: MotherDuckEmulator, variables: Fak
         "read_scaling": {"instance_size": "standard", "flock_size": 2, "cooldown_seconds": 60},
     }
     (token,) = emulator.tokens(USER)
-    secret = variables.values[KEY]
+    secret = motherduck_variables[KEY]
     assert emulator.is_valid_token(secret)
-    assert DeliveryRecord.parse(variables.values[RECORD]) == DeliveryRecord(
-        USER, Delivered(token["id"], "airflow", fingerprint(secret))
-    )
+    assert delivered(motherduck_variables[RECORD]) == Delivered(token["id"], "airflow", fingerprint(secret))
     assert result["user_created"] is True
     assert result["token_created"] is True
     assert result["token"]["id"] == token["id"]
@@ -92,26 +84,26 @@ def test_reaches_the_declared_state(emulator: MotherDuckEmulator, variables: Fak
         f"PUT /v1/users/{USER}/instances",
         f"POST /v1/users/{USER}/tokens",
     ]
-    assert emulator.journal[-1].body == {"name": "airflow", "token_type": "read_write", "ttl": 90 * 86400}
+    assert emulator.journal[-2].body == {"name": "airflow", "token_type": "read_write", "ttl": 90 * 86400}
 
 
 def test_rerun_with_the_same_declaration_only_reads(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     first = run(onboard())
     emulator.clear_journal()
-    variables.writes.clear()
+    motherduck_variables.writes.clear()
 
     again = run(onboard())
 
     assert requests_seen(emulator) == [f"GET /v1/users/{USER}/tokens", f"GET /v1/users/{USER}/instances"]
-    assert variables.writes == []
+    assert motherduck_variables.writes == []
     assert again["token"] == first["token"]
     assert (again["user_created"], again["token_created"]) == (False, False)
 
 
 def test_existing_account_is_brought_into_line(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.add_user(USER)
     emulator.set_duckling_config(
@@ -135,28 +127,30 @@ def test_existing_account_is_brought_into_line(
     "loss", ["variable overwritten", "variable deleted", "token revoked", "record garbled"]
 )
 def test_a_lost_delivery_is_redone(
-    emulator: MotherDuckEmulator, variables: FakeVariables, hook: MotherDuckHook, loss: str
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, hook: MotherDuckHook, loss: str
 ) -> None:
     first = run(onboard())
     if loss == "variable overwritten":
-        variables.values[KEY] = "mdt_0123456789abcdef0123"
+        motherduck_variables[KEY] = "mdt_0123456789abcdef0123"
     elif loss == "variable deleted":
-        del variables.values[KEY]
+        del motherduck_variables[KEY]
     elif loss == "token revoked":
         hook.delete_token(USER, first["token"]["id"])
     else:
-        variables.values[RECORD] = "{not json"
+        motherduck_variables[RECORD] = "{not json"
     emulator.clear_journal()
 
     again = run(onboard())
 
     assert again["token_created"] is True
     assert writes_seen(emulator) == [f"POST /v1/users/{USER}/tokens"]
-    assert emulator.is_valid_token(variables.values[KEY])
-    assert delivered_id(variables.values[RECORD]) == again["token"]["id"]
+    assert emulator.is_valid_token(motherduck_variables[KEY])
+    assert delivered_id(motherduck_variables[RECORD]) == again["token"]["id"]
 
 
-def test_an_expired_token_is_replaced(variables: FakeVariables, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_expired_token_is_replaced(
+    motherduck_variables: InMemoryVariableStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     long_ago = datetime(2020, 1, 1, tzinfo=timezone.utc)  # the token expires 90 days later, long past
     with MotherDuckEmulator(clock=lambda: long_ago) as emu:
         monkeypatch.setenv(CONN_ENV, connection_json(emu.url, emu.admin_token))
@@ -167,7 +161,7 @@ def test_an_expired_token_is_replaced(variables: FakeVariables, monkeypatch: pyt
 
 
 def test_a_rotated_token_still_counts_as_delivered(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """Onboard, rotate (the real rotation operator), onboard again: the rotated token is the declared one."""
     first = run(onboard())
@@ -191,7 +185,9 @@ def test_a_rotated_token_still_counts_as_delivered(
     assert again["token_created"] is False
 
 
-def test_changed_token_type_gets_a_new_token(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+def test_changed_token_type_gets_a_new_token(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
     run(onboard())
     again = run(onboard(token_type="read_scaling"))
     assert again["token_created"] is True
@@ -208,7 +204,7 @@ def test_changed_token_type_gets_a_new_token(emulator: MotherDuckEmulator, varia
 )
 def test_a_fault_mid_way_is_finished_by_a_rerun(
     emulator: MotherDuckEmulator,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     method: str,
     path: str,
     done_before: list[str],
@@ -220,14 +216,14 @@ def test_a_fault_mid_way_is_finished_by_a_rerun(
     assert (USER in emulator.users()) == ("user" in done_before)
     if "user" in done_before:
         assert emulator.tokens(USER) == []
-    assert KEY not in variables.values
-    assert delivered_id(variables.values.get(RECORD)) is None
+    assert KEY not in motherduck_variables
+    assert delivered_id(motherduck_variables.get(RECORD)) is None
 
     run(onboard())
     (token,) = emulator.tokens(USER)
     assert emulator.duckling_config(USER)["read_write"]["instance_size"] == "jumbo"
-    assert delivered_id(variables.values[RECORD]) == token["id"]
-    assert emulator.is_valid_token(variables.values[KEY])
+    assert delivered_id(motherduck_variables[RECORD]) == token["id"]
+    assert emulator.is_valid_token(motherduck_variables[KEY])
 
     emulator.clear_journal()
     run(onboard())
@@ -236,7 +232,7 @@ def test_a_fault_mid_way_is_finished_by_a_rerun(
 
 
 def test_a_token_whose_answer_was_lost_is_revoked_by_the_retry(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """Nobody holds the first token's secret: once the retry delivered its own, the first goes."""
     emulator.add_token(USER if USER in emulator.users() else emulator.add_user(USER) or USER, "airflow")
@@ -251,34 +247,36 @@ def test_a_token_whose_answer_was_lost_is_revoked_by_the_retry(
     assert result["other_token_ids"] == [by_hand["id"]]
     assert [t["id"] for t in emulator.tokens(USER)] == [by_hand["id"], result["token"]["id"]]
     assert writes_seen(emulator)[-1] == f"DELETE /v1/users/{USER}/tokens/{orphan['id']}"
-    assert delivered_id(variables.values[RECORD]) == result["token"]["id"]
+    assert delivered_id(motherduck_variables[RECORD]) == result["token"]["id"]
 
 
 def test_failed_delivery_revokes_the_new_token(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
-    variables.fail_on.add(KEY)
+    motherduck_variables.refuse_write(KEY, None)
     with pytest.raises(MotherDuckError, match=r"RuntimeError: .*refused.*revoked again"):
         run(onboard())
     assert emulator.tokens(USER) == []  # no orphan whose secret nobody holds
-    assert delivered_id(variables.values[RECORD]) is None
+    assert delivered_id(motherduck_variables[RECORD]) is None
     assert writes_seen(emulator)[-1].startswith(f"DELETE /v1/users/{USER}/tokens/")
 
-    variables.fail_on.clear()
+    motherduck_variables.allow_write(KEY)
     assert run(onboard())["token_created"] is True
 
 
 def test_failed_record_keeps_the_delivered_token(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """The secret is out: revoking it would break its users. The re-run recognises it."""
-    variables.refuse_write(RECORD, 3)  # the intent and the delivering note pass, the final record fails
+    motherduck_variables.refuse_write(
+        RECORD, 3
+    )  # the intent and the delivering note pass, the final record fails
     with pytest.raises(TokenIssueError, match="could not write its delivery record") as info:
         run(onboard())
     (first,) = emulator.tokens(USER)
     assert info.value.delivered
     assert not info.value.revoked
-    assert emulator.is_valid_token(variables.values[KEY])  # still works for whoever read it
+    assert emulator.is_valid_token(motherduck_variables[KEY])  # still works for whoever read it
 
     emulator.clear_journal()
     again = run(onboard())
@@ -287,14 +285,14 @@ def test_failed_record_keeps_the_delivered_token(
 
 
 def test_a_token_from_the_create_operator_is_recognised(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """MotherDuckCreateTokenOperator leaves a delivery record, so onboarding adopts its token."""
     emulator.add_user(USER)
     created = run(
         MotherDuckCreateTokenOperator(task_id="t", username=USER, token_name="airflow", variable_key=KEY)
     )
-    assert delivered_id(variables.values[RECORD]) == created["id"]
+    assert delivered_id(motherduck_variables[RECORD]) == created["id"]
 
     result = run(onboard())
 
@@ -304,17 +302,17 @@ def test_a_token_from_the_create_operator_is_recognised(
 
 def test_create_operator_succeeds_when_only_its_record_fails(
     emulator: MotherDuckEmulator,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     emulator.add_user(USER)
-    variables.refuse_write(RECORD, 3)
+    motherduck_variables.refuse_write(RECORD, 3)
     create = MotherDuckCreateTokenOperator(task_id="t", username=USER, token_name="n", variable_key=KEY)
     with caplog.at_level(logging.WARNING):
         created = run(create)
     printed = caplog.text + "".join(capfd.readouterr())  # Airflow 3 logs to stdout, 2.11 to logging
-    secret = variables.values[KEY]
+    secret = motherduck_variables[KEY]
     assert emulator.is_valid_token(secret)
     assert [t["id"] for t in emulator.tokens(USER)] == [created["id"]]
     assert f"could not write its delivery record to Variable {RECORD}" in printed
@@ -322,7 +320,9 @@ def test_create_operator_succeeds_when_only_its_record_fails(
     assert secret not in printed
 
 
-def test_secret_sink_destination(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+def test_secret_sink_destination(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
     vault: dict[str, str] = {}
 
     def sink(secret: str) -> None:
@@ -331,10 +331,10 @@ def test_secret_sink_destination(emulator: MotherDuckEmulator, variables: FakeVa
     op = onboard(variable_key=None, secret_sink=sink, record_key="etl_token_record")
     result = run(op)
     assert emulator.is_valid_token(vault["etl"])
-    assert DeliveryRecord.parse(variables.values["etl_token_record"]) == DeliveryRecord(
-        USER, Delivered(result["token"]["id"], "airflow", None)
+    assert delivered(motherduck_variables["etl_token_record"]) == Delivered(
+        result["token"]["id"], "airflow", None
     )
-    assert set(variables.values) == {"etl_token_record"}  # the secret went only to the sink
+    assert set(motherduck_variables) == {"etl_token_record"}  # the secret went only to the sink
 
     emulator.clear_journal()
     vault.clear()
@@ -348,23 +348,23 @@ def test_secret_sink_destination(emulator: MotherDuckEmulator, variables: FakeVa
 
 def test_nothing_secret_in_logs_xcom_or_errors(
     emulator: MotherDuckEmulator,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     errors: list[BaseException] = []
     with caplog.at_level(logging.DEBUG):
         results = [run(onboard())]
-        variables.values[KEY] = "stale"  # forces a new token...
+        motherduck_variables[KEY] = "stale"  # forces a new token...
         emulator.inject("POST", f"/v1/users/{USER}/tokens", status=503)  # ...whose creation fails
         with pytest.raises(MotherDuckAPIError) as api_error:
             run(onboard())
         errors.append(api_error.value)
-        variables.fail_on.add(KEY)  # then one whose delivery fails
+        motherduck_variables.refuse_write(KEY, None)  # then one whose delivery fails
         with pytest.raises(MotherDuckError, match="Could not deliver") as store_error:
             run(onboard())
         errors.append(store_error.value)
-        variables.fail_on.clear()
+        motherduck_variables.allow_write(KEY)
         results.append(run(onboard()))
         results.append(run(MotherDuckOffboardAccountOperator(task_id="off", username=USER, variable_key=KEY)))
     printed = caplog.text + "".join(capfd.readouterr())
@@ -378,7 +378,7 @@ def test_nothing_secret_in_logs_xcom_or_errors(
 
 def test_no_secret_in_logs_when_delivery_and_its_undo_both_fail(
     emulator: MotherDuckEmulator,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -402,11 +402,11 @@ def test_no_secret_in_logs_when_delivery_and_its_undo_both_fail(
 
 
 def test_offboarding_revokes_deletes_and_is_rerunnable(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     run(onboard())
     extra = emulator.add_token(USER, "dbt")
-    secret = variables.values[KEY]
+    secret = motherduck_variables[KEY]
     emulator.clear_journal()
     op = MotherDuckOffboardAccountOperator(task_id="off", username=USER, variable_key=KEY)
 
@@ -423,14 +423,14 @@ def test_offboarding_revokes_deletes_and_is_rerunnable(
         f"DELETE /v1/users/{USER}",
         f"DELETE /v1/users/{USER}",
     ]
-    assert variables.values == {}
+    assert motherduck_variables == {}
 
     again = run(MotherDuckOffboardAccountOperator(task_id="off", username=USER, variable_key=KEY))
     assert again == {"username": USER, "revoked": [], "deleted": False, "variables_deleted": []}
 
 
 def test_offboarding_after_a_failed_user_delete(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     run(onboard())
     emulator.inject("DELETE", f"/v1/users/{USER}", status=500)
@@ -452,7 +452,7 @@ def _accounts(n: int) -> list[dict[str, Any]]:
 
 
 def test_bulk_onboarding_converges_and_reruns_read_only(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     accounts = _accounts(24)
     emulator.add_user("svc_003")
@@ -478,18 +478,18 @@ def test_bulk_onboarding_converges_and_reruns_read_only(
         (token,) = emulator.tokens(account["username"])
         assert summary["tokens"][account["username"]] == token["id"]
         assert emulator.duckling_config(account["username"])["read_scaling"]["flock_size"] == i % 5
-        assert emulator.is_valid_token(variables.values[account["variable_key"]])
+        assert emulator.is_valid_token(motherduck_variables[account["variable_key"]])
 
     emulator.clear_journal()
-    variables.writes.clear()
+    motherduck_variables.writes.clear()
     assert run(bulk)["tokens_created"] == []
     assert writes_seen(emulator) == []
-    assert variables.writes == []
+    assert motherduck_variables.writes == []
     assert not SECRET_RE.search(json.dumps(summary))
 
 
 def test_bulk_stops_early_when_every_account_would_fail(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.inject("GET", "/v1/users/*/tokens", status=401, times=1)
     bulk = MotherDuckBulkOnboardOperator(
@@ -502,7 +502,7 @@ def test_bulk_stops_early_when_every_account_would_fail(
 
 
 def test_bulk_goes_on_after_a_403_that_concerns_one_account(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.add_user("human", admin=True)  # not a service account: its token cannot be made (403)
     accounts = [{"username": "human", "variable_key": "md_human"}, *_accounts(5)]
@@ -515,7 +515,9 @@ def test_bulk_goes_on_after_a_403_that_concerns_one_account(
     assert all(len(emulator.tokens(a["username"])) == 1 for a in accounts[1:])
 
 
-def test_bulk_uses_one_hook_per_worker_thread(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+def test_bulk_uses_one_hook_per_worker_thread(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
     emulator.inject("*", "*", delay=0.01, times=10**6)
     made: list[tuple[MotherDuckHook, int]] = []
 
@@ -599,7 +601,7 @@ def test_bad_bulk_declarations_fail_at_parse_time(accounts: Any, named: str) -> 
 
 
 def test_bulk_templated_defaults_are_checked_after_rendering(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     accounts = [{"username": "a1", "variable_key": "k_a1"}]
     defaults = {"token_name": "airflow", "ttl": "{{ params.ttl }}"}
@@ -611,7 +613,7 @@ def test_bulk_templated_defaults_are_checked_after_rendering(
         run(bulk(), {"ttl": "soon"})
     assert emulator.journal == []
     run(bulk(), {"ttl": "30 days"})
-    assert emulator.journal[-1].body == {"name": "airflow", "token_type": "read_write", "ttl": 30 * 86400}
+    assert emulator.journal[-2].body == {"name": "airflow", "token_type": "read_write", "ttl": 30 * 86400}
 
 
 @pytest.mark.parametrize("workers", [0, 129, "8", True])

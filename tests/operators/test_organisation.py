@@ -27,7 +27,7 @@ from airflow_provider_motherduck.operators import (
     MotherDuckTokenAuditOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from tests.operators.helpers import (
     DagRunRecord,
     everything_printed,
@@ -37,7 +37,7 @@ from tests.operators.helpers import (
     variable,
     writes_seen,
 )
-from tests.support import CONN_ENV, FakeVariables, connection_json, scans_dags_test_output_for_secrets
+from tests.support import CONN_ENV, connection_json, scans_dags_test_output_for_secrets
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -57,13 +57,6 @@ def motherduck_emulator(clock: dict[str, float]) -> Iterator[MotherDuckEmulator]
     """The plugin's emulator with a clock that can run behind (the connection fixtures use it)."""
     with MotherDuckEmulator(clock=lambda: datetime.now(timezone.utc) - timedelta(days=clock["days"])) as emu:
         yield emu
-
-
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
 
 
 def printed(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:
@@ -257,7 +250,7 @@ def embed_bot(emulator: MotherDuckEmulator) -> str:
 def test_embed_session_goes_to_the_variable_masked_never_to_xcom_or_logs(
     emulator: MotherDuckEmulator,
     embed_bot: str,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -277,7 +270,9 @@ def test_embed_session_goes_to_the_variable_masked_never_to_xcom_or_logs(
 
     (issued,) = emulator.embed_sessions()
     secret = issued["secret"]
-    assert variables.values == {"md_embed_kiosk": secret}  # no delivery record: nothing to recognise later
+    assert motherduck_variables == {
+        "md_embed_kiosk": secret
+    }  # no delivery record: nothing to recognise later
     assert result == {
         "dive_id": "dive-42",
         "username": "embed_bot",
@@ -292,7 +287,7 @@ def test_embed_session_goes_to_the_variable_masked_never_to_xcom_or_logs(
 
 
 def test_embed_session_to_a_sink(
-    emulator: MotherDuckEmulator, embed_bot: str, variables: FakeVariables
+    emulator: MotherDuckEmulator, embed_bot: str, motherduck_variables: InMemoryVariableStore
 ) -> None:
     kept: list[str] = []
 
@@ -306,11 +301,11 @@ def test_embed_session_to_a_sink(
     )
     assert kept == [emulator.embed_sessions()[0]["secret"]]
     assert result["destination"] == "secret_sink to_vault"
-    assert variables.writes == []  # no record beside a sink either
+    assert motherduck_variables.writes == []  # no record beside a sink either
 
 
 def test_embed_session_without_business_plan_explains_the_403(
-    emulator: MotherDuckEmulator, embed_bot: str, variables: FakeVariables
+    emulator: MotherDuckEmulator, embed_bot: str, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.business_plan = False
     op = MotherDuckCreateDiveEmbedSessionOperator(
@@ -321,7 +316,7 @@ def test_embed_session_without_business_plan_explains_the_403(
     assert info.value.status_code == 403
     assert "requires the Business plan" in str(info.value)  # MotherDuck's message, kept
     assert "need MotherDuck's Business plan" in str(info.value)  # the hook's explanation
-    assert variables.values == {}
+    assert motherduck_variables == {}
     assert emulator.embed_sessions() == []
 
 

@@ -13,9 +13,8 @@ from airflow_provider_motherduck._compat import DAG
 from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
 from airflow_provider_motherduck.operators import MotherDuckReconcileOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from tests.operators.helpers import SECRET_RE, run, writes_seen
-from tests.support import FakeVariables
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -30,13 +29,6 @@ DESIRED: dict[str, Any] = {
         }
     ],
 }
-
-
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
 
 
 def reconcile_op(**kwargs: Any) -> MotherDuckReconcileOperator:
@@ -59,12 +51,12 @@ def test_a_bad_declaration_or_argument_fails_when_the_dag_is_parsed() -> None:
 
 
 def test_apply_then_check_and_the_xcom_holds_no_secret(
-    emulator: MotherDuckEmulator, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     done = run(reconcile_op())
     assert [a["action"] for a in done["done"]] == ["create_user", "update_duckling_config", "issue_token"]
     assert not SECRET_RE.search(json.dumps(done))
-    assert emulator.is_valid_token(variables.values["md_etl"])
+    assert emulator.is_valid_token(motherduck_variables["md_etl"])
     emulator.clear_journal()
 
     assert run(reconcile_op(mode="check"))["plan"] == []
@@ -83,7 +75,7 @@ def test_apply_then_check_and_the_xcom_holds_no_secret(
 
 
 def test_a_declaration_file_is_rendered_then_checked(
-    tmp_path: Path, emulator: MotherDuckEmulator, variables: FakeVariables
+    tmp_path: Path, emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     (tmp_path / "org.yaml").write_text(
         "name: {{ params.prefix }}\n"
@@ -109,9 +101,11 @@ def test_a_declaration_file_is_rendered_then_checked(
     assert secret not in json.dumps(summary)
 
 
-def test_plan_mode_writes_nothing(emulator: MotherDuckEmulator, variables: FakeVariables) -> None:
+def test_plan_mode_writes_nothing(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
     summary = run(reconcile_op(mode="plan"))
     assert [a["action"] for a in summary["plan"]] == ["create_user", "update_duckling_config", "issue_token"]
     assert "done" not in summary
     assert writes_seen(emulator) == []
-    assert variables.writes == []
+    assert motherduck_variables.writes == []

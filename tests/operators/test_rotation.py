@@ -21,7 +21,6 @@ import pytest
 from airflow_provider_motherduck._compat import (
     AIRFLOW_V_3,
     AIRFLOW_V_3_1,
-    DAG,
     Context,
     should_hide_value_for_key,
 )
@@ -29,10 +28,9 @@ from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuc
 from airflow_provider_motherduck.operators import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.validation import TOKEN_NAME_MAX_LENGTH
-from airflow_provider_motherduck.workflows import delivery
 from airflow_provider_motherduck.workflows.delivery import (
     Delivered,
-    DeliveryRecord,
+    InMemoryVariableStore,
     default_record_key,
     fingerprint,
 )
@@ -42,7 +40,7 @@ from airflow_provider_motherduck.workflows.naming import (
 from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name, run_marker
 from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError, plan_rotation
 from tests.operators.helpers import SECRET_RE, requests_seen, writes_seen
-from tests.support import CONN_ENV, connection_json, delivered_id
+from tests.support import CONN_ENV, connection_json, delivered, delivered_id
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -56,53 +54,7 @@ FAST = {"retry_limit": 2, "retry_delay": 0.001}  # three attempts, no real waiti
 TOKENS_PATH = f"/v1/users/{USER}/tokens"
 
 
-# -- stand-ins for Airflow Variables and a secrets manager ------------------------------------------
-
-_NOTSET = object()
-
-
-class FakeVariables:
-    """Airflow's Variable API in memory, with the signature of the running Airflow version."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-        self.writes: list[str] = []
-        self.fail_on: set[str] = set()
-        self.refused: dict[str, int] = {}
-        self.count: dict[str, int] = {}
-
-    def refuse_write(self, key: str, nth: int) -> None:
-        """Fail the ``nth`` write of ``key`` from now on (1: the next one)."""
-        self.refused[key] = nth
-        self.count[key] = 0
-
-    def _get(self, key: str, default: Any) -> Any:
-        if key in self.values:
-            return self.values[key]
-        if default is _NOTSET:
-            raise KeyError(key)
-        return default
-
-    if AIRFLOW_V_3:
-
-        def get(self, key: str, default: Any = _NOTSET, deserialize_json: bool = False) -> Any:
-            return self._get(key, default)
-
-    else:
-
-        def get(self, key: str, default_var: Any = _NOTSET, deserialize_json: bool = False) -> Any:
-            return self._get(key, default_var)
-
-    def set(self, key: str, value: str, description: str | None = None, serialize_json: bool = False) -> None:
-        self.count[key] = self.count.get(key, 0) + 1
-        if key in self.fail_on or self.refused.get(key) == self.count[key]:
-            # Like a database error quoting its parameters: the secret is in the message.
-            raise RuntimeError(f"the Variable backend refused INSERT ({key!r}, {value!r})")
-        self.writes.append(key)
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
+# -- a stand-in for a secrets manager ---------------------------------------------------------------
 
 
 class Vault:
@@ -131,14 +83,7 @@ class Clock:
 
 
 @pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
-
-
-@pytest.fixture
-def vault(variables: FakeVariables) -> Vault:
+def vault(motherduck_variables: InMemoryVariableStore) -> Vault:
     return Vault()
 
 
@@ -175,8 +120,8 @@ def rotate(sink: Vault | None = None, **kwargs: Any) -> MotherDuckRotateTokenOpe
     return MotherDuckRotateTokenOperator(task_id="rotate", **{**args, **kwargs})
 
 
-def at_destination(variables: FakeVariables, sink: Vault | None) -> str | None:
-    return sink.secret if sink is not None else variables.values.get(KEY)
+def at_destination(motherduck_variables: InMemoryVariableStore, sink: Vault | None) -> str | None:
+    return sink.secret if sink is not None else motherduck_variables.get(KEY)
 
 
 def execute(
@@ -221,12 +166,12 @@ def execute(
 
 
 def invariant(
-    emulator: MotherDuckEmulator, variables: FakeVariables, sink: Vault | None
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, sink: Vault | None
 ) -> Callable[[], None]:
     """The destination holds the secret of a live token."""
 
     def check() -> None:
-        secret = at_destination(variables, sink)
+        secret = at_destination(motherduck_variables, sink)
         assert secret is not None, "the destination holds no secret"
         assert emulator.is_valid_token(secret), "the destination holds a dead secret"
 
@@ -243,14 +188,14 @@ def posts(emulator: MotherDuckEmulator) -> int:
 
 
 def seed(
-    emulator: MotherDuckEmulator, variables: FakeVariables, sink: Vault | None, n: int = 2
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, sink: Vault | None, n: int = 2
 ) -> list[dict[str, Any]]:
     """``n`` tokens named ``airflow`` (made before rotation), the newest one's secret at the destination."""
     old = [emulator.add_token(USER, "airflow") for _ in range(n)]
     if sink is not None:
         sink.secret = old[-1]["token"]
     else:
-        variables.values[KEY] = old[-1]["token"]
+        motherduck_variables[KEY] = old[-1]["token"]
     return old
 
 
@@ -274,15 +219,15 @@ def logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) 
 def test_first_rotation_replaces_the_old_tokens(
     emulator: MotherDuckEmulator,
     bot: str,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     destination: str,
     logged: Callable[[], str],
 ) -> None:
     sink = Vault() if destination == "sink" else None
-    old = seed(emulator, variables, sink)
+    old = seed(emulator, motherduck_variables, sink)
     dbt = emulator.add_token(USER, "dbt")  # another logical name
     prod = emulator.add_token(USER, "airflow@prod")  # not a run marker: another logical name too
-    check = invariant(emulator, variables, sink)
+    check = invariant(emulator, motherduck_variables, sink)
 
     result = execute(rotate(sink), emulator, check)
     check()
@@ -305,13 +250,14 @@ def test_first_rotation_replaces_the_old_tokens(
         f"POST {TOKENS_PATH}",
         f"DELETE {TOKENS_PATH}/{old[0]['id']}",
         f"DELETE {TOKENS_PATH}/{old[1]['id']}",
+        f"GET {TOKENS_PATH}",  # the delivered token is still live after the revokes
     ]
-    secret = at_destination(variables, sink)
+    secret = at_destination(motherduck_variables, sink)
     assert secret not in (old[0]["token"], old[1]["token"])
     # The record names the delivered token, with no secret in it.
-    text = variables.values[RECORD if sink is None else SINK_RECORD]
-    assert DeliveryRecord.parse(text) == DeliveryRecord(
-        USER, Delivered(new["id"], new["name"], fingerprint(str(secret)) if sink is None else None)
+    text = motherduck_variables[RECORD if sink is None else SINK_RECORD]
+    assert delivered(text) == Delivered(
+        new["id"], new["name"], fingerprint(str(secret)) if sink is None else None
     )
     assert not should_hide_value_for_key(RECORD if sink is None else SINK_RECORD)
     record = json.loads(text)
@@ -322,10 +268,10 @@ def test_first_rotation_replaces_the_old_tokens(
 
 
 def test_keep_two_keeps_the_newest_previous_token(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore
 ) -> None:
-    old = seed(emulator, variables, None, n=3)
-    result = execute(rotate(keep=2), emulator, invariant(emulator, variables, None))
+    old = seed(emulator, motherduck_variables, None, n=3)
+    result = execute(rotate(keep=2), emulator, invariant(emulator, motherduck_variables, None))
     new_id = result["new_token"]["id"]
     assert result["kept"] == [new_id, old[2]["id"]]
     assert result["revoked"] == [old[0]["id"], old[1]["id"]]
@@ -334,27 +280,27 @@ def test_keep_two_keeps_the_newest_previous_token(
 
 
 def test_rerun_of_a_finished_run_changes_nothing(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, vault: Vault
 ) -> None:
-    seed(emulator, variables, vault)
+    seed(emulator, motherduck_variables, vault)
     first = execute(rotate(vault), emulator)
     emulator.clear_journal()
-    writes = list(variables.writes)
+    writes = list(motherduck_variables.writes)
 
     again = execute(rotate(vault), emulator)
     assert again["new_token"] == first["new_token"]
     assert (again["created"], again["revoked"], again["kept"]) == (False, [], [first["new_token"]["id"]])
     assert writes_seen(emulator) == []
-    assert variables.writes == writes
+    assert motherduck_variables.writes == writes
     assert vault.calls == 1
 
 
 def test_next_run_rotates_again_and_keep_counts_marked_tokens(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore
 ) -> None:
-    seed(emulator, variables, None)
+    seed(emulator, motherduck_variables, None)
     first = execute(rotate(keep=2), emulator)
-    check = invariant(emulator, variables, None)
+    check = invariant(emulator, motherduck_variables, None)
     second = execute(rotate(keep=2), emulator, check, context(MONDAY + timedelta(days=7)))
     third = execute(rotate(keep=2), emulator, check, context(MONDAY + timedelta(days=14)))
 
@@ -369,22 +315,22 @@ def test_next_run_rotates_again_and_keep_counts_marked_tokens(
 
 
 def test_throttled_create_is_retried(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, vault: Vault
 ) -> None:
-    old = seed(emulator, variables, vault)
+    old = seed(emulator, motherduck_variables, vault)
     emulator.inject("POST", TOKENS_PATH, status=429)
-    result = execute(rotate(vault), emulator, invariant(emulator, variables, vault))
+    result = execute(rotate(vault), emulator, invariant(emulator, motherduck_variables, vault))
     assert posts(emulator) == 2  # refused once (429: not processed), then created
     assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
     assert result["revoked"] == [t["id"] for t in old]
 
 
 def test_lost_create_answer_then_rerun_converges(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, vault: Vault
 ) -> None:
     """The token is made but the answer is lost (500): its secret is nowhere; a re-run replaces it."""
-    old = seed(emulator, variables, vault)
-    check = invariant(emulator, variables, vault)
+    old = seed(emulator, motherduck_variables, vault)
+    check = invariant(emulator, motherduck_variables, vault)
     emulator.inject("POST", TOKENS_PATH, status=500, after=True)
     with pytest.raises(MotherDuckAPIError, match="500"):
         execute(rotate(vault), emulator, check)
@@ -408,18 +354,18 @@ def test_lost_create_answer_then_rerun_converges(
 def test_failed_delivery_revokes_the_new_token(
     emulator: MotherDuckEmulator,
     bot: str,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     destination: str,
     logged: Callable[[], str],
 ) -> None:
     sink = Vault() if destination == "sink" else None
-    old = seed(emulator, variables, sink)
-    before = at_destination(variables, sink)
-    check = invariant(emulator, variables, sink)
+    old = seed(emulator, motherduck_variables, sink)
+    before = at_destination(motherduck_variables, sink)
+    check = invariant(emulator, motherduck_variables, sink)
     if sink is not None:
         sink.refuse = True
     else:
-        variables.fail_on.add(KEY)
+        motherduck_variables.refuse_write(KEY, None)
 
     with pytest.raises(MotherDuckRotationError, match="Could not deliver") as info:
         execute(rotate(sink), emulator, check)
@@ -427,30 +373,30 @@ def test_failed_delivery_revokes_the_new_token(
     err = info.value
     assert "the new token was revoked again" in str(err)
     assert "No old token was touched" in str(err)
-    assert at_destination(variables, sink) == before  # the previous secret, still valid
+    assert at_destination(motherduck_variables, sink) == before  # the previous secret, still valid
     assert [t["id"] for t in family(emulator)] == [t["id"] for t in old]
     new_id = err.summary["new_token"]["id"]
     assert writes_seen(emulator) == [f"POST {TOKENS_PATH}", f"DELETE {TOKENS_PATH}/{new_id}"]
     assert sorted(err.still_live) == sorted(t["id"] for t in old)
     assert err.__cause__ is None
     assert err.__suppress_context__  # the original error (which quoted the secret) is not chained
-    assert delivered_id(variables.values.get(RECORD)) is None
-    assert delivered_id(variables.values.get(SINK_RECORD)) is None
+    assert delivered_id(motherduck_variables.get(RECORD)) is None
+    assert delivered_id(motherduck_variables.get(SINK_RECORD)) is None
     no_secret_in(str(err) + repr(err.summary) + logged())
 
     # Fixed destination: the re-run rotates normally.
     if sink is not None:
         sink.refuse = False
-    variables.fail_on.clear()
+    motherduck_variables.allow_write(KEY)
     result = execute(rotate(sink), emulator, check)
     assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
 
 
 def test_failed_delivery_and_failed_revoke_of_the_new_token(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, vault: Vault
 ) -> None:
-    old = seed(emulator, variables, vault)
-    check = invariant(emulator, variables, vault)
+    old = seed(emulator, motherduck_variables, vault)
+    check = invariant(emulator, motherduck_variables, vault)
     vault.refuse = True
     emulator.inject("DELETE", f"{TOKENS_PATH}/*", status=503, times=3)
     with pytest.raises(MotherDuckRotationError, match="revoking it failed too") as info:
@@ -467,18 +413,23 @@ def test_failed_delivery_and_failed_revoke_of_the_new_token(
 
 
 def test_failed_record_write_keeps_the_delivered_secret(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, logged: Callable[[], str]
+    emulator: MotherDuckEmulator,
+    bot: str,
+    motherduck_variables: InMemoryVariableStore,
+    logged: Callable[[], str],
 ) -> None:
     """The secret is out: revoking its token would leave a dead secret at the destination."""
-    old = seed(emulator, variables, None)
-    check = invariant(emulator, variables, None)
-    variables.refuse_write(RECORD, 3)  # the intent and the delivering note pass, the final record fails
+    old = seed(emulator, motherduck_variables, None)
+    check = invariant(emulator, motherduck_variables, None)
+    motherduck_variables.refuse_write(
+        RECORD, 3
+    )  # the intent and the delivering note pass, the final record fails
     with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
         execute(rotate(), emulator, check)
     check()
     first = info.value.summary["new_token"]
-    assert emulator.is_valid_token(variables.values[KEY])
-    assert variables.values[KEY] != old[1]["token"]
+    assert emulator.is_valid_token(motherduck_variables[KEY])
+    assert motherduck_variables[KEY] != old[1]["token"]
     assert writes_seen(emulator) == [f"POST {TOKENS_PATH}"]  # nothing revoked
     assert info.value.still_live == [old[0]["id"], old[1]["id"]]  # the new one is in use: not listed
     no_secret_in(str(info.value) + logged())
@@ -492,12 +443,12 @@ def test_failed_record_write_keeps_the_delivered_secret(
 
 
 def test_a_sink_token_whose_record_failed_gets_the_grace(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, vault: Vault
 ) -> None:
     """Its secret may have reached the sink (only the record failed): consumers may have read it,
     so the retry leaves it alive until ``revoke_after`` has passed, like any older token."""
-    old = seed(emulator, variables, vault)
-    variables.refuse_write(SINK_RECORD, 3)
+    old = seed(emulator, motherduck_variables, vault)
+    motherduck_variables.refuse_write(SINK_RECORD, 3)
     with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
         execute(rotate(vault, keep=2, revoke_after="1 day"), emulator)
     first = info.value.summary["new_token"]
@@ -513,10 +464,10 @@ def test_a_sink_token_whose_record_failed_gets_the_grace(
 
 
 def test_a_lost_create_answer_is_revoked_without_grace(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """Nobody holds the secret of a token whose create answer was lost: no keep slot, no grace."""
-    old = seed(emulator, variables, None)
+    old = seed(emulator, motherduck_variables, None)
     emulator.inject("POST", TOKENS_PATH, drop=True, after=True)
     with pytest.raises(MotherDuckAPIError, match="not repeated"):
         execute(rotate(keep=2, revoke_after="1 day"), emulator)
@@ -530,15 +481,15 @@ def test_a_lost_create_answer_is_revoked_without_grace(
 
 
 def test_destination_overwritten_by_someone_else_is_not_trusted(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore
 ) -> None:
-    seed(emulator, variables, None)
+    seed(emulator, motherduck_variables, None)
     first = execute(rotate(), emulator)
-    variables.values[KEY] = "mdt_" + "0" * 48  # not the secret the record fingerprinted
+    motherduck_variables[KEY] = "mdt_" + "0" * 48  # not the secret the record fingerprinted
     result = execute(rotate(), emulator)
     assert result["created"] is True
     assert result["revoked"] == [first["new_token"]["id"]]
-    assert emulator.is_valid_token(variables.values[KEY])
+    assert emulator.is_valid_token(motherduck_variables[KEY])
 
 
 # -- faults while revoking -----------------------------------------------------------------------------
@@ -549,14 +500,14 @@ def test_destination_overwritten_by_someone_else_is_not_trusted(
 def test_failed_revoke_then_rerun_converges_without_a_second_token(
     emulator: MotherDuckEmulator,
     bot: str,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     failing: int,
     destination: str,
     logged: Callable[[], str],
 ) -> None:
     sink = Vault() if destination == "sink" else None
-    old = seed(emulator, variables, sink)
-    check = invariant(emulator, variables, sink)
+    old = seed(emulator, motherduck_variables, sink)
+    check = invariant(emulator, motherduck_variables, sink)
     stuck = old[failing]["id"]
     emulator.inject("DELETE", f"{TOKENS_PATH}/{stuck}", status=503, times=3)  # every retry too
 
@@ -569,7 +520,7 @@ def test_failed_revoke_then_rerun_converges_without_a_second_token(
     assert "Re-run the task to finish" in str(err)
     new_id = err.summary["new_token"]["id"]
     assert sorted(t["id"] for t in family(emulator)) == sorted([stuck, new_id])
-    secret = at_destination(variables, sink)
+    secret = at_destination(motherduck_variables, sink)
     no_secret_in(str(err) + json.dumps(err.summary) + logged(), secret)
 
     # The retry of the same logical run finds its delivered token: no second token, just the revoke.
@@ -580,13 +531,13 @@ def test_failed_revoke_then_rerun_converges_without_a_second_token(
     assert (result["revoked"], result["kept"], result["still_live"]) == ([stuck], [new_id], [])
     assert [t["id"] for t in family(emulator)] == [new_id]
     assert posts(emulator) == 1
-    assert at_destination(variables, sink) == secret
+    assert at_destination(motherduck_variables, sink) == secret
 
 
 def test_a_token_revoked_meanwhile_by_someone_else_is_fine(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, vault: Vault
 ) -> None:
-    old = seed(emulator, variables, vault)
+    old = seed(emulator, motherduck_variables, vault)
     # The DELETE reaches MotherDuck but its answer is lost; the retry then gets 404: gone already.
     emulator.inject("DELETE", f"{TOKENS_PATH}/{old[0]['id']}", status=503, after=True)
     result = execute(rotate(vault), emulator)
@@ -598,7 +549,7 @@ def test_a_token_revoked_meanwhile_by_someone_else_is_fine(
 
 
 def test_revoke_after_leaves_young_tokens_for_a_later_run(
-    clocked: tuple[MotherDuckEmulator, Clock], variables: FakeVariables
+    clocked: tuple[MotherDuckEmulator, Clock], motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator, clock = clocked
     clock.offset = -timedelta(days=10)
@@ -606,9 +557,9 @@ def test_revoke_after_leaves_young_tokens_for_a_later_run(
     clock.offset = -timedelta(hours=1)
     recent = emulator.add_token(USER, "airflow")
     clock.offset = timedelta()
-    variables.values[KEY] = recent["token"]
+    motherduck_variables[KEY] = recent["token"]
 
-    result = execute(rotate(revoke_after="2 days"), emulator, invariant(emulator, variables, None))
+    result = execute(rotate(revoke_after="2 days"), emulator, invariant(emulator, motherduck_variables, None))
     assert result["revoked"] == [ancient["id"]]
     assert result["in_grace"] == [recent["id"]]
     assert result["kept"] == [result["new_token"]["id"]]
@@ -624,14 +575,14 @@ def test_revoke_after_leaves_young_tokens_for_a_later_run(
 
 
 def test_expired_tokens_hold_no_keep_slot(
-    clocked: tuple[MotherDuckEmulator, Clock], variables: FakeVariables
+    clocked: tuple[MotherDuckEmulator, Clock], motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator, clock = clocked
     clock.offset = -timedelta(hours=1)
     live = emulator.add_token(USER, "airflow")
     dead = emulator.add_token(USER, "airflow", ttl=300)  # newer, but expired 55 minutes ago
     clock.offset = timedelta()
-    variables.values[KEY] = live["token"]
+    motherduck_variables[KEY] = live["token"]
 
     result = execute(rotate(keep=2, revoke_after="1 day"), emulator)
     assert result["kept"] == [result["new_token"]["id"], live["id"]]
@@ -639,9 +590,9 @@ def test_expired_tokens_hold_no_keep_slot(
 
 
 def test_dry_run_reports_and_writes_nothing(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, vault: Vault
 ) -> None:
-    old = seed(emulator, variables, vault, n=3)
+    old = seed(emulator, motherduck_variables, vault, n=3)
     before = emulator.tokens(USER)
     result = execute(rotate(vault, keep=2, dry_run=True), emulator)
     assert result == {
@@ -654,11 +605,12 @@ def test_dry_run_reports_and_writes_nothing(
         "revoked": [old[0]["id"], old[1]["id"]],
         "kept": [old[2]["id"]],
         "in_grace": [],
+        "spared_ids": [],
         "still_live": [],
     }
     assert {e.method for e in emulator.journal} == {"GET"}
     assert emulator.tokens(USER) == before
-    assert (vault.calls, variables.writes) == (0, [])
+    assert (vault.calls, motherduck_variables.writes) == (0, [])
 
     # After a run that could not revoke, the dry run shows that the re-run would only revoke.
     emulator.inject("DELETE", f"{TOKENS_PATH}/{old[1]['id']}", status=503, times=3)
@@ -669,14 +621,6 @@ def test_dry_run_reports_and_writes_nothing(
     assert (plan["created"], plan["revoked"]) == (False, [old[1]["id"]])
     assert plan["new_token"]["name"] == f"airflow@{MARKER}"
     assert {e.method for e in emulator.journal} == {"GET"}
-
-
-def test_runs_of_one_rotation_task_do_not_overlap_by_default() -> None:
-    """Overlapping runs could revoke each other's new token; Airflow serialises them."""
-    assert rotate().max_active_tis_per_dag == 1
-    assert rotate(max_active_tis_per_dag=3).max_active_tis_per_dag == 3
-    with DAG("d", schedule=None, start_date=MONDAY, default_args={"max_active_tis_per_dag": 2}):
-        assert rotate().max_active_tis_per_dag == 2  # the DAG's default_args win over ours
 
 
 def test_plan_with_unreadable_creation_times() -> None:
@@ -723,7 +667,7 @@ def test_longest_names_fit_motherduck() -> None:
 
 
 def test_runs_without_a_logical_date_use_the_run_id(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, vault: Vault
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, vault: Vault
 ) -> None:
     ctx = context(None, run_id="manual__2025-01-06T10:00:00+00:00_a1B2c3D4")
     first = execute(rotate(vault), emulator, ctx=ctx)
@@ -808,7 +752,7 @@ def test_good_literals_are_accepted() -> None:
     ],
 )
 def test_templated_values_are_checked_after_rendering(
-    emulator: MotherDuckEmulator, bot: str, variables: FakeVariables, field: str, bad: str
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore, field: str, bad: str
 ) -> None:
     op = rotate(**{field: "{{ params.value }}"})  # accepted at parse time
     ctx = context()
@@ -817,10 +761,12 @@ def test_templated_values_are_checked_after_rendering(
     with pytest.raises(ValueError, match=f"{field}="):
         op.execute(ctx)
     assert emulator.journal == []
-    assert variables.writes == []
+    assert motherduck_variables.writes == []
 
 
-def test_templated_fields_render(emulator: MotherDuckEmulator, bot: str, variables: FakeVariables) -> None:
+def test_templated_fields_render(
+    emulator: MotherDuckEmulator, bot: str, motherduck_variables: InMemoryVariableStore
+) -> None:
     op = rotate(
         username="{{ params.user }}",
         token_name="airflow-{{ params.env }}",
@@ -833,8 +779,8 @@ def test_templated_fields_render(emulator: MotherDuckEmulator, bot: str, variabl
     result = execute(op, emulator, ctx=ctx)
     assert result["new_token"]["name"] == f"airflow-prod@{MARKER}"
     assert emulator.journal[1].body["ttl"] == 35 * 86400
-    assert "md_etl_bot" in variables.values
-    assert default_record_key(variable_key="md_etl_bot") in variables.values
+    assert "md_etl_bot" in motherduck_variables
+    assert default_record_key(variable_key="md_etl_bot") in motherduck_variables
 
 
 def test_error_survives_pickling() -> None:

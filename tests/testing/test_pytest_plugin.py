@@ -12,9 +12,19 @@ import pytest
 
 import airflow_provider_motherduck.testing.pytest_plugin as pytest_plugin
 
+# isort: split
 # [START user_imports]
-from airflow_provider_motherduck.operators import MotherDuckCreateUserOperator
+from datetime import datetime, timezone
+
+from airflow_provider_motherduck.operators import (
+    MotherDuckCreateTokenOperator,
+    MotherDuckCreateUserOperator,
+    MotherDuckOnboardAccountOperator,
+    MotherDuckReconcileOperator,
+    MotherDuckRotateTokenOperator,
+)
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 
 # [END user_imports]
 
@@ -26,6 +36,59 @@ def test_create_user(motherduck_emulator: MotherDuckEmulator, motherduck_connect
     ).execute(context={})
 
     assert motherduck_emulator.users() == ["admin", "etl_loader"]
+
+
+def test_create_token_into_a_variable(
+    motherduck_emulator: MotherDuckEmulator,
+    motherduck_connection: str,
+    motherduck_variables: InMemoryVariableStore,
+) -> None:
+    motherduck_emulator.add_user("etl_loader")
+    token = MotherDuckCreateTokenOperator(
+        task_id="token", username="etl_loader", token_name="airflow", variable_key="md_etl"
+    ).execute(context={})
+
+    assert motherduck_emulator.is_valid_token(motherduck_variables["md_etl"])
+    assert [t["id"] for t in motherduck_emulator.tokens("etl_loader")] == [token["id"]]
+
+
+def test_onboarding_then_rotation(
+    motherduck_emulator: MotherDuckEmulator,
+    motherduck_connection: str,
+    motherduck_variables: InMemoryVariableStore,
+) -> None:
+    MotherDuckOnboardAccountOperator(
+        task_id="onboard", username="etl_loader", token_name="airflow", variable_key="md_etl"
+    ).execute(context={})
+    onboarded = motherduck_variables["md_etl"]
+
+    rotated = MotherDuckRotateTokenOperator(
+        task_id="rotate", username="etl_loader", token_name="airflow", ttl="90 days", variable_key="md_etl"
+    ).execute(context={"logical_date": datetime(2026, 1, 5, tzinfo=timezone.utc)})
+
+    assert motherduck_variables["md_etl"] != onboarded
+    assert motherduck_emulator.is_valid_token(motherduck_variables["md_etl"])
+    assert not motherduck_emulator.is_valid_token(onboarded)
+    assert rotated["created"] is True
+
+
+def test_reconcile_apply(
+    motherduck_emulator: MotherDuckEmulator,
+    motherduck_connection: str,
+    motherduck_variables: InMemoryVariableStore,
+) -> None:
+    desired = {
+        "service_accounts": [
+            {
+                "username": "bi_reader",
+                "tokens": [{"name": "airflow", "ttl": "30 days", "variable_key": "md_bi"}],
+            }
+        ]
+    }
+    MotherDuckReconcileOperator(task_id="apply", desired=desired).execute(context={})
+
+    assert "bi_reader" in motherduck_emulator.users()
+    assert motherduck_emulator.is_valid_token(motherduck_variables["md_bi"])
 
 
 # [END user_tests]
@@ -67,7 +130,7 @@ def test_loading_the_plugin_does_not_import_airflow(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_user_suite_overrides_the_conn_id(tmp_path: Path) -> None:
+def test_a_user_suite_overrides_the_conn_id_and_starts_each_test_clean(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(
         textwrap.dedent(
             """
@@ -87,6 +150,7 @@ def test_a_user_suite_overrides_the_conn_id(tmp_path: Path) -> None:
         import requests
 
         from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
+        from airflow_provider_motherduck.workflows.delivery import AirflowVariableStore, forget, variable_store
 
         seen = {}
 
@@ -97,7 +161,14 @@ def test_a_user_suite_overrides_the_conn_id(tmp_path: Path) -> None:
             assert motherduck_emulator.users() == ["admin", "etl_loader"]
             seen["url"] = motherduck_emulator.url
 
+        def test_seeded_variables_are_read(motherduck_variables):
+            motherduck_variables["md_old"] = "opaque-value"
+            assert variable_store() is motherduck_variables
+            assert forget("md_old") == ["md_old"]
+            assert dict(motherduck_variables) == {}
+
         def test_the_next_test_starts_clean():
+            assert isinstance(variable_store(), AirflowVariableStore)
             assert "AIRFLOW_CONN_MD_ADMIN" not in os.environ
             try:
                 requests.get(seen["url"] + "/v1/active_accounts", timeout=5)
@@ -107,4 +178,4 @@ def test_a_user_suite_overrides_the_conn_id(tmp_path: Path) -> None:
         """,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+    assert "3 passed" in result.stdout

@@ -11,18 +11,19 @@ import pytest
 from airflow_provider_motherduck._compat import AIRFLOW_V_3, mask_secret, redact
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from airflow_provider_motherduck.workflows.onboarding import check_accounts, onboard_accounts
-from tests.support import FakeVariables, masks_logs_outside_a_task
+from tests.support import masks_logs_outside_a_task
 
 
 @masks_logs_outside_a_task
 def test_secrets_of_a_bulk_run_never_reach_its_log(
-    emulator: MotherDuckEmulator, motherduck_conn: str, monkeypatch: pytest.MonkeyPatch
+    emulator: MotherDuckEmulator,
+    motherduck_conn: str,
+    motherduck_variables: InMemoryVariableStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """24 accounts on 8 threads, the package logging at DEBUG through Airflow's masking filter."""
-    variables = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", variables)
     masker = sys.modules[mask_secret.__module__]._secrets_masker()
     if AIRFLOW_V_3:
         monkeypatch.setattr(type(masker), "mask_secrets_in_logs", True)
@@ -44,7 +45,7 @@ def test_secrets_of_a_bulk_run_never_reach_its_log(
     )
     try:
         results, failed = onboard_accounts(accounts, lambda: MotherDuckHook(motherduck_conn), max_workers=8)
-        secrets = [variables.values[f"md_bulk_{i:02d}"] for i in range(24)]
+        secrets = [motherduck_variables[f"md_bulk_{i:02d}"] for i in range(24)]
         package_log.info("secrets delivered: %s", secrets)
     finally:
         package_log.removeHandler(handler)

@@ -6,23 +6,16 @@ import pytest
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from airflow_provider_motherduck.workflows.offboarding import offboard_account
-from tests.support import FakeVariables, delivered_id
+from tests.support import delivered_id
 
 USER = "etl_loader"
 KEY = "motherduck_token_etl_loader"
 
 
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
-
-
 def test_offboarding_whose_revoke_fails_part_way_converges(
-    emulator: MotherDuckEmulator, hook: MotherDuckHook, variables: FakeVariables
+    emulator: MotherDuckEmulator, hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.add_user(USER)
     first, second = emulator.add_token(USER, "a"), emulator.add_token(USER, "b")
@@ -38,4 +31,4 @@ def test_offboarding_whose_revoke_fails_part_way_converges(
     assert result["deleted"] is True
     assert emulator.users() == ["admin"]
     assert not emulator.is_valid_token(first["token"])
-    assert delivered_id(variables.values.get(KEY)) is None
+    assert delivered_id(motherduck_variables.get(KEY)) is None

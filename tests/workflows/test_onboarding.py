@@ -9,27 +9,20 @@ import pytest
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_account, onboard_accounts
 from airflow_provider_motherduck.workflows.reconcile import check_declaration
 from tests.operators.helpers import writes_seen
-from tests.support import FakeVariables, delivered_id
+from tests.support import delivered_id
 
 USER = "etl_loader"
 KEY = "motherduck_token_etl_loader"
 ACCOUNT = check_account({"username": USER, "token_name": "airflow", "variable_key": KEY})
 
 
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
-
-
 def test_a_user_created_by_someone_else_meanwhile_is_adopted(
-    emulator: MotherDuckEmulator, hook: MotherDuckHook, variables: FakeVariables
+    emulator: MotherDuckEmulator, hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """Between our 404 and our POST someone created the user: the conflict is success, not an error."""
     emulator.inject("POST", "/v1/users", status=409, after=True)
@@ -38,11 +31,11 @@ def test_a_user_created_by_someone_else_meanwhile_is_adopted(
     assert USER in emulator.users()
     (token,) = emulator.tokens(USER)
     assert result["token"]["id"] == token["id"]
-    assert emulator.is_valid_token(variables.values[KEY])
+    assert emulator.is_valid_token(motherduck_variables[KEY])
 
 
 def test_a_create_answer_without_secret_delivers_nothing(
-    emulator: MotherDuckEmulator, hook: MotherDuckHook, variables: FakeVariables
+    emulator: MotherDuckEmulator, hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
 ) -> None:
     emulator.add_user(USER)
     answer = {
@@ -57,12 +50,12 @@ def test_a_create_answer_without_secret_delivers_nothing(
         onboard_account(hook, ACCOUNT)
     assert info.value.revoked
     assert not info.value.delivered
-    assert KEY not in variables.values
+    assert KEY not in motherduck_variables
     assert writes_seen(emulator)[-1] == f"DELETE /v1/users/{USER}/tokens/{answer['id']}"
 
 
 def test_a_bulk_retry_after_lost_answers_leaves_one_token_per_account(
-    emulator: MotherDuckEmulator, motherduck_conn: str, variables: FakeVariables
+    emulator: MotherDuckEmulator, motherduck_conn: str, motherduck_variables: InMemoryVariableStore
 ) -> None:
     """Two create answers lost in a bulk run: the re-run revokes those tokens, one per account stays."""
     accounts = [
@@ -85,14 +78,17 @@ def test_a_bulk_retry_after_lost_answers_leaves_one_token_per_account(
     assert [r["token_created"] for r in done] == [False, True, False, True]
     for i in range(4):
         (token,) = emulator.tokens(f"bot_{i}")
-        assert emulator.is_valid_token(variables.values[f"md_bot_{i}"])
-        assert delivered_id(variables.values[(accounts[i].tokens or ())[0].destination.record]) == token["id"]
+        assert emulator.is_valid_token(motherduck_variables[f"md_bot_{i}"])
+        assert (
+            delivered_id(motherduck_variables[(accounts[i].tokens or ())[0].destination.record])
+            == token["id"]
+        )
 
 
 def test_the_flat_form_is_the_declared_account_of_a_declaration(
     emulator: MotherDuckEmulator,
     hook: MotherDuckHook,
-    variables: FakeVariables,
+    motherduck_variables: InMemoryVariableStore,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """One model: the flat arguments give the DeclaredAccount a YAML declaration gives; the user

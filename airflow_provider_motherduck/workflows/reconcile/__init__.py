@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
+from airflow_provider_motherduck.workflows.delivery import VariableStore
 from airflow_provider_motherduck.workflows.pool import HookFactory
 from airflow_provider_motherduck.workflows.reconcile.apply import ReconcileResult, apply_plan
 from airflow_provider_motherduck.workflows.reconcile.declaration import (
@@ -56,7 +57,6 @@ from airflow_provider_motherduck.workflows.reconcile.state import (
     AccountState,
     OrgState,
     Ownership,
-    VariableStore,
     read_ownership,
     read_state,
 )
@@ -84,7 +84,6 @@ __all__ = [
     "ReconcileResult",
     "RevokeToken",
     "UpdateDucklingConfig",
-    "VariableStore",
     "apply_plan",
     "check_declaration",
     "check_max_deletes",

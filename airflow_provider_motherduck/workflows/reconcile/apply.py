@@ -31,6 +31,7 @@ from airflow_provider_motherduck._compat import redact
 from airflow_provider_motherduck.exceptions import MotherDuckConflictError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import fold_username
+from airflow_provider_motherduck.workflows.delivery import VariableStore
 from airflow_provider_motherduck.workflows.issuing import issue_token
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.offboarding import offboard_account
@@ -45,7 +46,7 @@ from airflow_provider_motherduck.workflows.reconcile.plan import (
     RevokeToken,
     UpdateDucklingConfig,
 )
-from airflow_provider_motherduck.workflows.reconcile.state import VariableStore, disown, own
+from airflow_provider_motherduck.workflows.reconcile.state import disown, own
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 log = logging.getLogger(__name__)

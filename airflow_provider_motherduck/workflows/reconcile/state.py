@@ -29,12 +29,12 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, MotherDuckReconcileError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import fold_username
-from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import VariableStore
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.reconcile.declaration import Declaration, DeclaredAccount
@@ -46,44 +46,6 @@ OWNED_PREFIX: Final = "motherduck_owned_"
 _KIND: Final = "motherduck-ownership"
 # Read-merge-writes of one process take turns; between processes a lost update only forgets.
 _RECORD_LOCK = threading.Lock()
-
-
-class VariableStore(Protocol):
-    """Where Variables are read and written (the delivery package's store interface)."""
-
-    def get(self, key: str) -> str | None: ...
-
-    def set(self, key: str, value: str, *, description: str | None = None) -> None: ...
-
-    def delete(self, key: str) -> None: ...
-
-
-class _AirflowVariables:
-    """Airflow's Variables as a :class:`VariableStore` (replaced by the delivery package's store)."""
-
-    def get(self, key: str) -> str | None:
-        with delivery.AIRFLOW_IO:
-            value = delivery.Variable.get(  # type: ignore[attr-defined]  # until the store lands
-                key, None
-            )
-        return None if value is None else str(value)
-
-    def set(self, key: str, value: str, *, description: str | None = None) -> None:
-        with delivery.AIRFLOW_IO:
-            delivery.Variable.set(  # type: ignore[attr-defined]  # until the store lands
-                key, value, description=description
-            )
-
-    def delete(self, key: str) -> None:
-        with delivery.AIRFLOW_IO:
-            delivery.Variable.delete(  # type: ignore[attr-defined]  # until the store lands
-                key
-            )
-
-
-def variable_store() -> VariableStore:
-    """The installed Variable store."""
-    return _AirflowVariables()
 
 
 # -- the ownership record ------------------------------------------------------------------------

@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.workflows import delivery
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, VariableStore
 from airflow_provider_motherduck.workflows.reconcile import check_declaration, reconcile_accounts
-from airflow_provider_motherduck.workflows.reconcile.state import VariableStore, variable_store
-from tests.support import FakeVariables
 
 DESIRED: dict[str, Any] = {
     "name": "analytics",
@@ -42,15 +40,14 @@ Reconcile = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
+def variables(motherduck_variables: InMemoryVariableStore) -> InMemoryVariableStore:
+    """The Variables in memory (the plugin's store, installed for the test)."""
+    return motherduck_variables
 
 
 @pytest.fixture
-def store(variables: FakeVariables) -> VariableStore:
-    return variable_store()
+def store(motherduck_variables: InMemoryVariableStore) -> VariableStore:
+    return motherduck_variables
 
 
 def new_hook() -> MotherDuckHook:

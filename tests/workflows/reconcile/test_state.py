@@ -8,18 +8,18 @@ import pytest
 
 from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, VariableStore
 from airflow_provider_motherduck.workflows.reconcile import check_declaration, read_ownership, read_state
-from airflow_provider_motherduck.workflows.reconcile.state import VariableStore, disown, own
-from tests.support import FakeVariables
+from airflow_provider_motherduck.workflows.reconcile.state import disown, own
 from tests.workflows.reconcile.conftest import DESIRED, new_hook
 
 
 def test_the_record_lists_owned_accounts_and_token_names_readably(
-    store: VariableStore, variables: FakeVariables
+    store: VariableStore, variables: InMemoryVariableStore
 ) -> None:
     own("analytics", store, {"ETL_Loader": ["airflow"], "bi_bot": []})
     own("analytics", store, {"etl_loader": ["ops"]})  # folded: the same account, its spelling kept
-    record = json.loads(variables.values["motherduck_owned_analytics"])
+    record = json.loads(variables["motherduck_owned_analytics"])
     assert record["accounts"] == {"ETL_Loader": {"tokens": ["airflow", "ops"]}, "bi_bot": {"tokens": []}}
     writes = len(variables.writes)
     own("analytics", store, {"bi_bot": []})
@@ -32,21 +32,23 @@ def test_the_record_lists_owned_accounts_and_token_names_readably(
     assert owned.tokens("etl_loader") == {"airflow"}
 
 
-def test_a_lost_update_only_makes_the_record_forget(store: VariableStore, variables: FakeVariables) -> None:
+def test_a_lost_update_only_makes_the_record_forget(
+    store: VariableStore, variables: InMemoryVariableStore
+) -> None:
     """Two writers read the same record, then write: the later write drops the earlier one's
     addition. The dropped account is then not owned (never pruned), and the next apply of its
     declaration adds it again."""
     own("shared", store, {"a_bot": []})
-    first_read = variables.values["motherduck_owned_shared"]
+    first_read = variables["motherduck_owned_shared"]
     own("shared", store, {"b_bot": []})
-    variables.values["motherduck_owned_shared"] = first_read  # the other writer's stale write lands last
+    variables["motherduck_owned_shared"] = first_read  # the other writer's stale write lands last
     owned = read_ownership("shared", store)
     assert owned.owns("a_bot")
     assert not owned.owns("b_bot")
 
 
-def test_an_unreadable_record_stops_the_run(store: VariableStore, variables: FakeVariables) -> None:
-    variables.values["motherduck_owned_analytics"] = "{not json"
+def test_an_unreadable_record_stops_the_run(store: VariableStore, variables: InMemoryVariableStore) -> None:
+    variables["motherduck_owned_analytics"] = "{not json"
     with pytest.raises(MotherDuckReconcileError, match=r"motherduck_owned_analytics\) cannot be read"):
         read_ownership("analytics", store)
 

@@ -1,0 +1,48 @@
+"""What every operator gets from the base: writing operators run one instance per task at a time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from airflow_provider_motherduck import operators
+from airflow_provider_motherduck._compat import DAG
+from airflow_provider_motherduck.operators import MotherDuckCreateUserOperator, MotherDuckListUsersOperator
+from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
+
+READ_ONLY = {
+    "MotherDuckCurrentUserOperator",
+    "MotherDuckGetDucklingConfigOperator",
+    "MotherDuckListActiveAccountsOperator",
+    "MotherDuckListTokensOperator",
+    "MotherDuckListUsersOperator",
+    "MotherDuckTokenAuditOperator",
+}
+CLASSES = {
+    name: cls
+    for name in operators.__all__
+    if isinstance(cls := getattr(operators, name), type) and issubclass(cls, MotherDuckBaseOperator)
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_only_read_only_operators_say_so(name: str) -> None:
+    assert CLASSES[name].writes is (name not in READ_ONLY)
+
+
+def test_a_writing_operator_runs_once_at_a_time_unless_told_otherwise() -> None:
+    assert MotherDuckCreateUserOperator(task_id="c", username="u").max_active_tis_per_dag == 1
+    assert (
+        MotherDuckCreateUserOperator(
+            task_id="c", username="u", max_active_tis_per_dag=3
+        ).max_active_tis_per_dag
+        == 3
+    )
+    start = datetime(2025, 1, 6, tzinfo=timezone.utc)
+    with DAG("d", schedule=None, start_date=start, default_args={"max_active_tis_per_dag": 2}):
+        assert MotherDuckCreateUserOperator(task_id="c", username="u").max_active_tis_per_dag == 2
+
+
+def test_a_read_only_operator_keeps_airflows_default() -> None:
+    assert MotherDuckListUsersOperator(task_id="l").max_active_tis_per_dag is None
