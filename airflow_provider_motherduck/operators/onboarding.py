@@ -32,7 +32,7 @@ from airflow_provider_motherduck.workflows.onboarding import (
     onboard_account,
     onboard_accounts,
 )
-from airflow_provider_motherduck.workflows.reconcile import DeclaredAccount
+from airflow_provider_motherduck.workflows.reconcile.declaration import FLAT_KEYS, DeclaredAccount
 
 
 class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
@@ -67,16 +67,7 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
     ``token`` (metadata, never the secret), ``token_created``, ``other_token_ids``.
     """
 
-    template_fields: Sequence[str] = (
-        "username",
-        "token_name",
-        "token_type",
-        "ttl",
-        "variable_key",
-        "record_key",
-        "read_write",
-        "read_scaling",
-    )
+    template_fields: Sequence[str] = FLAT_KEYS
     template_fields_renderers = {"read_write": "json", "read_scaling": "json"}
 
     def __init__(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, VariableStore
+from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from airflow_provider_motherduck.workflows.reconcile import check_declaration, reconcile_accounts
 
 DESIRED: dict[str, Any] = {
@@ -39,26 +39,16 @@ TOKENS = {
 Reconcile = Callable[..., dict[str, Any]]
 
 
-@pytest.fixture
-def variables(motherduck_variables: InMemoryVariableStore) -> InMemoryVariableStore:
-    """The Variables in memory (the plugin's store, installed for the test)."""
-    return motherduck_variables
-
-
-@pytest.fixture
-def store(motherduck_variables: InMemoryVariableStore) -> VariableStore:
-    return motherduck_variables
-
-
 def new_hook() -> MotherDuckHook:
     return MotherDuckHook(retry_limit=0)
 
 
 @pytest.fixture
-def reconcile(motherduck_conn: Any, store: VariableStore) -> Reconcile:
-    """``reconcile(desired=DESIRED, **options)``: check, then reconcile against the emulator."""
+def reconcile(motherduck_conn: Any, motherduck_variables: InMemoryVariableStore) -> Reconcile:
+    """``reconcile(desired=DESIRED, **options)``: check, then reconcile against the emulator, the
+    Variables in memory (the plugin's store)."""
 
     def run(desired: Any = DESIRED, **kwargs: Any) -> dict[str, Any]:
-        return reconcile_accounts(check_declaration(desired), new_hook, store, **kwargs)
+        return reconcile_accounts(check_declaration(desired), new_hook, motherduck_variables, **kwargs)
 
     return run

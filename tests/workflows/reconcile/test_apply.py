@@ -13,7 +13,6 @@ from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import (
     InMemoryVariableStore,
-    VariableStore,
     default_record_key,
 )
 from airflow_provider_motherduck.workflows.reconcile import read_ownership
@@ -24,12 +23,12 @@ from tests.workflows.reconcile.conftest import DESIRED, TOKENS, Reconcile
 ALL_DECLARED = ["admin", "etl_loader", "bi_dashboards", "ml_features"]
 
 
-def assert_converged(emulator: MotherDuckEmulator, variables: InMemoryVariableStore) -> None:
+def assert_converged(emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore) -> None:
     """Each declared token: exactly one live token of that name, its secret in its Variable."""
     for (user, name), key in TOKENS.items():
         (token,) = [t for t in emulator.tokens(user) if t["name"] == name]
-        assert emulator.is_valid_token(variables[key])
-        assert delivered_id(variables[default_record_key(variable_key=key)]) == token["id"]
+        assert emulator.is_valid_token(motherduck_variables[key])
+        assert delivered_id(motherduck_variables[default_record_key(variable_key=key)]) == token["id"]
     assert emulator.duckling_config("etl_loader")["read_write"]["instance_size"] == "jumbo"
     assert emulator.duckling_config("ml_features")["read_scaling"] == {
         "instance_size": "pulse",
@@ -38,7 +37,7 @@ def assert_converged(emulator: MotherDuckEmulator, variables: InMemoryVariableSt
 
 
 def test_apply_adopts_creates_owns_and_a_rerun_makes_no_write(
-    emulator: MotherDuckEmulator, variables: InMemoryVariableStore, store: VariableStore, reconcile: Reconcile
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
 ) -> None:
     emulator.add_user("bi_dashboards")
     emulator.add_token("bi_dashboards", "legacy")
@@ -53,28 +52,28 @@ def test_apply_adopts_creates_owns_and_a_rerun_makes_no_write(
         "update_duckling_config",
     ]
     assert writes_seen(emulator) == []
-    assert variables.writes == []
+    assert motherduck_variables.writes == []
 
     summary = reconcile()
 
-    assert_converged(emulator, variables)
+    assert_converged(emulator, motherduck_variables)
     assert summary["failed"] == {}
     assert len(emulator.tokens("bi_dashboards")) == 3  # legacy kept: not owned
-    owned = read_ownership("analytics", store)
+    owned = read_ownership("analytics", motherduck_variables)
     assert {u for u, _ in owned.accounts.values()} == {"etl_loader", "bi_dashboards", "ml_features"}
     assert owned.tokens("bi_dashboards") == {"dash", "ops"}
     emulator.clear_journal()
-    variables.writes.clear()
+    motherduck_variables.writes.clear()
 
     again = reconcile(prune=True)
     assert again["plan"] == []
     assert writes_seen(emulator) == []
-    assert variables.writes == []
+    assert motherduck_variables.writes == []
     assert reconcile(mode="check")["plan"] == []
 
 
 def test_prune_leaves_unowned_accounts_alone_and_deletes_an_owned_one_no_longer_declared(
-    emulator: MotherDuckEmulator, variables: InMemoryVariableStore, reconcile: Reconcile
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
 ) -> None:
     emulator.add_user("other_team_bot")
     other = emulator.add_token("other_team_bot", "their_rotation")
@@ -99,7 +98,7 @@ def test_prune_leaves_unowned_accounts_alone_and_deletes_an_owned_one_no_longer_
     assert sorted(emulator.users()) == ["admin", "etl_loader", "ml_features", "other_team_bot"]
     assert [t["id"] for t in emulator.tokens("etl_loader")] == [stray["id"]]
     assert [t["id"] for t in emulator.tokens("other_team_bot")] == [other["id"]]
-    assert json.loads(variables["motherduck_owned_analytics"])["accounts"] == {
+    assert json.loads(motherduck_variables["motherduck_owned_analytics"])["accounts"] == {
         "etl_loader": {"tokens": []},
         "ml_features": {"tokens": []},
     }
@@ -122,7 +121,7 @@ def test_two_dags_naming_one_declaration_share_ownership(
 
 
 def test_etl_loader_declared_as_ETL_Loader_is_one_account(
-    emulator: MotherDuckEmulator, variables: InMemoryVariableStore, reconcile: Reconcile
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
 ) -> None:
     emulator.add_user("etl_loader")
     kept = emulator.add_token("etl_loader", "data_pipeline")
@@ -135,7 +134,7 @@ def test_etl_loader_declared_as_ETL_Loader_is_one_account(
 
 
 def test_a_listing_that_misses_a_declared_account_stops_before_any_write(
-    emulator: MotherDuckEmulator, variables: InMemoryVariableStore, reconcile: Reconcile
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
 ) -> None:
     for i in range(100):  # two pages of users
         emulator.add_user(f"z_bot_{i:03}")
@@ -144,13 +143,13 @@ def test_a_listing_that_misses_a_declared_account_stops_before_any_write(
     with pytest.raises(MotherDuckReconcileError, match=r"counts 102.*re-run once the organisation is still"):
         reconcile()
     assert writes_seen(emulator) == []
-    assert variables.writes == []
+    assert motherduck_variables.writes == []
     reconcile()  # the next run sees it all, adopts it and converges
-    assert_converged(emulator, variables)
+    assert_converged(emulator, motherduck_variables)
 
 
 def test_a_create_that_conflicts_rereads_the_account_and_issues_no_second_token(
-    emulator: MotherDuckEmulator, variables: InMemoryVariableStore, reconcile: Reconcile
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
 ) -> None:
     """The plan was made on a stale view: the account appeared (with its delivered token) after
     the listing. The create conflicts; its tokens are read again and the held one is kept."""
@@ -164,11 +163,11 @@ def test_a_create_that_conflicts_rereads_the_account_and_issues_no_second_token(
     assert [a["action"] for a in summary["plan"]][:1] == ["create_user"]
     assert summary["done"][0]["outcome"] == {"created": False}
     assert [t["id"] for t in emulator.tokens("etl_loader")] == [held["id"]]
-    assert emulator.is_valid_token(variables["md_etl"])
+    assert emulator.is_valid_token(motherduck_variables["md_etl"])
 
 
 def test_more_deletes_than_max_deletes_are_refused_before_any_write(
-    emulator: MotherDuckEmulator, store: VariableStore, reconcile: Reconcile
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
 ) -> None:
     for i in range(3):
         emulator.add_user(f"old_{i}")
@@ -183,7 +182,7 @@ def test_more_deletes_than_max_deletes_are_refused_before_any_write(
 
 
 def test_check_fails_on_drift_and_names_it(
-    emulator: MotherDuckEmulator, variables: InMemoryVariableStore, reconcile: Reconcile
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
 ) -> None:
     reconcile()
     emulator.set_duckling_config(
@@ -193,7 +192,7 @@ def test_check_fails_on_drift_and_names_it(
             "read_scaling": {"instance_size": "standard", "flock_size": 2},
         },
     )
-    del variables["md_bi"]  # the secret lost: a new token is due
+    del motherduck_variables["md_bi"]  # the secret lost: a new token is due
     emulator.clear_journal()
     with pytest.raises(MotherDuckReconcileError, match="Drift") as caught:
         reconcile(mode="check")
@@ -227,7 +226,7 @@ FAULTS: dict[str, Fault] = {
 def test_a_fault_part_way_then_a_rerun_converges(
     fault: str,
     emulator: MotherDuckEmulator,
-    variables: InMemoryVariableStore,
+    motherduck_variables: InMemoryVariableStore,
     reconcile: Reconcile,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -254,7 +253,7 @@ def test_a_fault_part_way_then_a_rerun_converges(
     emulator.clear_faults()
     reconcile(prune=True)  # the re-run finishes
 
-    assert_converged(emulator, variables)
+    assert_converged(emulator, motherduck_variables)
     assert sorted(emulator.users()) == sorted(ALL_DECLARED)
     assert sorted(t["name"] for t in emulator.tokens("bi_dashboards")) == ["dash", "legacy", "ops"]
     assert [t["name"] for t in emulator.tokens("etl_loader")] == ["airflow"]
