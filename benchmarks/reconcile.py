@@ -51,7 +51,7 @@ def declaration(n: int, prefix: str) -> dict[str, Any]:
 
 def one_process(n: int, latency: float, workers: int) -> list[dict[str, Any]]:
     """First apply and re-run in this (fresh) process: Airflow's masker starts empty."""
-    from airflow_provider_motherduck._compat import mask_secret
+    from airflow_provider_motherduck._compat import mask_secrets
     from airflow_provider_motherduck.hooks import _answers
     from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
     from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, use_variable_store
@@ -59,14 +59,14 @@ def one_process(n: int, latency: float, workers: int) -> list[dict[str, Any]]:
 
     store = InMemoryVariableStore()
     use_variable_store(store)  # the secrets' destinations and the ownership record
-    masking = [0.0]  # CPU seconds in Airflow's mask_secret (the hook masks each new secret)
+    masking = [0.0]  # CPU seconds in Airflow's masker (the hook masks each new secret)
 
-    def timed_mask(secret: Any, name: str | None = None) -> None:
+    def timed_mask(secrets: Any) -> None:
         t = time.thread_time()
-        mask_secret(secret, name)
+        mask_secrets(secrets)
         masking[0] += time.thread_time() - t
 
-    _answers.mask_secret = timed_mask  # type: ignore[attr-defined]  # where answers are masked
+    _answers.mask_secrets = timed_mask  # type: ignore[attr-defined]  # where answers are masked
     logging.disable(logging.INFO)  # a log line per action would be measured too
     rows = []
     with server(latency) as srv:
