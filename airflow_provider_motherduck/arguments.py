@@ -145,3 +145,50 @@ def unknown_keys(given: Iterable[str], known: Iterable[str], what: str) -> str |
         close = difflib.get_close_matches(key, choices, n=1)
         guesses.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
     return f"{what}: unknown {', '.join(guesses)} ignored. Known: {', '.join(choices)}."
+
+
+#: Words that make Airflow mask a Variable's value in the UI and logs when its key contains one
+#: (the union of Airflow 2.11's and 3.x's default sensitive fields).
+MASKED_KEY_WORDS: Final = (
+    "access_key",
+    "access_token",
+    "api_key",
+    "apikey",
+    "auth_header",
+    "authorization",
+    "bearer",
+    "connection_string",
+    "dsn",
+    "keyfile_dict",
+    "passphrase",
+    "passwd",
+    "password",
+    "private_key",
+    "proxies",
+    "proxy",
+    "secret",
+    "service_account",
+    "service_key",
+    "token",
+    "webhook_url",
+)
+
+
+def check_unmasked_name(value: Any, field: str, *, max_length: int = 100) -> str:
+    """``value`` if it can end a Variable key that Airflow shows unmasked: letters, digits, ``_``,
+    ``-``, ``.``, and none of :data:`MASKED_KEY_WORDS`."""
+    allowed = (
+        f"1 to {max_length} letters, digits, '_', '-' or '.', without the words {', '.join(MASKED_KEY_WORDS)}"
+    )
+    if not isinstance(value, str):
+        raise invalid(field, value, f"expected a string, got {type(value).__name__}", allowed)
+    if (
+        not value
+        or len(value) > max_length
+        or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in value)
+    ):
+        raise invalid(field, value[:40], "empty, too long or has other characters", allowed)
+    masked = [w for w in MASKED_KEY_WORDS if w in value.lower()]
+    if masked:
+        raise invalid(field, value, f"contains {masked[0]!r}, so Airflow would mask the record", allowed)
+    return value

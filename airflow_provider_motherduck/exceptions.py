@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_motherduck._compat import AirflowException
@@ -142,3 +143,17 @@ class MotherDuckConflictError(MotherDuckAPIError):
 
 class MotherDuckRouteNotFoundError(MotherDuckAPIError):
     """A plain-text 404: no such route. The API URL is wrong or the API changed; not a missing object."""
+
+
+class MotherDuckReconcileError(MotherDuckError):
+    """Reconciling stopped: drift found (``check``), an unsafe plan, or actions that failed.
+
+    ``summary`` is the task's XCom form of where it stands (never a secret).
+    """
+
+    def __init__(self, message: str, summary: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary: dict[str, Any] = dict(summary or {})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.summary))

@@ -553,3 +553,11 @@ def check_include_pattern(value: Any, field: str = "include") -> tuple[str, ...]
     if len(",".join(patterns)) > INCLUDE_PATTERN_MAX_LENGTH:
         raise invalid(field, f"{len(patterns)} patterns", "they are too long joined", allowed)
     return patterns
+
+
+def fold_username(username: str) -> str:
+    """The form MotherDuck compares usernames in: ``ETL_Loader`` and ``etl_loader`` are one user.
+
+    Every comparison of usernames goes through this; every output keeps MotherDuck's spelling.
+    """
+    return username.casefold()

@@ -156,21 +156,10 @@ def one_scenario(n: int, workers: int, rerun: bool, plain: bool) -> None:
     from airflow_provider_motherduck._compat import mask_secret, mask_secrets, redact
     from airflow_provider_motherduck.hooks import _answers
     from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-    from airflow_provider_motherduck.workflows import delivery
+    from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, use_variable_store
     from airflow_provider_motherduck.workflows.onboarding import check_accounts, onboard_accounts
 
-    class MemoryVariables:
-        values: dict[str, str] = {}
-
-        @classmethod
-        def get(cls, key: str, default: Any = None, /) -> Any:
-            return cls.values.get(key, default)
-
-        @classmethod
-        def set(cls, key: str, value: str, description: str | None = None) -> None:
-            cls.values[key] = value
-
-    delivery.Variable = MemoryVariables  # type: ignore[attr-defined,assignment]
+    use_variable_store(InMemoryVariableStore())
     masking: list[float] = []  # CPU seconds spent registering secrets and redacting log lines
 
     def timed_mask(secrets: Any) -> None:

@@ -36,6 +36,7 @@ TIMEOUT = 240
 
 def declaration(n: int, prefix: str) -> dict[str, Any]:
     return {
+        "name": prefix,
         "service_accounts": [
             {
                 "username": f"{prefix}_{i:05d}",
@@ -44,38 +45,28 @@ def declaration(n: int, prefix: str) -> dict[str, Any]:
                 "tokens": [{"name": "airflow", "ttl": "90 days", "variable_key": f"md_{prefix}_{i:05d}"}],
             }
             for i in range(n)
-        ]
+        ],
     }
 
 
 def one_process(n: int, latency: float, workers: int) -> list[dict[str, Any]]:
     """First apply and re-run in this (fresh) process: Airflow's masker starts empty."""
-    from airflow_provider_motherduck._compat import mask_secret
+    from airflow_provider_motherduck._compat import mask_secrets
     from airflow_provider_motherduck.hooks import _answers
     from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-    from airflow_provider_motherduck.workflows import delivery
+    from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, use_variable_store
     from airflow_provider_motherduck.workflows.reconcile import check_declaration, reconcile_accounts
 
-    class MemoryVariables:
-        values: dict[str, str] = {}
+    store = InMemoryVariableStore()
+    use_variable_store(store)  # the secrets' destinations and the ownership record
+    masking = [0.0]  # CPU seconds in Airflow's masker (the hook masks each new secret)
 
-        @classmethod
-        def get(cls, key: str, default: Any = None, /) -> Any:
-            return cls.values.get(key, default)
-
-        @classmethod
-        def set(cls, key: str, value: str, description: str | None = None) -> None:
-            cls.values[key] = value
-
-    masking = [0.0]  # CPU seconds in Airflow's mask_secret (the hook masks each new secret)
-
-    def timed_mask(secret: Any, name: str | None = None) -> None:
+    def timed_mask(secrets: Any) -> None:
         t = time.thread_time()
-        mask_secret(secret, name)
+        mask_secrets(secrets)
         masking[0] += time.thread_time() - t
 
-    delivery.Variable = MemoryVariables  # type: ignore[assignment]
-    _answers.mask_secret = timed_mask  # type: ignore[attr-defined]  # where answers are masked
+    _answers.mask_secrets = timed_mask  # type: ignore[attr-defined]  # where answers are masked
     logging.disable(logging.INFO)  # a log line per action would be measured too
     rows = []
     with server(latency) as srv:
@@ -86,7 +77,7 @@ def one_process(n: int, latency: float, workers: int) -> list[dict[str, Any]]:
             before = srv.stats()["requests"]
             masking[0] = 0.0
             cpu0, t0 = time.process_time(), time.perf_counter()
-            summary = reconcile_accounts(declared, MotherDuckHook, mode="apply", max_workers=workers)
+            summary = reconcile_accounts(declared, MotherDuckHook, store, mode="apply", max_workers=workers)
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             requests = int(srv.stats()["requests"] - before)
             if summary["failed"] or (run == "first apply") != bool(summary["done"]):

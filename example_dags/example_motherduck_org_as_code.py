@@ -6,10 +6,13 @@
    failure part-way leaves a state the next run finishes from; once MotherDuck matches the file, a
    run only reads.
 
-``prune=True``: service accounts the file does not name are deleted (their tokens revoked first),
-and tokens of declared accounts whose names the file does not declare are revoked. Human users,
-users with the Admin role, deprovisioned users and names matching ``protect`` are never pruned, and
-a plan with more than ``max_deletes`` revokes and deletions is not applied.
+A declared account that exists already is adopted. The file manages only what it owns: the
+accounts and token names it created or adopted, kept in its ownership record (the Variable
+``motherduck_owned_<name>``). ``prune=True``: owned service accounts the file no longer names are
+deleted (their tokens revoked first), and owned token names it no longer declares are revoked; an
+account it neither declares nor owns is never touched. Human users, users with the Admin role,
+deprovisioned users and names matching ``protect`` are never pruned, and a plan with more than
+``max_deletes`` revokes and deletions is not applied.
 
 Manages the accounts the file declares (``dwh_loader``, ``looker_reader``, ``feature_store``,
 ``reporting_bot``), their Duckling configs, tokens and Variables ``motherduck_token_<user>``; no

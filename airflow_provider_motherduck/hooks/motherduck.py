@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -72,6 +72,7 @@ __all__ = [
     "MotherDuckHook",
     "TokenInfo",
     "UserInfo",
+    "UserList",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,14 @@ class UserInfo(TypedDict):
     is_service_account: bool
     is_deprovisioned: bool
     roles: list[str]
+
+
+class UserList(list[UserInfo]):
+    """Users as listed, with ``total_count``: how many MotherDuck says there are (``None``: not said)."""
+
+    def __init__(self, users: Iterable[UserInfo] = (), total_count: int | None = None) -> None:
+        super().__init__(users)
+        self.total_count = total_count
 
 
 class CreatedToken(TokenInfo, total=False):
@@ -510,14 +519,15 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
         service_accounts: bool | None = None,
         deprovisioned: bool | None = False,
         page_size: int = 100,
-    ) -> list[UserInfo]:
+    ) -> UserList:
         """Every user of the organisation, walking all pages of ``GET /v1/users``.
 
         ``service_accounts``: ``None`` all users, ``True`` only service accounts, ``False`` only
         humans. ``deprovisioned``: ``False`` only active users, ``True`` only deprovisioned ones,
         ``None`` both. Both are sent as MotherDuck's filters and applied to the answer too.
         ``page_size`` is sent as ``limit``. A user seen on two pages (one added during the walk)
-        is listed once; a page token seen twice raises (the pagination is looping). Needs the
+        is listed once; a page token seen twice raises (the pagination is looping). The list's
+        ``total_count`` is the last page's (how many users MotherDuck says match). Needs the
         ``member_management.view_all_members`` privilege (admin, builder, explorer roles).
         """
         filters = {"is_service_account": service_accounts, "is_deprovisioned": deprovisioned}
@@ -534,7 +544,10 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
                     users.setdefault(user["username"], user)
             token = page.get("next_page_token")
             if not token:
-                return list(users.values())
+                total = page.get("total_count")
+                return UserList(
+                    users.values(), total if isinstance(total, int) and not isinstance(total, bool) else None
+                )
             if token in tokens_seen:
                 raise MotherDuckAPIError(
                     f"the user listing gave the page token {blank(token)!r} twice, after {len(tokens_seen) + 1} pages: "

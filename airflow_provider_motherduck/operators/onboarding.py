@@ -21,16 +21,18 @@ from airflow_provider_motherduck.workflows.delivery import (
     check_destination,
     task_identity,
 )
+from airflow_provider_motherduck.workflows.offboarding import offboard_account
 from airflow_provider_motherduck.workflows.onboarding import (
     ACCOUNT_CHECKS,
     DEFAULT_MAX_WORKERS,
+    check_account,
     check_accounts,
     check_defaults,
     check_max_workers,
-    offboard_account,
     onboard_account,
     onboard_accounts,
 )
+from airflow_provider_motherduck.workflows.reconcile.declaration import FLAT_KEYS, DeclaredAccount
 
 
 class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
@@ -65,16 +67,7 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
     ``token`` (metadata, never the secret), ``token_created``, ``other_token_ids``.
     """
 
-    template_fields: Sequence[str] = (
-        "username",
-        "token_name",
-        "token_type",
-        "ttl",
-        "variable_key",
-        "record_key",
-        "read_write",
-        "read_scaling",
-    )
+    template_fields: Sequence[str] = FLAT_KEYS
     template_fields_renderers = {"read_write": "json", "read_scaling": "json"}
 
     def __init__(
@@ -111,8 +104,8 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
         destination = SecretDestination(
             self.variable_key, self.secret_sink, self.record_key, task=task_identity(context)
         )
-        account = {key: getattr(self, key) for key in ACCOUNT_CHECKS}
-        return onboard_account(self.hook, account, destination)
+        flat = {key: getattr(self, key) for key in ACCOUNT_CHECKS}
+        return onboard_account(self.hook, check_account(flat, "account", destination=destination))
 
 
 class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
@@ -166,7 +159,7 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
         return check_accounts(value, field, defaults)
 
     def execute_checked(self, context: Context) -> dict[str, Any]:
-        accounts: list[dict[str, Any]] = self.accounts  # type: ignore[assignment]  # checked: a list
+        accounts: tuple[DeclaredAccount, ...] = self.accounts  # type: ignore[assignment]  # checked
         self.hook.settings  # noqa: B018  # a bad connection fails here, before any thread starts
         self.log.info("Onboarding %d account(s), %d at a time.", len(accounts), self.max_workers)
         results, failed = onboard_accounts(

@@ -14,7 +14,7 @@ from airflow_provider_motherduck.arguments import Check, check_bool
 from airflow_provider_motherduck.exceptions import invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
-from airflow_provider_motherduck.workflows.delivery import SecretSink
+from airflow_provider_motherduck.workflows.delivery import SecretSink, variable_store
 from airflow_provider_motherduck.workflows.onboarding import check_max_workers
 from airflow_provider_motherduck.workflows.reconcile import (
     DEFAULT_MAX_DELETES,
@@ -42,11 +42,14 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
     * ``mode="apply"``: carries the plan out, ``max_workers`` accounts at a time. A failure
       part-way leaves a state the next run finishes from; a converged declaration makes no write.
 
-    With ``prune=True`` it also deletes active service accounts the declaration does not name,
-    and revokes tokens of declared accounts (those with a ``tokens`` list) whose names it does not
-    declare. Never pruned: human users, users with the Admin role, deprovisioned users, and names
-    matching ``protect``. A plan revoking or deleting more than ``max_deletes`` things is not
-    applied.
+    A declaration manages only what it owns: its ``name`` names an ownership record (the Variable
+    ``motherduck_owned_<name>``) of the accounts and token names it created or adopted (a declared
+    account that exists is adopted). With ``prune=True`` it also deletes owned service accounts the
+    declaration no longer names, and revokes tokens of owned names a declared account no longer
+    declares; an account neither declared nor owned is never touched. Never pruned: human users,
+    users with the Admin role, deprovisioned users, names matching ``protect`` (case ignored), and
+    users whose listing is malformed. No write is made from a partial user listing, and a plan
+    revoking or deleting more than ``max_deletes`` things is not applied.
 
     :param desired: a mapping, its JSON or YAML text, or the path of a ``.json``, ``.yaml`` or
         ``.yml`` file (templated; a relative path is taken from the DAG file's folder; the file's
@@ -59,9 +62,9 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
     :param secret_sinks: callables a declaration's ``secret_sink`` may name (a file cannot hold a
         callable): ``{"vault": write_to_vault}``.
 
-    XCom: ``mode``, ``prune``, ``plan`` (a list of ``{"action", "username", "detail", ...}``),
-    ``deletes``, ``spared``, and in apply mode ``done`` (actions with their outcome), ``failed``,
-    ``not_attempted``. Never a secret.
+    XCom: ``name``, ``mode``, ``prune``, ``plan`` (a list of ``{"action", "username", "detail",
+    ...}``), ``deletes``, ``spared``, ``unsafe`` (why applying would be refused), and in apply mode
+    ``done`` (actions with their outcome), ``failed``, ``not_attempted``. Never a secret.
     """
 
     template_fields: Sequence[str] = ("desired", "mode", "protect")
@@ -123,6 +126,7 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
         return reconcile_accounts(
             self.desired,
             lambda: MotherDuckHook(self.motherduck_conn_id, **self.hook_params),
+            variable_store(),
             mode=self.mode,
             prune=self.prune,
             protect=self.protect,

@@ -29,6 +29,7 @@ from airflow_provider_motherduck.testing.state import (
     check_config,
     check_create_token,
     check_roles,
+    fold,
     new_secret,
     utc_now,
 )
@@ -528,7 +529,7 @@ class MotherDuckEmulator:
         the next page then repeats the last user of the previous one.
         """
         _check_times(after_pages, "after_pages")
-        if username in self._state.usernames():
+        if fold(username) in map(fold, self._state.usernames()):
             raise ValueError(f"user {username!r} already exists")
         new = _new_user(username, **user)
 

@@ -94,7 +94,8 @@ def _delete_user(call: Call) -> Json:
 def _create_token(call: Call) -> Json:
     (username,) = call.params
     name, ttl, token_type = check_create_token(call.body)
-    if not call.state.user(username).service_account and username != call.caller.username:
+    owner = call.state.user(username)
+    if not owner.service_account and owner is not call.caller:
         raise forbidden(f"User {username} is not a service account")
     token = call.state.add_token(username, name, ttl, token_type, new_secret())
     return {"token": token.secret, **token.metadata()}

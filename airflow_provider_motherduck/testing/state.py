@@ -48,6 +48,11 @@ EMBED_SESSION_LIFETIME = timedelta(hours=24)
 Json = dict[str, Any]
 
 
+def fold(username: str) -> str:
+    """MotherDuck compares usernames ignoring case: ``ETL_Loader`` and ``etl_loader`` are one user."""
+    return username.casefold()
+
+
 class ApiError(Exception):
     """An error answer in MotherDuck's shape."""
 
@@ -501,7 +506,7 @@ def require_member_viewer(caller: User, params: list[str]) -> None:
 
 def require_self_or_admin(caller: User, params: list[str]) -> None:
     """A Duckling config: the Admin role, or the user's own (``params[0]``)."""
-    if params[0] != caller.username:
+    if fold(params[0]) != fold(caller.username):
         require_admin(caller, params)
 
 
@@ -530,7 +535,7 @@ class State:
         self.max_page_size = max_page_size
         self.user_listing = user_listing
         self.business_plan = business_plan
-        self._users: dict[str, User] = {}
+        self._users: dict[str, User] = {}  # by folded username: paths find a user whatever the case
         self._by_secret: dict[str, Token] = {}
         self._cursors: dict[str, int] = {}
         self._issued: list[Json] = []
@@ -538,7 +543,7 @@ class State:
     def user(self, username: str) -> User:
         """The user, or 404."""
         with self.lock:
-            found = self._users.get(username)
+            found = self._users.get(fold(username))
             if found is None:
                 raise not_found(f"User {username} not found")
             return found
@@ -546,14 +551,14 @@ class State:
     def usernames(self) -> list[str]:
         """Every username, in creation order."""
         with self.lock:
-            return list(self._users)
+            return [u.username for u in self._users.values()]
 
     def add_user(self, user: User) -> bool:
-        """Add a user; False if the name is taken."""
+        """Add a user; False if the name is taken, whatever its case."""
         with self.lock:
-            if user.username in self._users:
+            if fold(user.username) in self._users:
                 return False
-            self._users[user.username] = user
+            self._users[fold(user.username)] = user
             return True
 
     def delete_user(self, username: str) -> None:
@@ -562,7 +567,7 @@ class State:
             gone = self.user(username)
             for token in gone.tokens.values():
                 del self._by_secret[token.secret]
-            del self._users[username]
+            del self._users[fold(gone.username)]
 
     def add_token(self, username: str, name: str, ttl: float | None, token_type: str, secret: str) -> Token:
         """Create a token for an existing user (recorded among the issued secrets)."""
@@ -570,11 +575,11 @@ class State:
             owner = self.user(username)
             created = self.clock()
             expires = None if ttl is None else created + timedelta(seconds=ttl)
-            token = Token(str(uuid.uuid4()), name, secret, token_type, username, created, expires)
+            token = Token(str(uuid.uuid4()), name, secret, token_type, owner.username, created, expires)
             owner.tokens[token.id] = token
             self._by_secret[secret] = token
             self._issued.append(
-                {"kind": "token", "username": username, "id": token.id, "name": name, "secret": secret}
+                {"kind": "token", "username": owner.username, "id": token.id, "name": name, "secret": secret}
             )
             return token
 
@@ -603,7 +608,7 @@ class State:
             token = self.live_token(secret.strip())
             if token is None:
                 raise unauthorized("Invalid or expired token")
-            caller = self._users[token.username]
+            caller = self._users[fold(token.username)]
             if caller.deprovisioned:
                 raise unauthorized(f"User {caller.username} is deprovisioned")
             if token.token_type != "read_write":
@@ -663,7 +668,7 @@ class State:
             self._issued.append(
                 {
                     "kind": "embed_session",
-                    "username": request.username,
+                    "username": target.username,
                     "dive_id": dive_id,
                     "session_name": request.session_name,
                     "version": request.version,

@@ -4,7 +4,7 @@ No ``BaseOperator`` here: operators are thin shells over these functions, and DA
 tests can call them directly. Modules: :mod:`.naming` (run markers, the logical name),
 :mod:`.tokens` (a token's metadata and timestamps), :mod:`.delivery` (secret destinations and
 delivery records), :mod:`.issuing` (``issue_token``, the one create-deliver-record transaction),
-:mod:`.rotation`, :mod:`.onboarding`, :mod:`.audit` (the token audit) and :mod:`.reconcile`
+:mod:`.rotation`, :mod:`.onboarding`, :mod:`.offboarding`, :mod:`.audit` (the token audit) and :mod:`.reconcile`
 (the organisation as code).
 """
 
@@ -20,10 +20,10 @@ from airflow_provider_motherduck.workflows.delivery import (
     forget,
 )
 from airflow_provider_motherduck.workflows.issuing import IssuedToken, TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.offboarding import offboard_account
 from airflow_provider_motherduck.workflows.onboarding import (
     check_account,
     check_accounts,
-    offboard_account,
     onboard_account,
     onboard_accounts,
 )

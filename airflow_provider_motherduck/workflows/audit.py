@@ -28,7 +28,7 @@ from typing import Any, Final
 from airflow_provider_motherduck.arguments import Check, check_bool, optional
 from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.validation import check_username, parse_duration
+from airflow_provider_motherduck.validation import check_username, fold_username, parse_duration
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.tokens import parse_timestamp, token_metadata
 
@@ -105,7 +105,8 @@ def judge_tokens(
 
 
 def check_usernames(value: Any, field: str) -> list[str]:
-    """A list of existing users' names (or its JSON text), each checked, duplicates dropped."""
+    """A list of existing users' names (or its JSON text), each checked, duplicates (ignoring case)
+    dropped."""
     allowed = "a list of usernames (or its JSON text), or None for every active service account"
     if isinstance(value, str):
         try:
@@ -114,7 +115,10 @@ def check_usernames(value: Any, field: str) -> list[str]:
             raise invalid(field, value[:40], "not a JSON list", allowed) from None
     if not isinstance(value, (list, tuple)):
         raise invalid(field, value, f"expected a list, got {type(value).__name__}", allowed)
-    return list(dict.fromkeys(check_username(name, f"{field}[{i}]") for i, name in enumerate(value)))
+    once: dict[str, str] = {}  # one per user as MotherDuck compares names: the first spelling kept
+    for i, name in enumerate(value):
+        once.setdefault(fold_username(check_username(name, f"{field}[{i}]")), name)
+    return list(once.values())
 
 
 def audited_users(hook: MotherDuckHook) -> list[str]:

@@ -1,26 +1,24 @@
-"""Bring service accounts to a declared state, in bulk if need be, and take them away again.
+"""Bring service accounts to a declared state, in bulk if need be: a reconcile of the accounts named.
 
-Onboarding is idempotent: a re-run with the same declaration only reads (``GET``), and a run
-that failed mid-way is finished by the next one. The delivered token is recognised through the
-delivery record (:mod:`~airflow_provider_motherduck.workflows.delivery`); a new one is issued
-by :func:`~airflow_provider_motherduck.workflows.issuing.issue_token`.
+The operators' flat arguments (``username``, ``token_name``, ``variable_key``, ...) become the
+same :class:`~airflow_provider_motherduck.workflows.reconcile.DeclaredAccount` a declaration file
+gives, through the same checks; each account is then read, planned and applied by the reconcile
+engine (:mod:`~airflow_provider_motherduck.workflows.reconcile`) without prune and without an
+ownership record, so onboarding never revokes or deletes anything but the tokens an earlier try
+of its own left unheld. Idempotent: a re-run with the same accounts only reads (``GET``), and a
+run that failed mid-way is finished by the next one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from airflow_provider_motherduck._compat import redact
 from airflow_provider_motherduck.arguments import Check, check_count, check_variable_key, optional
-from airflow_provider_motherduck.exceptions import (
-    MotherDuckConflictError,
-    MotherDuckNotFoundError,
-    invalid,
-)
+from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import (
     check_duckling_half,
@@ -29,10 +27,22 @@ from airflow_provider_motherduck.validation import (
     check_token_type,
     parse_ttl,
 )
-from airflow_provider_motherduck.workflows.delivery import SecretDestination, forget
-from airflow_provider_motherduck.workflows.issuing import issue_token, revoke_tokens
+from airflow_provider_motherduck.workflows.delivery import SecretDestination
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.pool import HookFactory, SkippedError, run_on_pool
+from airflow_provider_motherduck.workflows.reconcile.apply import AccountRun, apply_account
+from airflow_provider_motherduck.workflows.reconcile.declaration import (
+    Declaration,
+    DeclaredAccount,
+    check_flat_accounts,
+)
+from airflow_provider_motherduck.workflows.reconcile.plan import (
+    CreateUser,
+    IssueToken,
+    UpdateDucklingConfig,
+    plan_reconcile,
+)
+from airflow_provider_motherduck.workflows.reconcile.state import AccountState, OrgState, read_account
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 log = logging.getLogger(__name__)
@@ -57,74 +67,39 @@ ACCOUNT_CHECKS: dict[str, Check] = {
     "read_write": optional(_half),
     "read_scaling": optional(_half),
 }
-_ACCOUNT_DEFAULTS: dict[str, Any] = {
-    "token_type": "read_write",
-    "ttl": None,
-    "record_key": None,
-    "read_write": None,
-    "read_scaling": None,
-}
 
 
-def check_account(value: Any, field: str = "account") -> dict[str, Any]:
-    """One declaration as a checked dict: ``username``, ``token_name`` and ``variable_key``
-    required; ``read_write``, ``read_scaling``, ``token_type``, ``ttl`` and ``record_key``
-    optional. ``ttl`` comes back in seconds (``None``: never expires)."""
-    allowed = ", ".join(ACCOUNT_CHECKS)
-    if not isinstance(value, Mapping):
-        raise invalid(field, value, "expected a mapping", allowed)
-    unknown = sorted(str(k) for k in value if k not in ACCOUNT_CHECKS)
-    missing = [k for k in ("username", "token_name", "variable_key") if value.get(k) is None]
-    if unknown or missing:
-        problem = f"unknown keys {unknown}" if unknown else f"missing {', '.join(missing)}"
-        raise invalid(field, dict(value), problem, allowed)
-    merged = {**_ACCOUNT_DEFAULTS, **value}
-    try:
-        account = {key: check(merged[key], key) for key, check in ACCOUNT_CHECKS.items()}
-        account_destination(account)
-        return account
-    except ValueError as err:
-        raise ValueError(f"{field} ({merged['username']!r}): {err}") from None
-
-
-def account_destination(account: Mapping[str, Any]) -> SecretDestination:
-    """Where a declaration's secret goes: its ``variable_key`` (and ``record_key``)."""
-    return SecretDestination(account["variable_key"], record_key=account["record_key"])
+def check_account(
+    value: Any, field: str = "account", *, destination: SecretDestination | None = None
+) -> DeclaredAccount:
+    """One account in the flat form (``username``, ``token_name`` and ``variable_key`` required;
+    ``read_write``, ``read_scaling``, ``token_type``, ``ttl`` and ``record_key`` optional) as the
+    declared account a reconcile declaration gives, through the same checks. ``destination``: the
+    token's destination when the caller checked it (a secret sink)."""
+    (account,) = check_flat_accounts([value], field, destination=destination)
+    return account
 
 
 def check_accounts(
     value: Any, field: str = "accounts", defaults: Mapping[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """A list of declarations (or its JSON text) checked one by one; usernames and keys unique.
-
-    ``defaults`` fills the keys an account leaves out.
-    """
+) -> tuple[DeclaredAccount, ...]:
+    """A list of flat accounts (or its JSON text) checked together, every problem at once; the
+    declaration's "declared twice" rule (usernames ignoring case, Variable keys). ``defaults``
+    fills the keys an account leaves out."""
     allowed = "a non-empty list of account mappings, or its JSON text"
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
             raise invalid(field, value[:40], "not JSON", allowed) from None
+    if isinstance(value, tuple) and value and all(isinstance(a, DeclaredAccount) for a in value):
+        return value  # checked before (the operator checks again after rendering)
     if not isinstance(value, (list, tuple)) or not value:
         raise invalid(field, value, "expected a non-empty list", allowed)
     base = dict(defaults or {})
-    accounts = [
-        check_account({**base, **item} if isinstance(item, Mapping) else item, f"{field}[{i}]")
-        for i, item in enumerate(value)
-    ]
-    # A Variable shared by two accounts, as a secret or a delivery record, would hold only one of them.
-    destinations = [account_destination(a) for a in accounts]
-    variables = [k for d in destinations for k in (d.variable_key, d.record)]
-    for what, values in (("username", [a["username"] for a in accounts]), ("Variable key", variables)):
-        twice = sorted(str(k) for k, n in Counter(values).items() if n > 1)
-        if twice:
-            raise invalid(
-                field,
-                f"{len(accounts)} accounts",
-                f"{what} declared twice: {', '.join(twice)}",
-                f"each {what} once",
-            )
-    return accounts
+    return check_flat_accounts(
+        [{**base, **item} if isinstance(item, Mapping) else item for item in value], field
+    )
 
 
 def check_defaults(value: Any, field: str) -> dict[str, Any]:
@@ -143,94 +118,89 @@ def check_max_workers(value: Any, field: str) -> int:
     return check_count(value, field, 1, MAX_WORKERS_LIMIT)
 
 
-def onboard_account(
-    hook: MotherDuckHook, account: Mapping[str, Any], destination: SecretDestination
-) -> dict[str, Any]:
-    """Bring one account (a :func:`check_account` result) to its declared state.
+def onboard_account(hook: MotherDuckHook, account: DeclaredAccount) -> dict[str, Any]:
+    """Bring one account to its declared state: a reconcile of that account alone, without prune.
 
-    Reads first and writes only what differs: creates the user if missing, merges the partial
-    Duckling config (no ``PUT`` when equal), and issues a token unless the delivered one is still
-    listed. Tokens an earlier try left that nobody holds are revoked. Returns the XCom of
+    Reads first (its tokens, its Duckling config if sized) and writes only what the plan lists:
+    creates the user if missing, merges the partial Duckling config (no ``PUT`` when equal),
+    issues a token unless its destination holds a live one, and revokes the tokens an earlier try
+    left that nobody holds. Each change is logged (a Duckling field as ``from -> to``). Other
+    tokens of that name are reported, never revoked. Returns the XCom of
     :class:`~airflow_provider_motherduck.operators.onboarding.MotherDuckOnboardAccountOperator`.
     """
-    username: str = account["username"]
-    token_name: str = account["token_name"]
-    user_created = False
+    (token,) = account.tokens or ()
     try:
-        tokens: list[Mapping[str, Any]] = list(hook.list_tokens(username))
+        current: AccountState | None = read_account(hook, account)
     except MotherDuckNotFoundError:
-        try:
-            hook.create_user(username)
-            user_created = True
-            log.info("Created MotherDuck service account %s.", username)
-        except MotherDuckConflictError:  # created meanwhile by someone else
-            pass
-        tokens = [] if user_created else list(hook.list_tokens(username))
-    config = None
-    if account["read_write"] is not None or account["read_scaling"] is not None:
-        config = dict(
-            hook.update_duckling_config(
-                username, read_write=account["read_write"], read_scaling=account["read_scaling"]
-            )
+        current = None
+    users = (
+        ()
+        if current is None
+        else (
+            {
+                "username": account.username,
+                "is_service_account": True,
+                "is_deprovisioned": False,
+                "roles": [],
+            },
         )
-    # The logical name: the bare name, or the name with a rotation's run marker (rotated since).
-    family = name_pattern(token_name)
-    found, unheld = (
-        destination.find(tokens, username, family, account["token_type"]) if tokens else (None, [])
     )
-    replaced: list[str] = []
-    if found is not None:
-        token = token_metadata(found, username)
-        replaced = revoke_tokens(hook, username, [str(t.get("id")) for t in unheld])
-        log.info(
-            "%s: token %r (id %s) is in %s already.",
-            username,
-            token_name,
-            token["id"],
-            destination.describe(),
-        )
+    state = OrgState(users, {} if current is None else {account.key: current})
+    plan = plan_reconcile(Declaration("", (account,)), state)
+    run = AccountRun(hook, current.tokens if current is not None else ())
+    outcomes = {done["action"]: done["outcome"] for done in apply_account(run, plan.actions)}
+    issued = outcomes.get(IssueToken.kind)
+    if issued is not None:
+        metadata, created, replaced = issued["token"], issued["created"], issued["revoked_ids"]
     else:
-        issued = issue_token(
-            hook,
-            username,
-            token_name,
-            ttl=account["ttl"],
-            token_type=account["token_type"],
-            destination=destination,
-            listed=tokens,
-        )
-        token, replaced = issued.token, issued.replaced
+        assert current is not None  # nothing to issue: the listed account's destination holds it
+        held = next(t for t in current.tokens if str(t.get("id")) == current.delivered[token.name])
+        metadata, created, replaced = token_metadata(held, account.username), False, []
+    replaced = [
+        *replaced,
+        *(
+            o["revoked_ids"][0]
+            for d in run.done
+            if d["action"] == "revoke_token"
+            for o in [d["outcome"]]
+            if o["revoked_ids"]
+        ),
+    ]
+    family = name_pattern(token.name)
     others = [
         str(t.get("id"))
-        for t in tokens
+        for t in run.listed
         if family.fullmatch(str(t.get("name", "")))
-        and t.get("id") != token["id"]
+        and str(t.get("id")) != metadata["id"]
         and str(t.get("id")) not in replaced
     ]
     if others:
         log.warning(
             "%s has %d other token(s) named %r whose secret is not in %s: %s. Revoke them if unused "
             "(MotherDuckDeleteTokenOperator by id).",
-            username,
+            account.username,
             len(others),
-            token_name,
-            destination.describe(),
+            token.name,
+            token.destination.describe(),
             ", ".join(others),
         )
+    config = outcomes.get(UpdateDucklingConfig.kind, {}).get("duckling_config")
+    if config is None and account.sizes_declared and current is not None and current.config is not None:
+        config = dict(current.config)
     return {
-        "username": username,
-        "user_created": user_created,
+        "username": account.username,
+        "user_created": outcomes.get(CreateUser.kind, {}).get("created", False),
         "duckling_config": config,
-        "token": token,
-        "token_created": found is None,
+        "token": metadata,
+        "token_created": created,
         "other_token_ids": others,
     }
 
 
 def onboard_accounts(
-    accounts: Sequence[Mapping[str, Any]], new_hook: HookFactory, *, max_workers: int
+    accounts: Sequence[DeclaredAccount], new_hook: HookFactory, *, max_workers: int
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Onboard checked declarations on up to ``max_workers`` threads, one hook per thread.
+    """Onboard checked accounts on up to ``max_workers`` threads, one hook per thread.
 
     Only the MotherDuck calls overlap; Variable reads and writes take turns. An account that
     fails does not stop the others, except for errors that would hit every account (401: the
@@ -239,45 +209,12 @@ def onboard_accounts(
     ``{username: error}`` for the others.
     """
     results, errors = run_on_pool(
-        accounts,
-        lambda hook, account: onboard_account(hook, account, account_destination(account)),
-        new_hook,
-        max_workers=max_workers,
-        name="md-onboard",
+        accounts, onboard_account, new_hook, max_workers=max_workers, name="md-onboard"
     )
     failed = {
-        accounts[i]["username"]: str(err)
+        accounts[i].username: str(err)
         if isinstance(err, SkippedError)
         else f"{type(err).__name__}: {redact(str(err))}"
         for i, err in errors.items()
     }
     return [r for r in results if r is not None], failed
-
-
-def offboard_account(
-    hook: MotherDuckHook,
-    username: str,
-    *,
-    variable_key: str | None = None,
-    record_key: str | None = None,
-    forget_variables: bool = True,
-) -> dict[str, Any]:
-    """Revoke every token of ``username``, then delete the user (irreversible); re-runnable.
-
-    With ``variable_key`` (or ``record_key``) and ``forget_variables``, the secret Variable and its
-    delivery record (both layouts) are deleted too, so no revoked secret lingers. If a revoke
-    fails the user is not deleted, and a re-run finishes.
-    """
-    try:
-        ids = [str(t["id"]) for t in hook.list_tokens(username)]
-    except MotherDuckNotFoundError:
-        ids = []
-    revoked = revoke_tokens(hook, username, ids)
-    deleted = hook.delete_user(username, missing_ok=True)
-    log.info("%s: revoked %d token(s); %s.", username, len(revoked), "deleted" if deleted else "no such user")
-    removed: list[str] = []
-    if forget_variables and (variable_key is not None or record_key is not None):
-        removed = forget(variable_key, record_key)
-        if removed:
-            log.info("Deleted Variable(s) %s.", ", ".join(removed))
-    return {"username": username, "revoked": revoked, "deleted": deleted, "variables_deleted": removed}

@@ -1,12 +1,14 @@
 """The org-as-code and drift-check examples, run with ``airflow dags test`` against the emulator.
 
-Run 1 (org as code) creates what ``motherduck_organisation.yaml`` declares, takes over an account
-made by hand and prunes one nobody declared; real Variables, real task runner. Run 2 (drift check)
+Run 1 (org as code) creates what ``motherduck_organisation.yaml`` declares, adopts an account made
+by hand, prunes one an earlier version of the file owned and leaves one it never owned alone; real
+Variables, real task runner. Run 2 (drift check)
 passes and makes no write. After a resize by hand, run 3 (drift check) fails and logs the plan.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +31,9 @@ from tests.operators.helpers import (
 from tests.support import CONN_ENV, REPO_ROOT, connection_json, scans_dags_test_output_for_secrets
 
 EXAMPLES = REPO_ROOT / "example_dags"
-DECLARED: list[dict[str, Any]] = yaml.safe_load((EXAMPLES / "motherduck_organisation.yaml").read_text())[
-    "service_accounts"
-]
+DECLARATION: dict[str, Any] = yaml.safe_load((EXAMPLES / "motherduck_organisation.yaml").read_text())
+DECLARED: list[dict[str, Any]] = DECLARATION["service_accounts"]
+OWNED_KEY = "motherduck_owned_" + DECLARATION["name"]
 KEYS = [t["variable_key"] for a in DECLARED for t in a["tokens"]]
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]
@@ -50,17 +52,23 @@ def test_org_as_code_then_drift_check(
     for key in KEYS:  # the metadata database is shared by the session's tests
         set_variable(airflow_db, key, None)
         set_variable(airflow_db, default_record_key(variable_key=key), None)
-    emulator.add_user("looker_reader")  # made by hand before: taken over
-    emulator.add_user("old_bot")  # nobody declares it: pruned
+    emulator.add_user("looker_reader")  # made by hand before: adopted
+    emulator.add_user("old_bot")  # an earlier version of the file owned it: pruned
     emulator.add_token("old_bot", "nightly")
-    emulator.add_user("break_glass_ops")  # protected
+    emulator.add_user("break_glass_ops")  # owned too, but protected
+    owned_before = {"old_bot": {"tokens": []}, "break_glass_ops": {"tokens": []}}
+    set_variable(airflow_db, OWNED_KEY, json.dumps({"accounts": owned_before}))
+    emulator.add_user("other_team_bot")  # neither declared nor owned: never touched
     emulator.add_user("jane", roles=["admin"])  # a human Admin: never a candidate
 
     record, printed = _run("example_motherduck_org_as_code", emulator, airflow_dag_runner, airflow_db)
     assert set(record.states().values()) == {"success"}, failure_excerpt(printed)
 
     names = [a["username"] for a in DECLARED]
-    assert sorted(emulator.users()) == sorted(["admin", "jane", "break_glass_ops", *names])
+    assert sorted(emulator.users()) == sorted(["admin", "jane", "break_glass_ops", "other_team_bot", *names])
+    assert sorted(json.loads(variable(airflow_db, OWNED_KEY) or "{}")["accounts"]) == sorted(
+        ["break_glass_ops", *names]
+    )
     assert emulator.duckling_config("looker_reader")["read_scaling"]["flock_size"] == 8
     secrets = []
     for account in DECLARED:
@@ -76,6 +84,7 @@ def test_org_as_code_then_drift_check(
     xcom = record.xcom()
     planned = [(a["action"], a["username"]) for a in xcom[("plan", -1)]["plan"]]
     assert ("delete_user", "old_bot") in planned
+    assert ("adopt_user", "looker_reader") in planned
     assert ("create_user", "looker_reader") not in planned
     assert [(a["action"], a["username"]) for a in xcom[("apply", -1)]["done"]] == planned
     assert {s["username"] for s in xcom[("apply", -1)]["spared"]} == {"break_glass_ops"}

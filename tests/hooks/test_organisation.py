@@ -125,6 +125,15 @@ def test_a_user_seen_on_two_pages_is_kept_once(hook: MotherDuckHook, org: Mother
     assert "aaa_bot" in org.users()
 
 
+def test_the_listing_carries_motherducks_total_count(hook: MotherDuckHook, org: MotherDuckEmulator) -> None:
+    """A caller can tell a partial view: the walk above saw one user fewer than MotherDuck counts."""
+    complete = hook.list_users(page_size=3)
+    assert complete.total_count == len(complete)
+    org.add_user_during_listing("aaa_bot", after_pages=1)
+    partial = hook.list_users(page_size=3)
+    assert partial.total_count == len(partial) + 1
+
+
 def test_an_api_without_the_listing_says_so(hook: MotherDuckHook, org: MotherDuckEmulator) -> None:
     org.user_listing = False
     with pytest.raises(MotherDuckRouteNotFoundError, match="This MotherDuck API offers no user listing"):

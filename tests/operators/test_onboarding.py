@@ -564,27 +564,33 @@ def test_bad_onboarding_arguments_fail_at_parse_time(kwargs: dict[str, Any], nam
     [
         ([], "non-empty list"),
         ("[{", "not JSON"),
-        ([{"username": "a", "variable_key": "k"}], "missing token_name"),
-        ([{"username": "a", "token_name": "t", "variable_key": "k", "role": "x"}], "unknown keys ['role']"),
-        ([{"username": "a", "token_name": "t", "variable_key": "k", "ttl": 1}], "accounts[0] ('a'): ttl=1"),
+        ([{"username": "a", "variable_key": "k"}], "accounts[0].token_name=None is invalid: missing"),
+        (
+            [{"username": "a", "token_name": "t", "variable_key": "k", "role": "x"}],
+            "accounts[0].role='x' is invalid: unknown key",
+        ),
+        (
+            [{"username": "a", "token_name": "t", "variable_key": "k", "ttl": 1}],
+            "accounts[0].ttl=1 is invalid",
+        ),
         (
             [{"username": "a", "token_name": "t", "variable_key": k} for k in "kl"],
-            "username declared twice: a",
+            "accounts[1].username='a' is invalid: username declared twice (also at accounts[0].username)",
         ),
         (
             [{"username": u, "token_name": "t", "variable_key": "k"} for u in "ab"],
-            "Variable key declared twice: k, motherduck_delivery_",
+            "accounts[1].variable_key='k' is invalid: Variable key declared twice",
         ),
         (
             [
                 {"username": "a", "token_name": "t", "variable_key": "k", "record_key": "rec"},
                 {"username": "b", "token_name": "t", "variable_key": "rec"},
             ],
-            "Variable key declared twice: rec",
+            "accounts[1].variable_key='rec' is invalid: Variable key declared twice (also at accounts[0].record_key)",
         ),
         (
             [{"username": "a", "token_name": "t", "variable_key": "k", "record_key": "k"}],
-            "accounts[0] ('a'): record_key='k' is invalid: it is the variable_key",
+            "accounts[0]: record_key='k' is invalid: it is the variable_key",
         ),
     ],
 )
@@ -603,7 +609,7 @@ def test_bulk_templated_defaults_are_checked_after_rendering(
     def bulk() -> MotherDuckBulkOnboardOperator:  # accepted at parse time: ttl is not known yet
         return MotherDuckBulkOnboardOperator(task_id="bulk", accounts=accounts, defaults=defaults)
 
-    with pytest.raises(ValueError, match=r"accounts\[0\] \('a1'\): ttl='soon' is invalid"):
+    with pytest.raises(ValueError, match=r"accounts\[0\]\.ttl='soon' is invalid"):
         run(bulk(), {"ttl": "soon"})
     assert emulator.journal == []
     run(bulk(), {"ttl": "30 days"})

@@ -10,23 +10,24 @@ from typing import Any
 import pytest
 
 from airflow_provider_motherduck._compat import DAG
+from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
 from airflow_provider_motherduck.operators import MotherDuckReconcileOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
-from airflow_provider_motherduck.workflows.reconcile import MotherDuckReconcileError
 from tests.operators.helpers import SECRET_RE, run, writes_seen
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
 NO_RETRY = {"retry_limit": 0}
 DESIRED: dict[str, Any] = {
+    "name": "operator_test",
     "service_accounts": [
         {
             "username": "etl_loader",
             "read_write": {"instance_size": "jumbo"},
             "tokens": [{"name": "airflow", "ttl": "90 days", "variable_key": "md_etl"}],
         }
-    ]
+    ],
 }
 
 
@@ -53,14 +54,22 @@ def test_apply_then_check_and_the_xcom_holds_no_secret(
     emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     done = run(reconcile_op())
-    assert [a["action"] for a in done["done"]] == ["create_user", "update_duckling_config", "create_token"]
+    assert [a["action"] for a in done["done"]] == ["create_user", "update_duckling_config", "issue_token"]
     assert not SECRET_RE.search(json.dumps(done))
     assert emulator.is_valid_token(motherduck_variables["md_etl"])
     emulator.clear_journal()
 
     assert run(reconcile_op(mode="check"))["plan"] == []
     assert writes_seen(emulator) == []
-    emulator.add_user("stray_bot")
+    emulator.add_user("stray_bot")  # neither declared nor owned: no drift, never pruned
+    assert run(reconcile_op(mode="check", prune=True))["plan"] == []
+    emulator.set_duckling_config(
+        "etl_loader",
+        {
+            "read_write": {"instance_size": "standard"},
+            "read_scaling": {"instance_size": "standard", "flock_size": 1},
+        },
+    )
     with pytest.raises(MotherDuckReconcileError, match="Drift"):
         run(reconcile_op(mode="check", prune=True))
 
@@ -69,6 +78,7 @@ def test_a_declaration_file_is_rendered_then_checked(
     tmp_path: Path, emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     (tmp_path / "org.yaml").write_text(
+        "name: {{ params.prefix }}\n"
         "service_accounts:\n"
         "  - username: {{ params.prefix }}_loader\n"
         "    tokens: [{name: airflow, secret_sink: vault, record_key: md_record}]\n"
@@ -95,7 +105,7 @@ def test_plan_mode_writes_nothing(
     emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
 ) -> None:
     summary = run(reconcile_op(mode="plan"))
-    assert [a["action"] for a in summary["plan"]] == ["create_user", "update_duckling_config", "create_token"]
+    assert [a["action"] for a in summary["plan"]] == ["create_user", "update_duckling_config", "issue_token"]
     assert "done" not in summary
     assert writes_seen(emulator) == []
     assert motherduck_variables.writes == []

@@ -397,6 +397,22 @@ def test_duplicate_user_can_be_409(start: Callable[..., MotherDuckEmulator]) -> 
     )
 
 
+def test_usernames_are_one_whatever_their_case(api: Api, md: MotherDuckEmulator) -> None:
+    """As MotherDuck: creating ETL_BOT when etl_bot exists is a duplicate; paths find the user
+    whatever the case; the listing keeps the spelling it was created with."""
+    assert_error(
+        api("POST", "/v1/users", json={"username": "ETL_Bot"}),
+        400,
+        "BAD_REQUEST",
+        "users.createServiceAccount",
+    )
+    assert api("POST", "/v1/users/ETL_BOT/tokens", json={"name": "t"}).status_code == 200
+    assert [t["name"] for t in api("GET", "/v1/users/Etl_Bot/tokens").json()["tokens"]] == ["t"]
+    assert "etl_bot" in [u["username"] for u in api("GET", "/v1/users").json()["users"]]
+    assert api("DELETE", "/v1/users/ETL_bot").status_code == 200
+    assert md.users() == ["admin"]
+
+
 # --- auth ------------------------------------------------------------------------------------
 
 UNAUTHORIZED_HEADERS = [

@@ -85,12 +85,13 @@ def test_reconcile_apply(
     motherduck_variables: InMemoryVariableStore,
 ) -> None:
     desired = {
+        "name": "bi",
         "service_accounts": [
             {
                 "username": "bi_reader",
                 "tokens": [{"name": "airflow", "ttl": "30 days", "variable_key": "md_bi"}],
             }
-        ]
+        ],
     }
     MotherDuckReconcileOperator(task_id="apply", desired=desired).execute(context={})
 

@@ -17,6 +17,7 @@ from airflow_provider_motherduck.workflows.audit import (
     audit_table,
     audit_tokens,
     audited_users,
+    check_usernames,
     describe_violations,
     judge_tokens,
     list_tokens_of,
@@ -243,6 +244,13 @@ def test_named_users_are_audited_whatever_they_are(org: MotherDuckEmulator) -> N
     result = audit_tokens(MotherDuckHook, AuditRules(), usernames=["ops_admin_bot", "jane"])
     assert [row["username"] for row in result["tokens"]] == ["ops_admin_bot", "jane"]
     assert not any(e.path.startswith("/v1/users?") for e in org.journal)  # no user listing needed
+
+
+def test_a_user_named_twice_in_two_cases_is_audited_once(org: MotherDuckEmulator) -> None:
+    named = check_usernames(["jane", "JANE", "Ops_Admin_Bot"], "usernames")
+    assert named == ["jane", "Ops_Admin_Bot"]
+    result = audit_tokens(MotherDuckHook, AuditRules(), usernames=named)
+    assert [row["username"] for row in result["tokens"]] == named  # the path finds ops_admin_bot
 
 
 def test_a_user_deleted_after_the_user_listing_is_skipped(

@@ -1,6 +1,9 @@
-"""Onboarding and offboarding workflows at their edges: races, odd answers, faults part-way."""
+"""The onboarding workflow at its edges: races, odd answers, faults part-way; the flat form's checks
+and the change log."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
@@ -8,13 +11,8 @@ from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError
-from airflow_provider_motherduck.workflows.onboarding import (
-    account_destination,
-    check_account,
-    offboard_account,
-    onboard_account,
-    onboard_accounts,
-)
+from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_account, onboard_accounts
+from airflow_provider_motherduck.workflows.reconcile import check_declaration
 from tests.operators.helpers import writes_seen
 from tests.support import delivered_id
 
@@ -28,7 +26,7 @@ def test_a_user_created_by_someone_else_meanwhile_is_adopted(
 ) -> None:
     """Between our 404 and our POST someone created the user: the conflict is success, not an error."""
     emulator.inject("POST", "/v1/users", status=409, after=True)
-    result = onboard_account(hook, ACCOUNT, account_destination(ACCOUNT))
+    result = onboard_account(hook, ACCOUNT)
     assert result["user_created"] is False
     assert USER in emulator.users()
     (token,) = emulator.tokens(USER)
@@ -49,31 +47,11 @@ def test_a_create_answer_without_secret_delivers_nothing(
     }
     emulator.inject("POST", f"/v1/users/{USER}/tokens", status=200, body=answer)
     with pytest.raises(TokenIssueError, match="carried no secret") as info:
-        onboard_account(hook, ACCOUNT, account_destination(ACCOUNT))
+        onboard_account(hook, ACCOUNT)
     assert info.value.revoked
     assert not info.value.delivered
     assert KEY not in motherduck_variables
     assert writes_seen(emulator)[-1] == f"DELETE /v1/users/{USER}/tokens/{answer['id']}"
-
-
-def test_offboarding_whose_revoke_fails_part_way_converges(
-    emulator: MotherDuckEmulator, hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
-) -> None:
-    emulator.add_user(USER)
-    first, second = emulator.add_token(USER, "a"), emulator.add_token(USER, "b")
-    emulator.inject("DELETE", f"/v1/users/{USER}/tokens/{second['id']}", status=503, times=10)
-    with pytest.raises(Exception, match="503"):
-        offboard_account(hook, USER, variable_key=KEY)
-    assert USER in emulator.users()  # not deleted while a token is live
-    assert [t["id"] for t in emulator.tokens(USER)] == [second["id"]]
-
-    emulator.clear_faults()
-    result = offboard_account(hook, USER, variable_key=KEY)
-    assert result["revoked"] == [second["id"]]
-    assert result["deleted"] is True
-    assert emulator.users() == ["admin"]
-    assert not emulator.is_valid_token(first["token"])
-    assert delivered_id(motherduck_variables.get(KEY)) is None
 
 
 def test_a_bulk_retry_after_lost_answers_leaves_one_token_per_account(
@@ -101,4 +79,45 @@ def test_a_bulk_retry_after_lost_answers_leaves_one_token_per_account(
     for i in range(4):
         (token,) = emulator.tokens(f"bot_{i}")
         assert emulator.is_valid_token(motherduck_variables[f"md_bot_{i}"])
-        assert delivered_id(motherduck_variables[account_destination(accounts[i]).record]) == token["id"]
+        assert (
+            delivered_id(motherduck_variables[(accounts[i].tokens or ())[0].destination.record])
+            == token["id"]
+        )
+
+
+def test_the_flat_form_is_the_declared_account_of_a_declaration(
+    emulator: MotherDuckEmulator,
+    hook: MotherDuckHook,
+    motherduck_variables: InMemoryVariableStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One model: the flat arguments give the DeclaredAccount a YAML declaration gives; the user
+    is found whatever the case of its name; each change is logged with its Duckling fields."""
+    flat = {
+        "username": "ETL_Loader",
+        "token_name": "airflow",
+        "variable_key": KEY,
+        "read_write": {"instance_size": "jumbo"},
+    }
+    nested = check_declaration(
+        {
+            "name": "x",
+            "service_accounts": [
+                {
+                    "username": "ETL_Loader",
+                    "read_write": {"instance_size": "jumbo"},
+                    "tokens": [{"name": "airflow", "variable_key": KEY}],
+                }
+            ],
+        }
+    )
+    assert check_account(flat) == nested.accounts[0]
+    emulator.add_user(USER)
+    caplog.set_level(logging.INFO)
+    result = onboard_account(hook, check_account(flat))
+    assert result["user_created"] is False
+    assert emulator.users() == ["admin", USER]
+    assert "read_write.instance_size: standard -> jumbo" in caplog.text
+    emulator.clear_journal()
+    assert onboard_account(hook, check_account(flat))["token_created"] is False  # the record's user folds
+    assert writes_seen(emulator) == []

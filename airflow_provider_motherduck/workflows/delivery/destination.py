@@ -19,6 +19,7 @@ from typing import Any
 
 from airflow_provider_motherduck.arguments import check_variable_key
 from airflow_provider_motherduck.exceptions import invalid
+from airflow_provider_motherduck.validation import fold_username
 from airflow_provider_motherduck.workflows.delivery import held as _held
 from airflow_provider_motherduck.workflows.delivery.held import Leftovers
 from airflow_provider_motherduck.workflows.delivery.record import (
@@ -248,7 +249,7 @@ class SecretDestination:
         started afresh.
         """
         current = self.read_record()
-        if current is None or current.user != username:
+        if current is None or fold_username(current.user) != fold_username(username):
             current = DeliveryRecord(username)
         record = change(current)
         variable_store().set(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_provider_motherduck.validation import fold_username
 from airflow_provider_motherduck.workflows.delivery.record import Delivered, DeliveryRecord, Intent, Issuer
 from airflow_provider_motherduck.workflows.tokens import is_expired, parse_timestamp
 
@@ -69,7 +70,7 @@ def held_token(
     delivered token, unless an unfinished delivery may have replaced it. ``token_name`` is an
     exact name or a pattern.
     """
-    if record is None or record.user != username:
+    if record is None or fold_username(record.user) != fold_username(username):
         return None
     if sink:
         if any(i.delivering is not None and i.ended is None for i in record.intents):
@@ -126,7 +127,7 @@ def judge_leftovers(
     own token, so it explains no other; earlier calls of ``me`` count as its earlier tries). A token no issuance of the record explains is not judged.
     """
     out = Leftovers()
-    if record is None or record.user != username:
+    if record is None or fold_username(record.user) != fold_username(username):
         return out
     delivering = {i.delivering.id: i for i in record.intents if i.delivering is not None}
     # The issuance whose delivery the Variable holds now (one that overlapped an issuance it

@@ -1,0 +1,430 @@
+"""The declaration: what the organisation must hold, checked before any request.
+
+The invariant: a :class:`Declaration` exists only if every part of it was checked. Every problem
+is reported at once, each once, with its path (``service_accounts[3].tokens[0].ttl``) and a short
+excerpt of the value (never a whole mapping); a part that is already wrong is left out of the
+checks that span parts (duplicates), so one mistake gives one problem.
+
+A declaration is a mapping (or its JSON or YAML text, or a path to such a file)::
+
+    name: analytics                                  # required: the ownership record's name
+    service_accounts:
+      - username: etl_loader
+        read_write: {instance_size: jumbo}          # partial Duckling config, optional
+        read_scaling: {flock_size: 2}
+        tokens:                                      # left out: tokens not managed
+          - {name: airflow, ttl: 90 days, variable_key: motherduck_etl_loader}
+
+Usernames are compared as MotherDuck compares them
+(:func:`~airflow_provider_motherduck.validation.fold_username`): ``ETL_Loader`` and ``etl_loader``
+are declared twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from airflow_provider_motherduck.arguments import (
+    check_count,
+    check_unmasked_name,
+    check_variable_key,
+)
+from airflow_provider_motherduck.exceptions import invalid
+from airflow_provider_motherduck.validation import (
+    DUCKLING_FIELDS,
+    check_duckling_half,
+    check_new_username,
+    check_token_name,
+    check_token_type,
+    fold_username,
+    parse_ttl,
+)
+from airflow_provider_motherduck.workflows.delivery import SecretDestination, SecretSink
+
+MODES: Final = ("plan", "check", "apply")
+DEFAULT_MAX_DELETES: Final = 5
+#: The most bytes a declaration's text or file may hold.
+DEFAULT_MAX_BYTES: Final = 1 << 20
+#: File names read as a declaration (JSON is read as JSON, the rest as YAML).
+DECLARATION_SUFFIXES: Final = (".json", ".yaml", ".yml")
+TOP_KEYS: Final = ("name", "service_accounts")
+ACCOUNT_KEYS: Final = ("username", "read_write", "read_scaling", "tokens")
+TOKEN_KEYS: Final = ("name", "token_type", "ttl", "variable_key", "secret_sink", "record_key")
+#: How much of a bad value a problem shows.
+EXCERPT_CHARS: Final = 40
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DeclaredToken:
+    """A token an account must hold, and where its secret goes."""
+
+    name: str
+    token_type: str
+    ttl: int | None
+    destination: SecretDestination
+
+
+@dataclass(frozen=True)
+class DeclaredAccount:
+    """A service account as declared; ``tokens=None``: its tokens are not managed."""
+
+    username: str
+    read_write: dict[str, Any] | None = None
+    read_scaling: dict[str, Any] | None = None
+    tokens: tuple[DeclaredToken, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        """The username as MotherDuck compares it."""
+        return fold_username(self.username)
+
+    @property
+    def sizes_declared(self) -> bool:
+        return self.read_write is not None or self.read_scaling is not None
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A checked declaration (see :func:`check_declaration`); ``name`` names its ownership record."""
+
+    name: str
+    accounts: tuple[DeclaredAccount, ...]
+
+    def account(self, username: str) -> DeclaredAccount | None:
+        """The declared account of that username, whatever its case."""
+        key = fold_username(username)
+        return next((a for a in self.accounts if a.key == key), None)
+
+
+_SOURCE_FORMS = "a mapping, its JSON or YAML text, or the path of a .json, .yaml or .yml file"
+
+
+class _Excerpt:
+    """A value shown in a problem: its ``repr`` cut to :data:`EXCERPT_CHARS` characters."""
+
+    def __init__(self, value: Any) -> None:
+        text = repr(dict(value) if isinstance(value, Mapping) else value)
+        self.text = text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def declaration_path(source: Any) -> Path | None:
+    """The file ``source`` names (a ``PathLike``, or a one-line string ending in ``.json``,
+    ``.yaml`` or ``.yml``), or ``None`` for a mapping or inline text."""
+    if isinstance(source, os.PathLike):
+        return Path(source)
+    if isinstance(source, str) and "\n" not in source and source.strip().endswith(DECLARATION_SUFFIXES):
+        return Path(source.strip()).expanduser()
+    return None
+
+
+def read_declaration_file(path: Path, field: str = "desired") -> str:
+    """The text of a declaration file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise invalid(field, str(path), f"cannot be read ({err.strerror or err})", _SOURCE_FORMS) from None
+
+
+def load_declaration(source: Any, field: str = "desired", *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """The declaration's data: a mapping as it is, a file (:func:`declaration_path`) read, other
+    text parsed as JSON, else as YAML; text longer than ``max_bytes`` is refused."""
+    if isinstance(source, Mapping):
+        return source
+    path = declaration_path(source)
+    if path is not None:
+        return _parse(read_declaration_file(path, field), field, max_bytes, json_only=path.suffix == ".json")
+    if isinstance(source, str):
+        return _parse(source, field, max_bytes, json_only=False)
+    raise invalid(field, source, f"expected a mapping or text, got {type(source).__name__}", _SOURCE_FORMS)
+
+
+def _parse(text: str, field: str, max_bytes: int, *, json_only: bool) -> Any:
+    if len(text.encode("utf-8")) > max_bytes:
+        raise invalid(field, _Excerpt(text), f"longer than {max_bytes} bytes", _SOURCE_FORMS)
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        if json_only:
+            raise invalid(field, _Excerpt(text), f"not JSON ({err})", _SOURCE_FORMS) from None
+    import yaml  # ships with Airflow; imported only when a YAML declaration is read
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise invalid(field, _Excerpt(text), f"neither JSON nor YAML ({err})", _SOURCE_FORMS) from None
+
+
+class _Problems:
+    """Every problem of a declaration, each once with its path; raised together at the end."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.found: list[str] = []
+
+    def check(self, check: Callable[[Any, str], T], value: Any, path: str) -> T | None:
+        try:
+            return check(value, path)
+        except ValueError as err:
+            self.found.append(str(err))
+            return None
+
+    def add(self, path: str, value: Any, problem: str, allowed: str) -> None:
+        self.found.append(str(invalid(path, _Excerpt(value), problem, allowed)))
+
+    def mapping(self, value: Any, path: str, allowed: Sequence[str], required: Sequence[str]) -> bool:
+        """Whether ``value`` is a mapping holding every ``required`` key; each unknown key is a
+        problem of its own, with the closest allowed key suggested."""
+        if not isinstance(value, Mapping):
+            wanted = "a mapping with keys " + ", ".join(allowed)
+            self.add(path or self.field, value, f"expected a mapping, got {type(value).__name__}", wanted)
+            return False
+        suggested = set()
+        for key in value:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                suggested.update(close)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.add(_join(path, key), value[key], f"unknown key{hint}", ", ".join(allowed))
+        missing = [k for k in required if value.get(k) is None]
+        for key in (k for k in missing if k not in suggested):  # a misspelt key: one problem, not two
+            self.add(_join(path, key), None, "missing", f"a {key} (required)")
+        return not missing
+
+    def once(self, what: str, items: Iterable[tuple[str, str]], key: Callable[[str], str]) -> None:
+        """The one "declared twice" rule: each ``(path, value)`` after the first of its ``key``."""
+        first: dict[str, str] = {}
+        for where, value in items:
+            seen = first.setdefault(key(value), where)
+            if seen != where:
+                self.add(where, value, f"{what} declared twice (also at {seen})", f"each {what} once")
+
+    def unique(self, accounts: Mapping[str, DeclaredAccount]) -> Mapping[str, DeclaredAccount]:
+        """``accounts`` (path -> account), after the "declared twice" rule over usernames (folded),
+        token names within each account, and Variable keys (secrets and records)."""
+        self.once(
+            "username",
+            ((f"{p}.username", a.username) for p, a in accounts.items()),
+            fold_username,
+        )
+        for path, account in accounts.items():
+            self.once(
+                f"token name of {account.username}",
+                ((f"{path}.tokens[{j}].name", t.name) for j, t in enumerate(account.tokens or ())),
+                str,
+            )
+        keys = [
+            (f"{path}.tokens[{j}].{what}", key)
+            for path, account in accounts.items()
+            for j, token in enumerate(account.tokens or ())
+            for what, key in (
+                ("variable_key", token.destination.variable_key),
+                ("record_key", token.destination.record_key),
+            )
+            if key is not None
+        ]
+        self.once("Variable key", keys, str)
+        return accounts
+
+    def raise_any(self) -> None:
+        if self.found:
+            lines = "\n".join(f"  - {p}" for p in self.found)
+            raise ValueError(f"{self.field}: {len(self.found)} problem(s) in the declaration:\n{lines}")
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def check_declaration(
+    value: Any, field: str = "desired", *, secret_sinks: Mapping[str, SecretSink] | None = None
+) -> Declaration:
+    """Check a declaration (see :func:`load_declaration` for the forms it takes) before any request.
+
+    Every problem is reported at once, each with its path, in one ``ValueError``. ``name`` is
+    required and names the ownership record. A token's ``secret_sink`` is a callable, or the name
+    of one in ``secret_sinks`` (the form a file can hold), and needs ``record_key``. Usernames
+    (ignoring case), token names within an account, and Variable keys (secrets and records) must
+    each be unique.
+    """
+    data = load_declaration(value, field)
+    problems = _Problems(field)
+    problems.mapping(data, "", TOP_KEYS, TOP_KEYS)
+    if not isinstance(data, Mapping):  # nothing more to check
+        problems.raise_any()
+    name = None if data.get("name") is None else problems.check(check_unmasked_name, data["name"], "name")
+    listed = data.get("service_accounts") or ()
+    if not isinstance(listed, (list, tuple)):
+        problems.add(
+            "service_accounts", listed, "expected a list", "a list of account mappings (may be empty)"
+        )
+        listed = ()
+    accounts = {
+        f"service_accounts[{i}]": _account(item, f"service_accounts[{i}]", problems, secret_sinks or {})
+        for i, item in enumerate(listed)
+    }
+    checked = problems.unique({path: a for path, a in accounts.items() if a is not None})
+    problems.raise_any()
+    assert name is not None
+    return Declaration(name, tuple(checked.values()))
+
+
+def _account(
+    item: Any,
+    path: str,
+    problems: _Problems,
+    sinks: Mapping[str, SecretSink],
+    destination: SecretDestination | None = None,
+) -> DeclaredAccount | None:
+    if not problems.mapping(item, path, ACCOUNT_KEYS, ("username",)):
+        return None
+    before = len(problems.found)
+    username = problems.check(check_new_username, item["username"], f"{path}.username")
+    halves: dict[str, dict[str, Any] | None] = {}
+    for half in DUCKLING_FIELDS:
+        raw = item.get(half)
+        try:
+            halves[half] = None if raw is None else check_duckling_half(half, raw, complete=False)
+        except ValueError as err:  # its message names the half: put the account's path in front
+            problems.found.append(f"{path}.{err}")
+    tokens: tuple[DeclaredToken, ...] | None = None
+    if item.get("tokens") is not None:
+        raw_tokens = item["tokens"]
+        if not isinstance(raw_tokens, (list, tuple)):
+            problems.add(
+                f"{path}.tokens", raw_tokens, "expected a list", "a list of token mappings (may be empty)"
+            )
+        else:
+            made = [
+                _token(t, f"{path}.tokens[{j}]", problems, sinks, destination)
+                for j, t in enumerate(raw_tokens)
+            ]
+            tokens = tuple(t for t in made if t is not None)
+    if len(problems.found) > before or username is None:
+        return None
+    return DeclaredAccount(username, halves["read_write"], halves["read_scaling"], tokens)
+
+
+def _token(
+    item: Any,
+    path: str,
+    problems: _Problems,
+    sinks: Mapping[str, SecretSink],
+    destination: SecretDestination | None = None,
+) -> DeclaredToken | None:
+    if not problems.mapping(item, path, TOKEN_KEYS, ("name",)):
+        return None
+    before = len(problems.found)
+    name = problems.check(check_token_name, item["name"], f"{path}.name")
+    token_type = problems.check(check_token_type, item.get("token_type", "read_write"), f"{path}.token_type")
+    ttl = problems.check(parse_ttl, item.get("ttl"), f"{path}.ttl")
+    variable_key = item.get("variable_key")
+    record_key = item.get("record_key")
+    sink = item.get("secret_sink")
+    for key in ("variable_key", "record_key"):
+        if item.get(key) is not None:
+            problems.check(check_variable_key, item[key], f"{path}.{key}")
+    if isinstance(sink, str):
+        if sink not in sinks:
+            known = ", ".join(sorted(sinks)) or "none given"
+            problems.add(f"{path}.secret_sink", sink, "names no sink in secret_sinks", f"one of: {known}")
+        sink = sinks.get(sink)
+    if destination is not None:  # checked by the caller (a sink's record may come from its task)
+        pass
+    elif (variable_key is None) == (item.get("secret_sink") is None):
+        problems.add(
+            path, item, "give exactly one destination", "variable_key, or secret_sink with record_key"
+        )
+    elif item.get("secret_sink") is not None and record_key is None:
+        problems.add(
+            f"{path}.record_key", None, "a secret_sink needs a record key", "an Airflow Variable key"
+        )
+    if len(problems.found) > before or name is None or token_type is None:
+        return None
+    try:
+        destination = destination or SecretDestination(variable_key, sink, record_key)
+    except ValueError as err:  # a sink that is not a callable, record_key == variable_key, ...
+        problems.found.append(f"{path}: {err}")
+        return None
+    return DeclaredToken(name, token_type, ttl, destination)
+
+
+def check_protect(value: Any, field: str = "protect") -> tuple[str, ...]:
+    """Usernames (exact, or ``fnmatch`` patterns such as ``"prod_*"``; case is ignored) that are
+    never pruned."""
+    allowed = "a list of usernames or glob patterns (prod_*, *_keep)"
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise invalid(field, value, "expected a list", allowed)
+    bad = [v for v in value if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise invalid(field, list(value), f"not a name or pattern: {bad!r}", allowed)
+    return tuple(value)
+
+
+def check_mode(value: Any, field: str = "mode") -> str:
+    """``plan``, ``check`` or ``apply``."""
+    if value not in MODES:
+        raise invalid(field, value, "unknown mode", ", ".join(MODES))
+    return str(value)
+
+
+def check_max_deletes(value: Any, field: str = "max_deletes") -> int:
+    """How many revokes and deletes one apply may make: 0 or more."""
+    return check_count(value, field, 0)
+
+
+#: The onboarding operators' flat form of one account: one token, its keys beside the account's.
+FLAT_KEYS: Final = (
+    "username",
+    "token_name",
+    "token_type",
+    "ttl",
+    "variable_key",
+    "record_key",
+    "read_write",
+    "read_scaling",
+)
+_FLAT_TOKEN: Final = {
+    "token_name": "name",
+    "token_type": "token_type",
+    "ttl": "ttl",
+    "variable_key": "variable_key",
+    "record_key": "record_key",
+}
+
+
+def check_flat_accounts(
+    values: Sequence[Any], field: str, *, destination: SecretDestination | None = None
+) -> tuple[DeclaredAccount, ...]:
+    """Accounts in the flat form (:data:`FLAT_KEYS`; ``username``, ``token_name`` and
+    ``variable_key`` required), as the declared accounts a YAML declaration gives: the same
+    checks and the same "declared twice" rule, every problem at once with its flat path
+    (``accounts[3].token_name``). ``destination`` (one account only): its token's destination,
+    already checked (a secret sink whose record key comes from the task)."""
+    problems = _Problems(field)
+    nested: list[Any] = []
+    for i, flat in enumerate(values):
+        path = f"{field}[{i}]" if len(values) > 1 or field == "accounts" else field
+        required = ("username", "token_name") + (("variable_key",) if destination is None else ())
+        if not problems.mapping(flat, path, FLAT_KEYS, required):
+            continue
+        token = {_FLAT_TOKEN[k]: v for k, v in flat.items() if k in _FLAT_TOKEN and v is not None}
+        halves = {k: flat[k] for k in ("read_write", "read_scaling") if flat.get(k) is not None}
+        nested.append((path, {"username": flat["username"], **halves, "tokens": [token]}))
+    accounts = {path: _account(item, path, problems, {}, destination) for path, item in nested}
+    checked = problems.unique({path: a for path, a in accounts.items() if a is not None})
+    problems.found = [
+        p.replace(".tokens[0].name", ".token_name").replace(".tokens[0]", "") for p in problems.found
+    ]
+    problems.raise_any()
+    return tuple(checked.values())

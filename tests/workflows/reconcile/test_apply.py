@@ -1,0 +1,278 @@
+"""Apply over real HTTP against the emulator: converging, ownership and adoption, prune leaving
+what it does not own alone, case, a partial listing, a stale view, a fault at each step."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
+from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.workflows.delivery import (
+    InMemoryVariableStore,
+    default_record_key,
+)
+from airflow_provider_motherduck.workflows.reconcile import read_ownership
+from tests.operators.helpers import SECRET_RE, writes_seen
+from tests.support import delivered_id
+from tests.workflows.reconcile.conftest import DESIRED, TOKENS, Reconcile
+
+ALL_DECLARED = ["admin", "etl_loader", "bi_dashboards", "ml_features"]
+
+
+def assert_converged(emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore) -> None:
+    """Each declared token: exactly one live token of that name, its secret in its Variable."""
+    for (user, name), key in TOKENS.items():
+        (token,) = [t for t in emulator.tokens(user) if t["name"] == name]
+        assert emulator.is_valid_token(motherduck_variables[key])
+        assert delivered_id(motherduck_variables[default_record_key(variable_key=key)]) == token["id"]
+    assert emulator.duckling_config("etl_loader")["read_write"]["instance_size"] == "jumbo"
+    assert emulator.duckling_config("ml_features")["read_scaling"] == {
+        "instance_size": "pulse",
+        "flock_size": 1,
+    }
+
+
+def test_apply_adopts_creates_owns_and_a_rerun_makes_no_write(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
+) -> None:
+    emulator.add_user("bi_dashboards")
+    emulator.add_token("bi_dashboards", "legacy")
+    assert [a["action"] for a in reconcile(mode="plan")["plan"]] == [
+        "create_user",
+        "update_duckling_config",
+        "issue_token",
+        "adopt_user",
+        "issue_token",
+        "issue_token",
+        "create_user",
+        "update_duckling_config",
+    ]
+    assert writes_seen(emulator) == []
+    assert motherduck_variables.writes == []
+
+    summary = reconcile()
+
+    assert_converged(emulator, motherduck_variables)
+    assert summary["failed"] == {}
+    assert len(emulator.tokens("bi_dashboards")) == 3  # legacy kept: not owned
+    owned = read_ownership("analytics", motherduck_variables)
+    assert {u for u, _ in owned.accounts.values()} == {"etl_loader", "bi_dashboards", "ml_features"}
+    assert owned.tokens("bi_dashboards") == {"dash", "ops"}
+    emulator.clear_journal()
+    motherduck_variables.writes.clear()
+
+    again = reconcile(prune=True)
+    assert again["plan"] == []
+    assert writes_seen(emulator) == []
+    assert motherduck_variables.writes == []
+    assert reconcile(mode="check")["plan"] == []
+
+
+def test_prune_leaves_unowned_accounts_alone_and_deletes_an_owned_one_no_longer_declared(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
+) -> None:
+    emulator.add_user("other_team_bot")
+    other = emulator.add_token("other_team_bot", "their_rotation")
+    reconcile(prune=True)
+    assert "other_team_bot" in emulator.users()  # neither declared nor owned: untouched
+
+    stray = emulator.add_token("etl_loader", "by_hand")  # not owned: kept
+    fewer = {
+        "name": "analytics",
+        "service_accounts": [
+            {**DESIRED["service_accounts"][0], "tokens": []},  # airflow no longer declared
+            DESIRED["service_accounts"][2],
+        ],
+    }
+    emulator.clear_journal()
+    summary = reconcile(fewer, prune=True)
+
+    assert [(a["action"], a["username"]) for a in summary["plan"]] == [
+        ("revoke_token", "etl_loader"),
+        ("delete_user", "bi_dashboards"),
+    ]
+    assert sorted(emulator.users()) == ["admin", "etl_loader", "ml_features", "other_team_bot"]
+    assert [t["id"] for t in emulator.tokens("etl_loader")] == [stray["id"]]
+    assert [t["id"] for t in emulator.tokens("other_team_bot")] == [other["id"]]
+    assert json.loads(motherduck_variables["motherduck_owned_analytics"])["accounts"] == {
+        "etl_loader": {"tokens": []},
+        "ml_features": {"tokens": []},
+    }
+    emulator.clear_journal()
+    assert reconcile(fewer, prune=True)["plan"] == []
+
+
+def test_two_dags_naming_one_declaration_share_ownership(
+    emulator: MotherDuckEmulator, reconcile: Reconcile
+) -> None:
+    reconcile()
+    other_half = {"name": "analytics", "service_accounts": [DESIRED["service_accounts"][2]]}
+    other_name = {**other_half, "name": "another"}
+    assert [a["action"] for a in reconcile(other_name, prune=True)["plan"]] == ["adopt_user"]
+    summary = reconcile(other_half, prune=True, max_deletes=10)
+    assert sorted(a["username"] for a in summary["plan"] if a["action"] == "delete_user") == [
+        "bi_dashboards",
+        "etl_loader",
+    ]
+
+
+def test_etl_loader_declared_as_ETL_Loader_is_one_account(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
+) -> None:
+    emulator.add_user("etl_loader")
+    kept = emulator.add_token("etl_loader", "data_pipeline")
+    renamed = {"name": "analytics", "service_accounts": [{"username": "ETL_Loader", "tokens": []}]}
+    summary = reconcile(renamed, prune=True)
+    assert [(a["action"], a["username"]) for a in summary["plan"]] == [("adopt_user", "etl_loader")]
+    assert emulator.users() == ["admin", "etl_loader"]
+    assert [t["id"] for t in emulator.tokens("etl_loader")] == [kept["id"]]
+    assert reconcile(renamed, prune=True)["plan"] == []
+
+
+def test_a_listing_that_misses_a_declared_account_stops_before_any_write(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
+) -> None:
+    for i in range(100):  # two pages of users
+        emulator.add_user(f"z_bot_{i:03}")
+    emulator.add_user_during_listing("bi_dashboards", after_pages=1)
+    emulator.clear_journal()
+    with pytest.raises(MotherDuckReconcileError, match=r"counts 102.*re-run once the organisation is still"):
+        reconcile()
+    assert writes_seen(emulator) == []
+    assert motherduck_variables.writes == []
+    reconcile()  # the next run sees it all, adopts it and converges
+    assert_converged(emulator, motherduck_variables)
+
+
+def test_a_create_that_conflicts_rereads_the_account_and_issues_no_second_token(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
+) -> None:
+    """The plan was made on a stale view: the account appeared (with its delivered token) after
+    the listing. The create conflicts; its tokens are read again and the held one is kept."""
+    one = {"name": "analytics", "service_accounts": [DESIRED["service_accounts"][0]]}
+    reconcile(one)
+    (held,) = emulator.tokens("etl_loader")
+    emulator.inject(
+        "GET", "/v1/users", body={"users": [], "total_count": 0, "next_page_token": None}, status=200
+    )
+    summary = reconcile(one)
+    assert [a["action"] for a in summary["plan"]][:1] == ["create_user"]
+    assert summary["done"][0]["outcome"] == {"created": False}
+    assert [t["id"] for t in emulator.tokens("etl_loader")] == [held["id"]]
+    assert emulator.is_valid_token(motherduck_variables["md_etl"])
+
+
+def test_more_deletes_than_max_deletes_are_refused_before_any_write(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
+) -> None:
+    for i in range(3):
+        emulator.add_user(f"old_{i}")
+    reconcile({"name": "analytics", "service_accounts": [{"username": f"old_{i}"} for i in range(3)]})
+    emulator.clear_journal()
+    with pytest.raises(
+        MotherDuckReconcileError, match=r"revokes or deletes 3 thing\(s\), more than max_deletes=2"
+    ):
+        reconcile(prune=True, max_deletes=2)
+    assert writes_seen(emulator) == []
+    assert reconcile(prune=True, mode="plan", max_deletes=2)["deletes"] == 3  # plan mode only warns
+
+
+def test_check_fails_on_drift_and_names_it(
+    emulator: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore, reconcile: Reconcile
+) -> None:
+    reconcile()
+    emulator.set_duckling_config(
+        "etl_loader",
+        {
+            "read_write": {"instance_size": "standard"},
+            "read_scaling": {"instance_size": "standard", "flock_size": 2},
+        },
+    )
+    del motherduck_variables["md_bi"]  # the secret lost: a new token is due
+    emulator.clear_journal()
+    with pytest.raises(MotherDuckReconcileError, match="Drift") as caught:
+        reconcile(mode="check")
+    assert "read_write.instance_size: standard -> jumbo" in str(caught.value)
+    assert [(a["action"], a["username"]) for a in caught.value.summary["plan"]] == [
+        ("update_duckling_config", "etl_loader"),
+        ("issue_token", "bi_dashboards"),
+    ]
+    assert writes_seen(emulator) == []
+
+
+# -- a fault at each step, then a converging re-run ---------------------------------------------
+
+Fault = Callable[[MotherDuckEmulator], None]
+FAULTS: dict[str, Fault] = {
+    "create user, answer lost": lambda e: e.inject("POST", "/v1/users", status=500, after=True),
+    "create user refused": lambda e: e.inject("POST", "/v1/users", status=503),
+    "read config": lambda e: e.inject("GET", "/v1/users/ml_features/instances", status=500, times=2),
+    "write config": lambda e: e.inject("PUT", "/v1/users/*/instances", status=500),
+    "create token, answer lost": lambda e: e.inject(
+        "POST", "/v1/users/bi_dashboards/tokens", status=500, after=True
+    ),
+    "create token, dropped after": lambda e: e.inject("POST", "/v1/users/*/tokens", drop=True, after=True),
+    "revoke token": lambda e: e.inject("DELETE", "/v1/users/etl_loader/tokens/*", status=500),
+    "delete user": lambda e: e.inject("DELETE", "/v1/users/old_bot", status=500),
+    "list a user's tokens on delete": lambda e: e.inject("GET", "/v1/users/old_bot/tokens", status=500),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_fault_part_way_then_a_rerun_converges(
+    fault: str,
+    emulator: MotherDuckEmulator,
+    motherduck_variables: InMemoryVariableStore,
+    reconcile: Reconcile,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emulator.add_user("bi_dashboards")
+    emulator.add_token("bi_dashboards", "legacy")
+    emulator.add_user("old_bot")
+    emulator.add_token("old_bot", "x")
+    emulator.add_user("etl_loader")
+    emulator.add_token("etl_loader", "old_name")
+    was = {
+        "name": "analytics",
+        "service_accounts": [
+            {"username": "old_bot"},
+            {"username": "etl_loader", "tokens": [{"name": "old_name", "variable_key": "md_old"}]},
+        ],
+    }
+    reconcile(was)  # owns old_bot and etl_loader's old_name, both pruned below
+    FAULTS[fault](emulator)
+    caplog.set_level(logging.INFO)
+
+    with pytest.raises(MotherDuckReconcileError) as caught:
+        reconcile(prune=True)
+    assert caught.value.summary["failed"]
+    emulator.clear_faults()
+    reconcile(prune=True)  # the re-run finishes
+
+    assert_converged(emulator, motherduck_variables)
+    assert sorted(emulator.users()) == sorted(ALL_DECLARED)
+    assert sorted(t["name"] for t in emulator.tokens("bi_dashboards")) == ["dash", "legacy", "ops"]
+    assert [t["name"] for t in emulator.tokens("etl_loader")] == ["airflow"]
+    emulator.clear_journal()
+    assert reconcile(prune=True)["plan"] == []
+    assert writes_seen(emulator) == []
+    secrets = [s["secret"] for s in emulator.issued_secrets()]
+    assert not any(s in caplog.text for s in secrets)
+    assert not SECRET_RE.search(json.dumps(caught.value.summary))
+    assert not SECRET_RE.search(str(caught.value))
+
+
+def test_no_secret_in_the_summary_or_logs(
+    emulator: MotherDuckEmulator, reconcile: Reconcile, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    summary = reconcile()
+    secrets = [s["secret"] for s in emulator.issued_secrets()]
+    assert len(secrets) == 4  # the admin's and three new ones
+    assert not SECRET_RE.search(json.dumps(summary))
+    assert not any(s in caplog.text for s in secrets)
+    assert "issue_token" in caplog.text  # the plan table was logged
