@@ -222,8 +222,13 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
     :param variable_key: the Variable holding its secret, deleted afterwards (templated).
     :param record_key: its delivery record, if not the default one (templated).
     :param forget_variables: delete those Variables (default); ``False`` keeps them.
+    :param report_access: first read and log what access the account had: its roles (as the
+        admin) and its attachments (one short-lived session as the account); needs the
+        connection's SQL transport. The shares granted to it cannot be listed per account.
 
-    XCom: ``{"username", "revoked": [token ids], "deleted": bool, "variables_deleted": [keys]}``.
+    XCom: ``{"username", "revoked": [token ids], "deleted": bool, "variables_deleted": [keys]}``,
+    and with ``report_access`` also ``access``: ``{"roles": [{"role", "direct"}], "attached":
+    [{"alias", "type"}], "not_read": {part: why}}`` (a part not read is ``None``).
     """
 
     template_fields: Sequence[str] = ("username", "variable_key", "record_key")
@@ -235,6 +240,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
         variable_key: str | None = None,
         record_key: str | None = None,
         forget_variables: bool = True,
+        report_access: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -242,6 +248,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
         self.variable_key = variable_key
         self.record_key = record_key
         self.forget_variables = forget_variables
+        self.report_access = report_access
         self.check_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
@@ -250,6 +257,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
             "variable_key": optional(check_variable_key),
             "record_key": optional(check_variable_key),
             "forget_variables": check_bool,
+            "report_access": check_bool,
         }
 
     def execute_checked(self, context: Context) -> dict[str, Any]:
@@ -259,4 +267,5 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
             variable_key=self.variable_key,
             record_key=self.record_key,
             forget_variables=self.forget_variables,
+            report_access=self.report_access,
         )

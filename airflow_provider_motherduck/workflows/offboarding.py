@@ -3,7 +3,7 @@
 The invariant: a user is deleted only after all its tokens are revoked, so a failure part-way
 leaves a user whose remaining tokens a re-run revokes, never a deleted user's live token.
 
-Before anything is revoked it says what access the account had (:func:`read_access`): its roles
+With ``report_access``, before anything is revoked it says what access the account had (:func:`read_access`): its roles
 (as the admin) and what it had attached (through one short-lived session as the account, revoked
 before its tokens are listed, so it is never among them). The shares granted to it are not read:
 MotherDuck lists a share's grantees per share (as its owner), with no listing per grantee; the
@@ -15,7 +15,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
+from airflow_provider_motherduck.exceptions import (
+    MotherDuckConfigError,
+    MotherDuckError,
+    MotherDuckNotFoundError,
+)
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.workflows.delivery import forget
 from airflow_provider_motherduck.workflows.issuing import revoke_tokens
@@ -33,6 +37,9 @@ def read_access(hook: MotherDuckHook, username: str) -> dict[str, Any]:
     access: dict[str, Any] = {"roles": None, "attached": None, "not_read": {"shares": SHARE_GRANTS_NOT_READ}}
     try:
         access["roles"] = [{"role": g.role, "direct": g.direct} for g in hook.roles_of(username)]
+    except MotherDuckConfigError as err:  # no usable SQL path: the session would fail the same way
+        access["not_read"].update(roles=str(err), attached=str(err))
+        return access
     except MotherDuckError as err:
         access["not_read"]["roles"] = str(err)
     try:
@@ -50,7 +57,7 @@ def offboard_account(
     variable_key: str | None = None,
     record_key: str | None = None,
     forget_variables: bool = True,
-    report_access: bool = True,
+    report_access: bool = False,
 ) -> dict[str, Any]:
     """Revoke every token of ``username``, then delete the user (irreversible); re-runnable.
 

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
 import pytest
 
 from airflow_provider_motherduck.exceptions import MotherDuckSQLError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.hooks.sql import is_session_token
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_account, onboard_accounts
 from airflow_provider_motherduck.workflows.reconcile import check_declaration
 from tests.operators.helpers import writes_seen
-from tests.support import delivered_id
+from tests.support import (
+    OWNER,
+    ROLES,
+    SHARES,
+    count_as,
+    delivered_id,
+    session_tokens,
+    sessions_minted,
+    sql_writes,
+)
 
 USER = "etl_loader"
 KEY = "motherduck_token_etl_loader"
@@ -128,70 +135,22 @@ def test_the_flat_form_is_the_declared_account_of_a_declaration(
 
 # -- access: roles and shares, over the Postgres wire protocol -----------------------------------
 
-OWNER = "sales_owner"
-ROLES = ["analysts", "loaders"]
-SHARES = [
-    {"share": "orders_share", "owner": OWNER, "alias": "orders_in"},
-    {"share": "customers_share", "owner": OWNER, "alias": "customers_in"},
-]
 WITH_ACCESS = check_account(
     {"username": USER, "token_name": "airflow", "variable_key": KEY, "roles": ROLES, "shares": SHARES}
 )
-SQL_WRITES = ("GRANT", "REVOKE", "CREATE", "DROP", "ALTER", "DETACH", "ATTACH 'MD:_SHARE")
-
-
-@pytest.fixture
-def shares_org(emulator: MotherDuckEmulator, sql_hook: MotherDuckHook) -> MotherDuckEmulator:
-    """Two custom roles, and an owner (another service account) with two restricted shares."""
-    emulator.add_user(OWNER)
-    emulator.add_database(OWNER, "sales", tables={"orders": 3, "customers": 5})
-    for role in ROLES:
-        sql_hook.create_role(role)
-    for share, table in (("orders_share", "orders"), ("customers_share", "customers")):
-        sql_hook.create_share(
-            share,
-            "sales",
-            access="restricted",
-            visibility="hidden",
-            update="manual",
-            include=[f"main.{table}"],
-            as_user=OWNER,
-        )
-    emulator.clear_journal()
-    return emulator
-
-
-def _sql_writes(emulator: MotherDuckEmulator) -> list[str]:
-    return [e.path for e in emulator.journal if e.method == "SQL" and e.path.upper().startswith(SQL_WRITES)]
-
-
-def _session_tokens(emulator: MotherDuckEmulator) -> list[str]:
-    return [t["name"] for u in emulator.users() for t in emulator.tokens(u) if is_session_token(t["name"])]
-
-
-def _sessions_minted(emulator: MotherDuckEmulator) -> int:
-    return sum(is_session_token(i["name"]) for i in emulator.issued_secrets())
-
-
-def _count_as(emulator: MotherDuckEmulator, secret: str, table: str) -> int:
-    """``SELECT count(*)`` of an attached share's table, as the account (its delivered token)."""
-    with psycopg.connect(emulator.postgres_conninfo(), password=secret, connect_timeout=5) as conn:
-        row = conn.execute(f'SELECT count(*) FROM "{table}_in".main.{table}').fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def test_onboarding_grants_roles_and_shares_and_the_account_reads_through_its_attachment(
-    shares_org: MotherDuckEmulator,
+    access_org: MotherDuckEmulator,
     sql_hook: MotherDuckHook,
     motherduck_variables: InMemoryVariableStore,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    before = _sessions_minted(shares_org)
+    before = sessions_minted(access_org)
     with caplog.at_level(logging.INFO):
         result = onboard_account(sql_hook, WITH_ACCESS)
     # The grants were made as the owner, the attachments as the account: one session token each.
-    assert _sessions_minted(shares_org) - before == 2
+    assert sessions_minted(access_org) - before == 2
     assert (result["granted_roles"], result["granted_shares"], result["attached_aliases"]) == (
         ROLES,
         ["orders_share", "customers_share"],
@@ -202,48 +161,48 @@ def test_onboarding_grants_roles_and_shares_and_the_account_reads_through_its_at
         grants = sql_hook.share_grants(share, as_user=OWNER)
         assert [(g.grantee, g.share_owner) for g in grants] == [(USER, OWNER)]
     secret = motherduck_variables[KEY]
-    assert (_count_as(shares_org, secret, "orders"), _count_as(shares_org, secret, "customers")) == (3, 5)
-    assert _session_tokens(shares_org) == []
+    assert (count_as(access_org, secret, "orders"), count_as(access_org, secret, "customers")) == (3, 5)
+    assert session_tokens(access_org) == []
     logged = caplog.text
     for line in ("role analysts granted", "read on share orders_share granted by its owner sales_owner"):
         assert f"{USER}: {line}" in logged
     assert f"{USER}: share customers_share of {OWNER} attached as 'customers_in'" in logged
     assert "md:_share" not in logged  # a share URL is never logged
 
-    shares_org.clear_journal()
+    access_org.clear_journal()
     again = onboard_account(sql_hook, WITH_ACCESS)
     assert (again["granted_roles"], again["granted_shares"], again["attached_aliases"]) == ([], [], [])
     assert again["token_created"] is False
-    assert _sql_writes(shares_org) == []
-    rest = [w.split(" ")[0] + " " + w.split(" ")[1].rsplit("/", 1)[0] for w in writes_seen(shares_org)]
+    assert sql_writes(access_org) == []
+    rest = [w.split(" ")[0] + " " + w.split(" ")[1].rsplit("/", 1)[0] for w in writes_seen(access_org)]
     rest = [w for w in rest if not w.startswith("SQL")]
     # Only the account's read session (its attachments): minted, then revoked.
     assert rest == [f"POST /v1/users/{USER}", f"DELETE /v1/users/{USER}/tokens"]
-    assert _session_tokens(shares_org) == []
+    assert session_tokens(access_org) == []
 
 
 def test_onboarding_failing_on_attach_converges_on_the_re_run(
-    shares_org: MotherDuckEmulator, sql_hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
+    access_org: MotherDuckEmulator, sql_hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
 ) -> None:
-    shares_org.inject_sql("ATTACH 'md:_share/*' AS \"customers_in\"", error="IO Error: the attach failed")
+    access_org.inject_sql("ATTACH 'md:_share/*' AS \"customers_in\"", error="IO Error: the attach failed")
     with pytest.raises(MotherDuckSQLError, match="the attach failed"):
         onboard_account(sql_hook, WITH_ACCESS)
-    assert _session_tokens(shares_org) == []  # revoked although the run failed
-    assert [a["alias"] for a in shares_org.describe_access()["users"][USER]["attached"]] == ["orders_in"]
+    assert session_tokens(access_org) == []  # revoked although the run failed
+    assert [a["alias"] for a in access_org.describe_access()["users"][USER]["attached"]] == ["orders_in"]
 
-    shares_org.clear_journal()
+    access_org.clear_journal()
     result = onboard_account(sql_hook, WITH_ACCESS)
     assert (result["granted_roles"], result["granted_shares"], result["attached_aliases"]) == (
         [],
         [],
         ["customers_in"],
     )
-    assert [w for w in _sql_writes(shares_org)] == [
-        w for w in _sql_writes(shares_org) if w.startswith("ATTACH") and "customers_in" in w
+    assert [w for w in sql_writes(access_org)] == [
+        w for w in sql_writes(access_org) if w.startswith("ATTACH") and "customers_in" in w
     ]
-    assert len(_sql_writes(shares_org)) == 1
-    assert _count_as(shares_org, motherduck_variables[KEY], "customers") == 5
-    assert _session_tokens(shares_org) == []
+    assert len(sql_writes(access_org)) == 1
+    assert count_as(access_org, motherduck_variables[KEY], "customers") == 5
+    assert session_tokens(access_org) == []
 
 
 def test_the_flat_access_arguments_report_every_problem_with_its_path() -> None:

@@ -172,7 +172,7 @@ def _revoke_token(run: AccountRun, action: RevokeToken) -> dict[str, Any]:
 
 
 def _delete_user(run: AccountRun, action: DeleteUser) -> dict[str, Any]:
-    gone = offboard_account(run.hook, action.username, forget_variables=False, report_access=False)
+    gone = offboard_account(run.hook, action.username, forget_variables=False)
     return {"revoked_ids": gone["revoked"], "deleted": gone["deleted"]}
 
 
