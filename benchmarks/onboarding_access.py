@@ -34,16 +34,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support import OWNER, ROLES, SHARES
+
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
 BOUND_TARGET = 2.0
-OWNER = "sales_owner"
-ROLES = ["analysts", "loaders"]
-SHARES = [
-    {"share": "orders_share", "owner": OWNER, "alias": "orders_in"},
-    {"share": "customers_share", "owner": OWNER, "alias": "customers_in"},
-]
-
 # The emulator in its own process: prints where it listens, then answers each line on stdin with
 # {"rest", "sql"} (requests and statements received so far) until stdin closes.
 _SERVER = """
@@ -51,8 +47,8 @@ import json, sys
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 emu = MotherDuckEmulator()
 emu.start()
-emu.add_user("sales_owner")
-emu.add_database("sales_owner", "sales", tables={"orders": 3, "customers": 5})
+emu.add_user(sys.argv[2])  # the owner and its database, as tests.support.seed_access makes them
+emu.add_database(sys.argv[2], "sales", tables={"orders": 3, "customers": 5})
 latency = float(sys.argv[1])
 emu.inject("*", "*", delay=latency, times=10**9)
 emu.inject_sql("*", delay=latency, times=10**9)
@@ -70,7 +66,7 @@ class Server:
 
     def __init__(self, latency: float) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(latency)],
+            [sys.executable, "-c", _SERVER, str(latency), OWNER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -131,7 +127,7 @@ def measure(srv: Server, n: int, latency: float, workers: int) -> list[dict[str,
     from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
     from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore, use_variable_store
     from airflow_provider_motherduck.workflows.onboarding import check_accounts, onboard_accounts
-    from tests.support import connection_json
+    from tests.support import connection_json, seed_roles_and_shares
 
     info = srv.info
     os.environ["AIRFLOW_CONN_MOTHERDUCK_DEFAULT"] = connection_json(
@@ -144,19 +140,7 @@ def measure(srv: Server, n: int, latency: float, workers: int) -> list[dict[str,
     use_variable_store(InMemoryVariableStore())
     logging.getLogger("airflow_provider_motherduck").setLevel(logging.WARNING)
     seed = MotherDuckHook()
-    for role in ROLES:
-        seed.create_role(role)
-    for share in SHARES:
-        table = share["share"].removesuffix("_share")
-        seed.create_share(
-            share["share"],
-            "sales",
-            access="restricted",
-            visibility="hidden",
-            update="manual",
-            include=[f"main.{table}"],
-            as_user=OWNER,
-        )
+    seed_roles_and_shares(seed)
     seed.close()
     accounts = check_accounts(
         [{"username": f"reader_{i:04d}", "variable_key": f"md_bench_reader_{i:04d}"} for i in range(n)],

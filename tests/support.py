@@ -206,6 +206,12 @@ def seed_access(emulator: MotherDuckEmulator, hook: MotherDuckHook) -> None:
     """The owner, its database, the two shares and the two roles (made over SQL through ``hook``)."""
     emulator.add_user(OWNER)
     emulator.add_database(OWNER, "sales", tables={"orders": 3, "customers": 5})
+    seed_roles_and_shares(hook)
+    emulator.clear_journal()
+
+
+def seed_roles_and_shares(hook: MotherDuckHook) -> None:
+    """``ROLES`` created by the admin and ``SHARES`` by their owner (who has the database ``sales``)."""
     for role in ROLES:
         hook.create_role(role)
     for share in SHARES:
@@ -219,7 +225,6 @@ def seed_access(emulator: MotherDuckEmulator, hook: MotherDuckHook) -> None:
             include=[f"main.{table}"],
             as_user=OWNER,
         )
-    emulator.clear_journal()
 
 
 def sql_writes(emulator: MotherDuckEmulator) -> list[str]:

@@ -153,33 +153,36 @@ class GrantRole(Action):
 
 
 @dataclass(frozen=True)
-class GrantShare(Action):
-    """Let the account read a share: granted by the share's owner (the admin if it owns it)."""
-
-    kind: ClassVar[str] = "grant_share"
+class _ShareAction(Action):
     share: DeclaredShare = field(kw_only=True)
-
-    @property
-    def detail(self) -> str:
-        return f"read on share {self.share.share} of {self.share.owner}"
 
     def payload(self) -> dict[str, Any]:
         return {"share": self.share.share, "owner": self.share.owner}
 
 
 @dataclass(frozen=True)
-class AttachShare(Action):
+class GrantShare(_ShareAction):
+    """Let the account read a share: granted by the share's owner (the admin if it owns it)."""
+
+    kind: ClassVar[str] = "grant_share"
+
+    @property
+    def detail(self) -> str:
+        return f"read on share {self.share.share} of {self.share.owner}"
+
+
+@dataclass(frozen=True)
+class AttachShare(_ShareAction):
     """Attach a share as the account itself (a short-lived session as it), under its alias."""
 
     kind: ClassVar[str] = "attach_share"
-    share: DeclaredShare = field(kw_only=True)
 
     @property
     def detail(self) -> str:
         return f"share {self.share.share} of {self.share.owner} as {self.share.alias!r}"
 
     def payload(self) -> dict[str, Any]:
-        return {"share": self.share.share, "owner": self.share.owner, "alias": self.share.alias}
+        return {**super().payload(), "alias": self.share.alias}
 
 
 @dataclass(frozen=True)
