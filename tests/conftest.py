@@ -31,7 +31,7 @@ os.environ.pop("MOTHERDUCK_TOKEN", None)
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook  # noqa: E402
 from airflow_provider_motherduck.testing import MotherDuckEmulator  # noqa: E402
 from airflow_provider_motherduck.testing.dag_run import migrate  # noqa: E402
-from tests.support import FakeSleep, connection_json, run_airflow_dag  # noqa: E402
+from tests.support import FakeSleep, connection_json, run_airflow_dag, seed_access  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.sql_standin import StandIn
@@ -71,6 +71,13 @@ def sql_hook(sql_conn: str, fake_sleep: FakeSleep) -> Iterator[MotherDuckHook]:
     h = MotherDuckHook(sql_conn, retry_delay=0.01, sleep=fake_sleep)
     yield h
     h.close()
+
+
+@pytest.fixture
+def access_org(motherduck_emulator: MotherDuckEmulator, sql_hook: MotherDuckHook) -> MotherDuckEmulator:
+    """The emulator (SQL on its Postgres endpoint) with :func:`tests.support.seed_access`'s roles and shares."""
+    seed_access(motherduck_emulator, sql_hook)
+    return motherduck_emulator
 
 
 @pytest.fixture

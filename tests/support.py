@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3, AIRFLOW_V_3_1, AIRFLOW_V_3_3
+from airflow_provider_motherduck.hooks.sql import is_session_token
 from airflow_provider_motherduck.workflows.delivery import Delivered, DeliveryRecord, InMemoryVariableStore
 
 if TYPE_CHECKING:
     from airflow_provider_motherduck._compat import DAG
+    from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
     from airflow_provider_motherduck.testing import MotherDuckEmulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -184,3 +186,67 @@ def execute_off_the_main_thread(op: Any, context: Any) -> Any:
         return op.execute_checked(context)
     finally:
         op.hook.close()
+
+
+# -- access: an organisation with roles and shares to onboard onto (the ``access_org`` fixture) --
+
+#: A service account owning the database ``sales`` (``orders``: 3 rows, ``customers``: 5) and a
+#: restricted share of each table; ``ROLES`` are custom roles; ``SHARES`` as onboarding takes them.
+OWNER = "sales_owner"
+ROLES = ["analysts", "loaders"]
+SHARES = [
+    {"share": "orders_share", "owner": OWNER, "alias": "orders_in"},
+    {"share": "customers_share", "owner": OWNER, "alias": "customers_in"},
+]
+#: Statements that change MotherDuck (the journal's SQL entries, uppercased, start so).
+SQL_WRITES = ("GRANT", "REVOKE", "CREATE", "DROP", "ALTER", "DETACH", "ATTACH 'MD:_SHARE")
+
+
+def seed_access(emulator: MotherDuckEmulator, hook: MotherDuckHook) -> None:
+    """The owner, its database, the two shares and the two roles (made over SQL through ``hook``)."""
+    emulator.add_user(OWNER)
+    emulator.add_database(OWNER, "sales", tables={"orders": 3, "customers": 5})
+    seed_roles_and_shares(hook)
+    emulator.clear_journal()
+
+
+def seed_roles_and_shares(hook: MotherDuckHook) -> None:
+    """``ROLES`` created by the admin and ``SHARES`` by their owner (who has the database ``sales``)."""
+    for role in ROLES:
+        hook.create_role(role)
+    for share in SHARES:
+        table = share["share"].removesuffix("_share")
+        hook.create_share(
+            share["share"],
+            "sales",
+            access="restricted",
+            visibility="hidden",
+            update="manual",
+            include=[f"main.{table}"],
+            as_user=OWNER,
+        )
+
+
+def sql_writes(emulator: MotherDuckEmulator) -> list[str]:
+    """The SQL statements in the journal that change something."""
+    return [e.path for e in emulator.journal if e.method == "SQL" and e.path.upper().startswith(SQL_WRITES)]
+
+
+def session_tokens(emulator: MotherDuckEmulator) -> list[str]:
+    """Names of short-lived SQL session tokens still live, of any user."""
+    return [t["name"] for u in emulator.users() for t in emulator.tokens(u) if is_session_token(t["name"])]
+
+
+def sessions_minted(emulator: MotherDuckEmulator) -> int:
+    """How many short-lived SQL session tokens were ever issued."""
+    return sum(is_session_token(i["name"]) for i in emulator.issued_secrets())
+
+
+def count_as(emulator: MotherDuckEmulator, secret: str, table: str) -> int:
+    """``SELECT count(*) FROM "<table>_in".main.<table>`` over psycopg with an account's own token."""
+    import psycopg  # the [postgres] extra
+
+    with psycopg.connect(emulator.postgres_conninfo(), password=secret, connect_timeout=5) as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{table}_in".main.{table}').fetchone()
+    assert row is not None
+    return int(row[0])

@@ -53,6 +53,7 @@ from airflow_provider_motherduck.validation import (
     check_token_name,
     check_token_type,
     check_username,
+    fold_username,
     merge_duckling_config,
     parse_ttl,
 )
@@ -292,9 +293,16 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
 
         ``as_user`` names a service account: a token of 300 s is minted for it over REST, masked,
         used for the statements of the block and revoked when the block ends, however it ends.
+        Blocks nest: inside a block as ``as_user``, every SQL call as that account on this hook
+        (``hook.attach_share(..., as_user=...)``) runs in the block's session, one token for all.
         """
         if as_user is None:
             yield self._own_sql
+            return
+        acting: dict[str, SQLSession] = self.__dict__.setdefault("_acting", {})
+        key = fold_username(as_user)
+        if key in acting:
+            yield acting[key]
             return
         with acting_as(
             as_user,
@@ -302,7 +310,11 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
             revoke=lambda user, token_id: self.delete_token(user, token_id, missing_ok=True),
             session=self._new_sql_session,
         ) as session:
-            yield session
+            acting[key] = session
+            try:
+                yield session
+            finally:
+                del acting[key]
 
     @cached_property
     def _own_sql(self) -> SQLSession:

@@ -47,7 +47,10 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
     the Variable ``record_key`` (default ``<variable_key>__delivery``: token id, user, name and a
     SHA-256 fingerprint of the secret, never the secret). If the record's token is gone, expired,
     or the Variable no longer holds its secret, a new token is created and delivered (and revoked
-    again if delivery fails). Other tokens of that name are reported, not revoked.
+    again if delivery fails). Other tokens of that name are reported, not revoked. The account
+    holds the ``roles`` (granted by the admin) and reaches the ``shares``: each share's owner
+    grants it read, and the share is attached as the account itself (a short-lived token of the
+    account, revoked at the end of the task however it ends); what holds already is left alone.
 
     Templated: every argument but ``secret_sink``. Mapped over accounts (``expand_kwargs``) it
     onboards them in parallel, one task each; for hundreds in one task, see
@@ -62,13 +65,22 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
     :param record_key: the Variable holding the delivery record.
     :param read_write: partial config, e.g. ``{"instance_size": "jumbo"}``.
     :param read_scaling: partial config, e.g. ``{"flock_size": 8}``.
+    :param roles: role names the account must hold, e.g. ``["analysts"]``.
+    :param shares: shares it must reach, each ``{"share": name, "owner": username, "alias": name}``
+        (``alias`` defaults to the share's name).
 
     XCom: ``username``, ``user_created``, ``duckling_config`` (``None`` if none declared),
-    ``token`` (metadata, never the secret), ``token_created``, ``other_token_ids``.
+    ``token`` (metadata, never the secret), ``token_created``, ``other_token_ids``, and what this
+    run changed: ``granted_roles``, ``granted_shares`` (share names), ``attached_aliases``.
     """
 
     template_fields: Sequence[str] = FLAT_KEYS
-    template_fields_renderers = {"read_write": "json", "read_scaling": "json"}
+    template_fields_renderers = {
+        "read_write": "json",
+        "read_scaling": "json",
+        "roles": "json",
+        "shares": "json",
+    }
 
     def __init__(
         self,
@@ -82,9 +94,13 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
         read_scaling: Mapping[str, Any] | None = None,
         token_type: str = "read_write",
         ttl: int | float | str | timedelta | None = None,
+        roles: Sequence[str] | str | None = None,
+        shares: Sequence[Mapping[str, str]] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.roles = roles
+        self.shares = shares
         self.username = username
         self.token_name = token_name
         self.variable_key = variable_key
@@ -119,13 +135,16 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
     slices of the list (``.expand(accounts=...)``).
 
     :param accounts: a list of mappings with ``username``, ``token_name``, ``variable_key`` and
-        optionally ``read_write``, ``read_scaling``, ``token_type``, ``ttl``, ``record_key``; or
+        optionally ``read_write``, ``read_scaling``, ``token_type``, ``ttl``, ``record_key``,
+        ``roles``, ``shares`` (as :class:`MotherDuckOnboardAccountOperator` takes them); or
         its JSON text (templated, e.g. ``"{{ var.value.motherduck_accounts }}"``).
     :param defaults: values for keys an account leaves out, e.g. ``{"token_name": "airflow"}``.
     :param max_workers: accounts onboarded at the same time (1 to 128).
 
     XCom: ``{"accounts": n, "users_created": [...], "tokens_created": [...], "tokens": {username:
-    token id}}``; never a secret.
+    token id}, "granted_roles": {username: [roles]}, "granted_shares": {username: [shares]},
+    "attached_aliases": {username: [aliases]}}`` (the last three name only accounts this run
+    changed); never a secret.
     """
 
     template_fields: Sequence[str] = ("accounts", "defaults")
@@ -172,6 +191,10 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
             "users_created": [r["username"] for r in results if r["user_created"]],
             "tokens_created": [r["username"] for r in results if r["token_created"]],
             "tokens": {r["username"]: r["token"]["id"] for r in results},
+            **{
+                key: {r["username"]: r[key] for r in results if r[key]}
+                for key in ("granted_roles", "granted_shares", "attached_aliases")
+            },
         }
         self.log.info(
             "Onboarded %d of %d account(s): %d user(s) and %d token(s) created.",
@@ -199,8 +222,13 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
     :param variable_key: the Variable holding its secret, deleted afterwards (templated).
     :param record_key: its delivery record, if not the default one (templated).
     :param forget_variables: delete those Variables (default); ``False`` keeps them.
+    :param report_access: first read and log what access the account had: its roles (as the
+        admin) and its attachments (one short-lived session as the account); needs the
+        connection's SQL transport. The shares granted to it cannot be listed per account.
 
-    XCom: ``{"username", "revoked": [token ids], "deleted": bool, "variables_deleted": [keys]}``.
+    XCom: ``{"username", "revoked": [token ids], "deleted": bool, "variables_deleted": [keys]}``,
+    and with ``report_access`` also ``access``: ``{"roles": [{"role", "direct"}], "attached":
+    [{"alias", "type"}], "not_read": {part: why}}`` (a part not read is ``None``).
     """
 
     template_fields: Sequence[str] = ("username", "variable_key", "record_key")
@@ -212,6 +240,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
         variable_key: str | None = None,
         record_key: str | None = None,
         forget_variables: bool = True,
+        report_access: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -219,6 +248,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
         self.variable_key = variable_key
         self.record_key = record_key
         self.forget_variables = forget_variables
+        self.report_access = report_access
         self.check_args(rendered=False)
 
     def arg_checks(self) -> dict[str, Check]:
@@ -227,6 +257,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
             "variable_key": optional(check_variable_key),
             "record_key": optional(check_variable_key),
             "forget_variables": check_bool,
+            "report_access": check_bool,
         }
 
     def execute_checked(self, context: Context) -> dict[str, Any]:
@@ -236,4 +267,5 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
             variable_key=self.variable_key,
             record_key=self.record_key,
             forget_variables=self.forget_variables,
+            report_access=self.report_access,
         )

@@ -7,6 +7,13 @@ engine (:mod:`~airflow_provider_motherduck.workflows.reconcile`) without prune a
 ownership record, so onboarding never revokes or deletes anything but the tokens an earlier try
 of its own left unheld. Idempotent: a re-run with the same accounts only reads (``GET``), and a
 run that failed mid-way is finished by the next one.
+
+Access (``roles``, ``shares``): roles are granted by the admin, each share's read grant by its
+owner, and the share is attached as the account itself; what holds already is read first
+(``roles_of``, ``share_grants`` as the admin; ``attached_databases`` as the account), so a re-run
+makes no SQL write. Acting as an account (or an owner) takes one short-lived token per account
+for the whole of its run, revoked when the run ends, succeeded or failed. Onboarding only adds:
+a role, grant or attachment not declared is left as it is.
 """
 
 from __future__ import annotations
@@ -35,14 +42,24 @@ from airflow_provider_motherduck.workflows.reconcile.declaration import (
     Declaration,
     DeclaredAccount,
     check_flat_accounts,
+    check_roles,
+    check_shares,
 )
 from airflow_provider_motherduck.workflows.reconcile.plan import (
+    AttachShare,
     CreateUser,
+    GrantRole,
+    GrantShare,
     IssueToken,
     UpdateDucklingConfig,
     plan_reconcile,
 )
-from airflow_provider_motherduck.workflows.reconcile.state import AccountState, OrgState, read_account
+from airflow_provider_motherduck.workflows.reconcile.state import (
+    AccountState,
+    ActingSessions,
+    OrgState,
+    read_account,
+)
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 log = logging.getLogger(__name__)
@@ -66,6 +83,8 @@ ACCOUNT_CHECKS: dict[str, Check] = {
     "record_key": optional(check_variable_key),
     "read_write": optional(_half),
     "read_scaling": optional(_half),
+    "roles": optional(check_roles),
+    "shares": optional(check_shares),
 }
 
 
@@ -73,7 +92,8 @@ def check_account(
     value: Any, field: str = "account", *, destination: SecretDestination | None = None
 ) -> DeclaredAccount:
     """One account in the flat form (``username``, ``token_name`` and ``variable_key`` required;
-    ``read_write``, ``read_scaling``, ``token_type``, ``ttl`` and ``record_key`` optional) as the
+    ``read_write``, ``read_scaling``, ``token_type``, ``ttl``, ``record_key``, ``roles`` and
+    ``shares`` optional) as the
     declared account a reconcile declaration gives, through the same checks. ``destination``: the
     token's destination when the caller checked it (a secret sink)."""
     (account,) = check_flat_accounts([value], field, destination=destination)
@@ -124,13 +144,20 @@ def onboard_account(hook: MotherDuckHook, account: DeclaredAccount) -> dict[str,
     Reads first (its tokens, its Duckling config if sized) and writes only what the plan lists:
     creates the user if missing, merges the partial Duckling config (no ``PUT`` when equal),
     issues a token unless its destination holds a live one, and revokes the tokens an earlier try
-    left that nobody holds. Each change is logged (a Duckling field as ``from -> to``). Other
-    tokens of that name are reported, never revoked. Returns the XCom of
+    left that nobody holds; grants the declared roles and share reads that are missing and
+    attaches the shares not attached (see the module's docstring). Each change is logged (a
+    Duckling field as ``from -> to``, each grant and attachment). Other tokens of that name are
+    reported, never revoked. Returns the XCom of
     :class:`~airflow_provider_motherduck.operators.onboarding.MotherDuckOnboardAccountOperator`.
     """
+    with ActingSessions(hook) as sessions:
+        return _onboard(hook, account, sessions)
+
+
+def _onboard(hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSessions) -> dict[str, Any]:
     (token,) = account.tokens or ()
     try:
-        current: AccountState | None = read_account(hook, account)
+        current: AccountState | None = read_account(hook, account, sessions)
     except MotherDuckNotFoundError:
         current = None
     users = (
@@ -147,8 +174,9 @@ def onboard_account(hook: MotherDuckHook, account: DeclaredAccount) -> dict[str,
     )
     state = OrgState(users, {} if current is None else {account.key: current})
     plan = plan_reconcile(Declaration("", (account,)), state)
-    run = AccountRun(hook, current.tokens if current is not None else ())
-    outcomes = {done["action"]: done["outcome"] for done in apply_account(run, plan.actions)}
+    run = AccountRun(hook, current.tokens if current is not None else (), sessions=sessions)
+    applied = apply_account(run, plan.actions)
+    outcomes = {done["action"]: done["outcome"] for done in applied}
     issued = outcomes.get(IssueToken.kind)
     if issued is not None:
         metadata, created, replaced = issued["token"], issued["created"], issued["revoked_ids"]
@@ -194,6 +222,20 @@ def onboard_account(hook: MotherDuckHook, account: DeclaredAccount) -> dict[str,
         "token": metadata,
         "token_created": created,
         "other_token_ids": others,
+        **_access_changes(applied),
+    }
+
+
+def _access_changes(applied: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The XCom's access keys: what this run granted and attached (empty lists: nothing changed)."""
+
+    def changed(kind: str, key: str, flag: str) -> list[str]:
+        return [str(d[key]) for d in applied if d["action"] == kind and d["outcome"][flag]]
+
+    return {
+        "granted_roles": changed(GrantRole.kind, "role", "granted"),
+        "granted_shares": changed(GrantShare.kind, "share", "granted"),
+        "attached_aliases": changed(AttachShare.kind, "alias", "created"),
     }
 
 

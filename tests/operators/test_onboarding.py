@@ -35,7 +35,17 @@ from airflow_provider_motherduck.workflows.delivery import (
 from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_accounts
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
-from tests.support import CONN_ENV, connection_json, delivered, delivered_id
+from tests.support import (
+    CONN_ENV,
+    ROLES,
+    SHARES,
+    connection_json,
+    count_as,
+    delivered,
+    delivered_id,
+    session_tokens,
+    sql_writes,
+)
 
 pytestmark = pytest.mark.usefixtures("motherduck_conn")
 
@@ -642,3 +652,68 @@ def test_offboard_group_waits_for_idle_then_offboards_each_account() -> None:
     assert single.username == "solo"
     with pytest.raises(ValueError, match="accounts\\[0\\]"):
         offboard_account_group(["bad-name "])
+
+
+# -- access: roles and shares (the SQL path on the emulator's Postgres endpoint) ----------------
+
+
+def test_the_operator_grants_and_attaches_and_reports_it(
+    access_org: MotherDuckEmulator, sql_conn: str, motherduck_variables: InMemoryVariableStore
+) -> None:
+    op = onboard(roles="{{ params.roles }}", shares=json.dumps(SHARES), read_write=None, read_scaling=None)
+    result = run(op, {"roles": json.dumps(ROLES)})
+    assert (result["granted_roles"], result["granted_shares"], result["attached_aliases"]) == (
+        ROLES,
+        ["orders_share", "customers_share"],
+        ["orders_in", "customers_in"],
+    )
+    assert count_as(access_org, motherduck_variables[KEY], "orders") == 3
+    assert session_tokens(access_org) == []
+
+    access_org.clear_journal()
+    again = run(onboard(roles=ROLES, shares=SHARES, read_write=None, read_scaling=None))
+    assert (again["granted_roles"], again["granted_shares"], again["attached_aliases"]) == ([], [], [])
+    assert sql_writes(access_org) == []
+
+
+def test_bulk_onboarding_with_access_reports_per_account(
+    access_org: MotherDuckEmulator, sql_conn: str, motherduck_variables: InMemoryVariableStore
+) -> None:
+    accounts = [{"username": f"reader_{i}", "variable_key": f"motherduck_reader_{i}"} for i in range(3)]
+    defaults = {"token_name": "airflow", "roles": ROLES[:1], "shares": SHARES[:1]}
+    op = MotherDuckBulkOnboardOperator(
+        task_id="bulk", accounts=accounts, defaults=defaults, max_workers=2, hook_params=NO_RETRY
+    )
+    result = run(op)
+    usernames = [a["username"] for a in accounts]
+    assert result["granted_roles"] == {u: ROLES[:1] for u in usernames}
+    assert result["granted_shares"] == {u: ["orders_share"] for u in usernames}
+    assert result["attached_aliases"] == {u: ["orders_in"] for u in usernames}
+    assert count_as(access_org, motherduck_variables["motherduck_reader_2"], "orders") == 3
+    assert session_tokens(access_org) == []
+    again = run(op)
+    assert (again["granted_roles"], again["granted_shares"], again["attached_aliases"]) == ({}, {}, {})
+
+
+def test_access_arguments_are_checked_at_parse_time() -> None:
+    with pytest.raises(ValueError, match=r"roles\[0\]='Analysts' is invalid: it is not lowercase"):
+        onboard(roles=["Analysts"])
+    with pytest.raises(ValueError, match=r"shares\[0\]\.owner=None is invalid: missing"):
+        onboard(shares=[{"share": "orders_share"}])
+    onboard(roles="{{ params.roles }}")  # a template is checked once rendered
+
+
+def test_offboarding_reports_the_access_the_account_had(
+    access_org: MotherDuckEmulator, sql_conn: str, motherduck_variables: InMemoryVariableStore
+) -> None:
+    run(onboard(roles=ROLES, shares=SHARES, read_write=None, read_scaling=None))
+    result = run(MotherDuckOffboardAccountOperator(task_id="off", username=USER, report_access=True))
+    access = result["access"]
+    assert sorted(g["role"] for g in access["roles"] if g["direct"]) == ROLES
+    assert sorted(a["alias"] for a in access["attached"] if a["type"] == "motherduck share") == [
+        "customers_in",
+        "orders_in",
+    ]
+    assert list(access["not_read"]) == ["shares"]
+    assert result["deleted"] is True
+    assert session_tokens(access_org) == []

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from airflow_provider_motherduck.exceptions import MotherDuckSQLError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
@@ -14,7 +15,16 @@ from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_account, onboard_accounts
 from airflow_provider_motherduck.workflows.reconcile import check_declaration
 from tests.operators.helpers import writes_seen
-from tests.support import delivered_id
+from tests.support import (
+    OWNER,
+    ROLES,
+    SHARES,
+    count_as,
+    delivered_id,
+    session_tokens,
+    sessions_minted,
+    sql_writes,
+)
 
 USER = "etl_loader"
 KEY = "motherduck_token_etl_loader"
@@ -121,3 +131,105 @@ def test_the_flat_form_is_the_declared_account_of_a_declaration(
     emulator.clear_journal()
     assert onboard_account(hook, check_account(flat))["token_created"] is False  # the record's user folds
     assert writes_seen(emulator) == []
+
+
+# -- access: roles and shares, over the Postgres wire protocol -----------------------------------
+
+WITH_ACCESS = check_account(
+    {"username": USER, "token_name": "airflow", "variable_key": KEY, "roles": ROLES, "shares": SHARES}
+)
+
+
+def test_onboarding_grants_roles_and_shares_and_the_account_reads_through_its_attachment(
+    access_org: MotherDuckEmulator,
+    sql_hook: MotherDuckHook,
+    motherduck_variables: InMemoryVariableStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = sessions_minted(access_org)
+    with caplog.at_level(logging.INFO):
+        result = onboard_account(sql_hook, WITH_ACCESS)
+    # The grants were made as the owner, the attachments as the account: one session token each.
+    assert sessions_minted(access_org) - before == 2
+    assert (result["granted_roles"], result["granted_shares"], result["attached_aliases"]) == (
+        ROLES,
+        ["orders_share", "customers_share"],
+        ["orders_in", "customers_in"],
+    )
+    assert {g.role for g in sql_hook.roles_of(USER) if g.direct} == set(ROLES)
+    for share in ("orders_share", "customers_share"):
+        grants = sql_hook.share_grants(share, as_user=OWNER)
+        assert [(g.grantee, g.share_owner) for g in grants] == [(USER, OWNER)]
+    secret = motherduck_variables[KEY]
+    assert (count_as(access_org, secret, "orders"), count_as(access_org, secret, "customers")) == (3, 5)
+    assert session_tokens(access_org) == []
+    logged = caplog.text
+    for line in ("role analysts granted", "read on share orders_share granted by its owner sales_owner"):
+        assert f"{USER}: {line}" in logged
+    assert f"{USER}: share customers_share of {OWNER} attached as 'customers_in'" in logged
+    assert "md:_share" not in logged  # a share URL is never logged
+
+    access_org.clear_journal()
+    again = onboard_account(sql_hook, WITH_ACCESS)
+    assert (again["granted_roles"], again["granted_shares"], again["attached_aliases"]) == ([], [], [])
+    assert again["token_created"] is False
+    assert sql_writes(access_org) == []
+    rest = [w.split(" ")[0] + " " + w.split(" ")[1].rsplit("/", 1)[0] for w in writes_seen(access_org)]
+    rest = [w for w in rest if not w.startswith("SQL")]
+    # Only the account's read session (its attachments): minted, then revoked.
+    assert rest == [f"POST /v1/users/{USER}", f"DELETE /v1/users/{USER}/tokens"]
+    assert session_tokens(access_org) == []
+
+
+def test_onboarding_failing_on_attach_converges_on_the_re_run(
+    access_org: MotherDuckEmulator, sql_hook: MotherDuckHook, motherduck_variables: InMemoryVariableStore
+) -> None:
+    access_org.inject_sql("ATTACH 'md:_share/*' AS \"customers_in\"", error="IO Error: the attach failed")
+    with pytest.raises(MotherDuckSQLError, match="the attach failed"):
+        onboard_account(sql_hook, WITH_ACCESS)
+    assert session_tokens(access_org) == []  # revoked although the run failed
+    assert [a["alias"] for a in access_org.describe_access()["users"][USER]["attached"]] == ["orders_in"]
+
+    access_org.clear_journal()
+    result = onboard_account(sql_hook, WITH_ACCESS)
+    assert (result["granted_roles"], result["granted_shares"], result["attached_aliases"]) == (
+        [],
+        [],
+        ["customers_in"],
+    )
+    assert [w for w in sql_writes(access_org)] == [
+        w for w in sql_writes(access_org) if w.startswith("ATTACH") and "customers_in" in w
+    ]
+    assert len(sql_writes(access_org)) == 1
+    assert count_as(access_org, motherduck_variables[KEY], "customers") == 5
+    assert session_tokens(access_org) == []
+
+
+def test_the_flat_access_arguments_report_every_problem_with_its_path() -> None:
+    flat = {"username": USER, "token_name": "airflow", "variable_key": KEY}
+    with pytest.raises(ValueError, match="3 problem") as info:
+        check_account(
+            {
+                **flat,
+                "roles": ["Analysts", "ok_role"],
+                "shares": [{"share": "s", "owner": OWNER}, {"share": "t", "alias": "A"}, "x"],
+            }
+        )
+    problems = str(info.value).splitlines()[1:]
+    assert [p.split("=")[0] for p in problems] == [
+        "  - account.roles[0]",
+        "  - account.shares[1].owner",
+        "  - account.shares[2]",
+    ]
+    with pytest.raises(
+        ValueError, match=r"(?s)roles\[1\]=.*declared twice.*shares\[1\]\.alias=.*declared twice"
+    ):
+        check_account(
+            {
+                **flat,
+                "roles": ["ok_role", "ok_role"],
+                "shares": [{"share": "s", "owner": OWNER}, {"share": "t", "owner": OWNER, "alias": "S"}],
+            }
+        )
+    checked = check_account({**flat, "shares": [{"share": "s", "owner": OWNER}]})
+    assert [(s.share, s.alias) for s in checked.shares] == [("s", "s")]  # the alias defaults to the name

@@ -15,6 +15,10 @@ How each kind keeps it:
 * ``update_duckling_config``: read-merge-write, no ``PUT`` when equal.
 * ``issue_token``: :func:`~airflow_provider_motherduck.workflows.issuing.issue_token`, whose
   delivery record lets the next try find what this one left.
+* ``grant_role``, ``grant_share``, ``attach_share``: the hook's methods read first and change
+  nothing that holds already; a share is granted by its owner and attached as the account, each
+  through one short-lived session per account acted as (:class:`~.state.ActingSessions`), whose
+  tokens are revoked when the account's actions end, done or failed.
 * ``revoke_token``, ``delete_user``: gone already is success; a user is deleted only after its
   tokens are revoked (:func:`~airflow_provider_motherduck.workflows.offboarding.offboard_account`);
   only then is it removed from the ownership record (:func:`~.state.disown`).
@@ -39,14 +43,17 @@ from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.reconcile.plan import (
     Action,
     AdoptUser,
+    AttachShare,
     CreateUser,
     DeleteUser,
+    GrantRole,
+    GrantShare,
     IssueToken,
     ReconcilePlan,
     RevokeToken,
     UpdateDucklingConfig,
 )
-from airflow_provider_motherduck.workflows.reconcile.state import disown, own
+from airflow_provider_motherduck.workflows.reconcile.state import ActingSessions, disown, own
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 log = logging.getLogger(__name__)
@@ -64,13 +71,19 @@ class ReconcileResult:
 
 @dataclass
 class AccountRun:
-    """One account's run: its hook, its tokens as listed (listed again after a stale view), and
-    each action done with its outcome."""
+    """One account's run: its hook, its tokens as listed (listed again after a stale view), each
+    action done with its outcome, and the SQL sessions it acts in (closed when its actions end)."""
 
     hook: MotherDuckHook
     listed: tuple[Mapping[str, Any], ...]
     stale: bool = False
     done: list[dict[str, Any]] = field(default_factory=list)
+    sessions: ActingSessions | None = None
+
+    def acting(self) -> ActingSessions:
+        if self.sessions is None:
+            self.sessions = ActingSessions(self.hook)
+        return self.sessions
 
 
 def _create_user(run: AccountRun, action: CreateUser) -> dict[str, Any]:
@@ -118,6 +131,41 @@ def _issue_token(run: AccountRun, action: IssueToken) -> dict[str, Any]:
     return {"token": issued.token, "created": True, "revoked_ids": issued.replaced}
 
 
+def _grant_role(run: AccountRun, action: GrantRole) -> dict[str, Any]:
+    granted = run.hook.grant_role(action.role, to_user=action.username)
+    log.info("%s: role %s %s.", action.username, action.role, "granted" if granted else "held already")
+    return {"granted": granted}
+
+
+def _grant_share(run: AccountRun, action: GrantShare) -> dict[str, Any]:
+    share = action.share
+    as_owner = run.acting().as_owner(share.owner)
+    granted = run.hook.grant_share(share.share, to_user=action.username, as_user=as_owner)
+    log.info(
+        "%s: read on share %s %s by its owner %s.",
+        action.username,
+        share.share,
+        "granted" if granted else "held already",
+        share.owner,
+    )
+    return {"granted": granted}
+
+
+def _attach_share(run: AccountRun, action: AttachShare) -> dict[str, Any]:
+    share = action.share
+    url = run.acting().share_url(share)  # a share URL is sensitive: never logged
+    attached = run.hook.attach_share(url, share.alias, as_user=run.acting().hold(action.username))
+    log.info(
+        "%s: share %s of %s %s as %r.",
+        action.username,
+        share.share,
+        share.owner,
+        "attached" if attached.created else "attached already",
+        attached.alias,
+    )
+    return {"alias": attached.alias, "created": attached.created}
+
+
 def _revoke_token(run: AccountRun, action: RevokeToken) -> dict[str, Any]:
     revoked = run.hook.delete_token(action.username, action.token_id, missing_ok=True)
     return {"revoked_ids": [action.token_id] if revoked else []}
@@ -133,6 +181,9 @@ _DISPATCH: dict[type[Action], Callable[[AccountRun, Any], dict[str, Any]]] = {
     AdoptUser: _adopt_user,
     UpdateDucklingConfig: _update_duckling_config,
     IssueToken: _issue_token,
+    GrantRole: _grant_role,
+    GrantShare: _grant_share,
+    AttachShare: _attach_share,
     RevokeToken: _revoke_token,
     DeleteUser: _delete_user,
 }
@@ -140,11 +191,16 @@ _DISPATCH: dict[type[Action], Callable[[AccountRun, Any], dict[str, Any]]] = {
 
 def apply_account(run: AccountRun, actions: Sequence[Action]) -> list[dict[str, Any]]:
     """One account's actions in order (an error stops there and is raised; ``run.done`` holds what
-    was done); returns each action's XCom form with its ``outcome``."""
-    for action in actions:
-        outcome = _DISPATCH[type(action)](run, action)
-        run.done.append({**action.as_dict(), "outcome": outcome})
-        log.info("Done: %s %s %s", action.kind, action.username, action.detail)
+    was done); returns each action's XCom form with its ``outcome``. The run's SQL sessions are
+    closed (their tokens revoked) at the end, however it ends."""
+    try:
+        for action in actions:
+            outcome = _DISPATCH[type(action)](run, action)
+            run.done.append({**action.as_dict(), "outcome": outcome})
+            log.info("Done: %s %s %s", action.kind, action.username, action.detail)
+    finally:
+        if run.sessions is not None:
+            run.sessions.close()
     return run.done
 
 

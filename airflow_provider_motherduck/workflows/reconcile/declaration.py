@@ -14,6 +14,9 @@ A declaration is a mapping (or its JSON or YAML text, or a path to such a file):
         read_scaling: {flock_size: 2}
         tokens:                                      # left out: tokens not managed
           - {name: airflow, ttl: 90 days, variable_key: motherduck_etl_loader}
+        roles: [analysts]                            # held (granted by the admin); left out: not managed
+        shares:                                      # read grants (by each owner) and attachments
+          - {share: orders_share, owner: sales_owner, alias: orders}   # alias: default the share's name
 
 Usernames are compared as MotherDuck compares them
 (:func:`~airflow_provider_motherduck.validation.fold_username`): ``ETL_Loader`` and ``etl_loader``
@@ -38,10 +41,14 @@ from airflow_provider_motherduck.arguments import (
 from airflow_provider_motherduck.exceptions import invalid
 from airflow_provider_motherduck.validation import (
     DUCKLING_FIELDS,
+    check_alias,
     check_duckling_half,
     check_new_username,
+    check_object_name,
+    check_role_name,
     check_token_name,
     check_token_type,
+    check_username,
     fold_username,
     parse_ttl,
 )
@@ -54,7 +61,8 @@ DEFAULT_MAX_BYTES: Final = 1 << 20
 #: File names read as a declaration (JSON is read as JSON, the rest as YAML).
 DECLARATION_SUFFIXES: Final = (".json", ".yaml", ".yml")
 TOP_KEYS: Final = ("name", "service_accounts")
-ACCOUNT_KEYS: Final = ("username", "read_write", "read_scaling", "tokens")
+ACCOUNT_KEYS: Final = ("username", "read_write", "read_scaling", "tokens", "roles", "shares")
+SHARE_KEYS: Final = ("share", "owner", "alias")
 TOKEN_KEYS: Final = ("name", "token_type", "ttl", "variable_key", "secret_sink", "record_key")
 #: How much of a bad value a problem shows.
 EXCERPT_CHARS: Final = 40
@@ -73,13 +81,30 @@ class DeclaredToken:
 
 
 @dataclass(frozen=True)
+class DeclaredShare:
+    """A share an account must reach: ``owner`` grants it read, the account attaches it as ``alias``."""
+
+    share: str
+    owner: str
+    alias: str
+
+
+@dataclass(frozen=True)
 class DeclaredAccount:
-    """A service account as declared; ``tokens=None``: its tokens are not managed."""
+    """A service account as declared; ``tokens=None``: its tokens are not managed. ``roles`` and
+    ``shares`` are held in addition to what it has (never revoked or detached by onboarding)."""
 
     username: str
     read_write: dict[str, Any] | None = None
     read_scaling: dict[str, Any] | None = None
     tokens: tuple[DeclaredToken, ...] | None = None
+    roles: tuple[str, ...] = ()
+    shares: tuple[DeclaredShare, ...] = ()
+
+    @property
+    def access_declared(self) -> bool:
+        """Whether it declares roles or shares (its access is read and planned)."""
+        return bool(self.roles or self.shares)
 
     @property
     def key(self) -> str:
@@ -175,6 +200,8 @@ class _Problems:
     def check(self, check: Callable[[Any, str], T], value: Any, path: str) -> T | None:
         try:
             return check(value, path)
+        except _Reported:
+            return None
         except ValueError as err:
             self.found.append(str(err))
             return None
@@ -234,6 +261,17 @@ class _Problems:
             if key is not None
         ]
         self.once("Variable key", keys, str)
+        for path, account in accounts.items():
+            self.once(
+                f"role of {account.username}",
+                ((f"{path}.roles[{j}]", r) for j, r in enumerate(account.roles)),
+                str,
+            )
+            self.once(
+                f"alias of {account.username}",
+                ((f"{path}.shares[{j}].alias", s.alias) for j, s in enumerate(account.shares)),
+                str.casefold,
+            )
         return accounts
 
     def raise_any(self) -> None:
@@ -310,9 +348,76 @@ def _account(
                 for j, t in enumerate(raw_tokens)
             ]
             tokens = tuple(t for t in made if t is not None)
+    roles = _list(item.get("roles"), f"{path}.roles", problems, "role names", check_role_name)
+    shares = _list(item.get("shares"), f"{path}.shares", problems, "share mappings", _share(problems))
     if len(problems.found) > before or username is None:
         return None
-    return DeclaredAccount(username, halves["read_write"], halves["read_scaling"], tokens)
+    return DeclaredAccount(username, halves["read_write"], halves["read_scaling"], tokens, roles, shares)
+
+
+def _list(
+    raw: Any, path: str, problems: _Problems, what: str, check: Callable[[Any, str], T]
+) -> tuple[T, ...]:
+    """Each item of an optional list checked with ``check`` (``None``: an empty list)."""
+    if raw is None:
+        return ()
+    if isinstance(raw, (str, Mapping)) or not isinstance(raw, (list, tuple)):
+        problems.add(path, raw, "expected a list", f"a list of {what} (may be empty)")
+        return ()
+    made = [problems.check(check, value, f"{path}[{j}]") for j, value in enumerate(raw)]
+    return tuple(m for m in made if m is not None)
+
+
+def _share(problems: _Problems) -> Callable[[Any, str], DeclaredShare]:
+    """The check of one ``{share, owner, alias}`` mapping; its problems go to ``problems``."""
+
+    def check(item: Any, path: str) -> DeclaredShare:
+        if isinstance(item, DeclaredShare):  # checked before (an operator checks again after rendering)
+            return item
+        if not problems.mapping(item, path, SHARE_KEYS, ("share", "owner")):
+            raise _Reported
+        before = len(problems.found)
+        share = problems.check(check_object_name, item["share"], f"{path}.share")
+        owner = problems.check(check_username, item["owner"], f"{path}.owner")
+        alias = problems.check(check_alias, item.get("alias", share), f"{path}.alias")
+        if len(problems.found) > before or share is None or owner is None or alias is None:
+            raise _Reported
+        return DeclaredShare(share, owner, alias)
+
+    return check
+
+
+def check_roles(value: Any, field: str = "roles") -> tuple[str, ...]:
+    """The flat form's ``roles``: a list of role names (or its JSON text), each once."""
+    problems = _Problems(field)
+    roles = _list(_json_list(value), field, problems, "role names", check_role_name)
+    problems.once("role", ((f"{field}[{j}]", r) for j, r in enumerate(roles)), str)
+    problems.raise_any()
+    return roles
+
+
+def check_shares(value: Any, field: str = "shares") -> tuple[DeclaredShare, ...]:
+    """The flat form's ``shares``: a list of ``{share, owner, alias}`` (or its JSON text), each
+    alias once; every problem at once, with its path (``shares[1].owner``)."""
+    problems = _Problems(field)
+    shares = _list(_json_list(value), field, problems, "share mappings", _share(problems))
+    problems.once("alias", ((f"{field}[{j}].alias", s.alias) for j, s in enumerate(shares)), str.casefold)
+    problems.raise_any()
+    return shares
+
+
+def _json_list(value: Any) -> Any:
+    """A rendered template's JSON text of a list, parsed; anything else as it is."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+class _Reported(ValueError):
+    """A part whose problems are already reported (``_Problems.check`` adds nothing for it)."""
 
 
 def _token(
@@ -393,6 +498,8 @@ FLAT_KEYS: Final = (
     "record_key",
     "read_write",
     "read_scaling",
+    "roles",
+    "shares",
 )
 _FLAT_TOKEN: Final = {
     "token_name": "name",
@@ -419,7 +526,9 @@ def check_flat_accounts(
         if not problems.mapping(flat, path, FLAT_KEYS, required):
             continue
         token = {_FLAT_TOKEN[k]: v for k, v in flat.items() if k in _FLAT_TOKEN and v is not None}
-        halves = {k: flat[k] for k in ("read_write", "read_scaling") if flat.get(k) is not None}
+        halves = {
+            k: flat[k] for k in ("read_write", "read_scaling", "roles", "shares") if flat.get(k) is not None
+        }
         nested.append((path, {"username": flat["username"], **halves, "tokens": [token]}))
     accounts = {path: _account(item, path, problems, {}, destination) for path, item in nested}
     checked = problems.unique({path: a for path, a in accounts.items() if a is not None})

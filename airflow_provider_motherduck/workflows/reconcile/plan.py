@@ -30,6 +30,7 @@ from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.reconcile.declaration import (
     Declaration,
     DeclaredAccount,
+    DeclaredShare,
     DeclaredToken,
 )
 from airflow_provider_motherduck.workflows.reconcile.state import AccountState, OrgState, Ownership
@@ -137,6 +138,54 @@ class IssueToken(Action):
 
 
 @dataclass(frozen=True)
+class GrantRole(Action):
+    """Grant a role to the account (as the admin)."""
+
+    kind: ClassVar[str] = "grant_role"
+    role: str = ""
+
+    @property
+    def detail(self) -> str:
+        return f"role {self.role}"
+
+    def payload(self) -> dict[str, Any]:
+        return {"role": self.role}
+
+
+@dataclass(frozen=True)
+class _ShareAction(Action):
+    share: DeclaredShare = field(kw_only=True)
+
+    def payload(self) -> dict[str, Any]:
+        return {"share": self.share.share, "owner": self.share.owner}
+
+
+@dataclass(frozen=True)
+class GrantShare(_ShareAction):
+    """Let the account read a share: granted by the share's owner (the admin if it owns it)."""
+
+    kind: ClassVar[str] = "grant_share"
+
+    @property
+    def detail(self) -> str:
+        return f"read on share {self.share.share} of {self.share.owner}"
+
+
+@dataclass(frozen=True)
+class AttachShare(_ShareAction):
+    """Attach a share as the account itself (a short-lived session as it), under its alias."""
+
+    kind: ClassVar[str] = "attach_share"
+
+    @property
+    def detail(self) -> str:
+        return f"share {self.share.share} of {self.share.owner} as {self.share.alias!r}"
+
+    def payload(self) -> dict[str, Any]:
+        return {**super().payload(), "alias": self.share.alias}
+
+
+@dataclass(frozen=True)
 class RevokeToken(Action):
     """Revoke one token: a leftover nobody holds, or (``pruned``) one of an owned name no longer declared."""
 
@@ -174,6 +223,9 @@ ACTION_ORDER: Final[tuple[type[Action], ...]] = (
     AdoptUser,
     UpdateDucklingConfig,
     IssueToken,
+    GrantRole,
+    GrantShare,
+    AttachShare,
     RevokeToken,
     DeleteUser,
 )
@@ -320,6 +372,7 @@ def plan_reconcile(
             actions.append(AdoptUser(username, held))
         actions += _plan_sizes(account, current, username)
         actions += _plan_tokens(account, current, username)
+        actions += _plan_access(account, current, username)
         if prune and current is not None:
             pruned = _plan_undeclared_tokens(account, current, owned, username)
             reason = _guarded(user, protect)
@@ -384,6 +437,23 @@ def _plan_tokens(account: DeclaredAccount, current: AccountState | None, usernam
             actions.append(IssueToken(username, leftovers, token=token))
             continue  # issue_token revokes the leftovers once the new secret is delivered
         actions += [RevokeToken(username, token_id, token.name) for token_id in leftovers]
+    return actions
+
+
+def _plan_access(account: DeclaredAccount, current: AccountState | None, username: str) -> list[Action]:
+    """What the declared roles and shares lack (all of it for a new account); never a revoke."""
+    access = current.access if current is not None else None
+    actions: list[Action] = [
+        GrantRole(username, role) for role in account.roles if access is None or role not in access.roles
+    ]
+    actions += [
+        GrantShare(username, share=s) for s in account.shares if access is None or not access.reads(s)
+    ]
+    actions += [
+        AttachShare(username, share=s)
+        for s in account.shares
+        if access is None or s.alias.casefold() not in access.attached
+    ]
     return actions
 
 

@@ -28,16 +28,27 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, Final
 
-from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, MotherDuckReconcileError
+from airflow_provider_motherduck.exceptions import (
+    MotherDuckNotFoundError,
+    MotherDuckReconcileError,
+    MotherDuckSQLNotFoundError,
+)
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
+from airflow_provider_motherduck.hooks.sql.answers import Attachment
 from airflow_provider_motherduck.validation import fold_username
 from airflow_provider_motherduck.workflows.delivery import VariableStore
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
-from airflow_provider_motherduck.workflows.reconcile.declaration import Declaration, DeclaredAccount
+from airflow_provider_motherduck.workflows.reconcile.declaration import (
+    Declaration,
+    DeclaredAccount,
+    DeclaredShare,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +146,22 @@ def _change(name: str, store: VariableStore, change: Mapping[str, Any], *, add: 
 
 
 @dataclass(frozen=True)
+class AccountAccess:
+    """What a declared account's roles and shares are now (read only when it declares some)."""
+
+    roles: frozenset[str] = frozenset()
+    """Roles it holds directly (what ``grant_role`` makes)."""
+    readable: frozenset[tuple[str, str]] = frozenset()
+    """``(share, owner)``, folded, of declared shares it may read already (a user grant, or a share
+    open to the organisation)."""
+    attached: Mapping[str, Attachment] = field(default_factory=dict)
+    """What it has attached, by folded alias."""
+
+    def reads(self, share: DeclaredShare) -> bool:
+        return (share.share.casefold(), fold_username(share.owner)) in self.readable
+
+
+@dataclass(frozen=True)
 class AccountState:
     """A declared account that exists: what was listed, and what its destinations hold."""
 
@@ -145,6 +172,8 @@ class AccountState:
     """Declared token name -> id of the live token whose secret its destination holds."""
     leftovers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Declared token name -> ids of tokens an earlier try created for it and nobody holds."""
+    access: AccountAccess | None = None
+    """Its roles, share grants and attachments (``None``: it declares none, so none were read)."""
 
 
 @dataclass(frozen=True)
@@ -180,8 +209,93 @@ class OrgState:
         return self.accounts.get(fold_username(username))
 
 
-def read_account(hook: MotherDuckHook, account: DeclaredAccount) -> AccountState:
-    """One existing account's tokens, config (if sized) and which token each destination holds."""
+class ActingSessions:
+    """The SQL sessions one account's run acts in, each opened once and kept until :meth:`close`:
+    one short-lived token per account acted as, revoked when the run ends, however it ends (the
+    hook's blocks nest, so its SQL methods called ``as_user`` one of these run in its session)."""
+
+    def __init__(self, hook: MotherDuckHook) -> None:
+        self.hook = hook
+        self._stack = ExitStack()
+        self._held: set[str] = set()
+        self._own: str | None = None
+
+    def hold(self, username: str) -> str:
+        """Open (once) the session as ``username``; returns it, for ``as_user=``."""
+        key = fold_username(username)
+        if key not in self._held:
+            self._stack.enter_context(self.hook.sql_session(as_user=username))
+            self._held.add(key)
+        return username
+
+    def as_owner(self, owner: str) -> str | None:
+        """``as_user`` for a share's owner: ``None`` when it is the connection's own user (no token)."""
+        if self._own is None:
+            self._own = fold_username(self.hook.get_current_user()["username"])
+        return None if fold_username(owner) == self._own else self.hold(owner)
+
+    def share_url(self, share: DeclaredShare) -> str:
+        """The URL of ``share`` as its owner lists it (a reader attaches by URL)."""
+        owned = self.hook.list_shares(as_user=self.as_owner(share.owner))
+        found = next((s for s in owned if s.name.casefold() == share.share.casefold()), None)
+        if found is None:
+            raise MotherDuckSQLNotFoundError(
+                f"{share.owner} owns no share named {share.share!r}", "MD_INFORMATION_SCHEMA.OWNED_SHARES"
+            )
+        return found.url
+
+    def close(self) -> None:
+        self._stack.close()
+        self._held.clear()
+
+    def __enter__(self) -> ActingSessions:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_access(
+    hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSessions | None = None
+) -> AccountAccess:
+    """The account's direct roles and its grants on the declared shares (as the admin: no token),
+    and its attachments (as the account: in ``sessions`` if given, else one short-lived token).
+
+    A share's grants read as the admin name their owner; a share of that name owned by someone
+    else (or none visible) counts as not readable, and the grant (made as the owner, reading
+    first) sorts it out.
+    """
+    username = account.username
+    roles = frozenset(g.role.casefold() for g in hook.roles_of(username) if g.direct)
+    readable = set()
+    for share in account.shares:
+        try:
+            grants = hook.share_grants(share.share)
+        except MotherDuckSQLNotFoundError:
+            continue
+        if any(
+            fold_username(g.share_owner) == fold_username(share.owner)
+            and (
+                g.grantee_type in ("organization", "domain")
+                or (g.grantee_type == "user" and fold_username(g.grantee) == account.key)
+            )
+            for g in grants
+        ):
+            readable.add((share.share.casefold(), fold_username(share.owner)))
+    attached: dict[str, Attachment] = {}
+    if account.shares:
+        as_user = sessions.hold(username) if sessions is not None else username
+        attached = {a.alias.casefold(): a for a in hook.attached_databases(as_user=as_user)}
+    return AccountAccess(roles, frozenset(readable), attached)
+
+
+def read_account(
+    hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSessions | None = None
+) -> AccountState:
+    """One existing account's tokens, config (if sized) and which token each destination holds,
+    and its access if it declares roles or shares (:func:`read_access`)."""
     tokens = tuple(hook.list_tokens(account.username)) if account.tokens is not None else ()
     config = hook.get_duckling_config(account.username) if account.sizes_declared else None
     delivered: dict[str, str] = {}
@@ -194,7 +308,8 @@ def read_account(hook: MotherDuckHook, account: DeclaredAccount) -> AccountState
             delivered[token.name] = str(found["id"])
         if unheld:
             leftovers[token.name] = tuple(str(t.get("id")) for t in unheld)
-    return AccountState(tokens, config, delivered, leftovers)
+    access = read_access(hook, account, sessions) if account.access_declared else None
+    return AccountState(tokens, config, delivered, leftovers, access)
 
 
 def read_state(

@@ -259,3 +259,21 @@ def test_the_journal_shows_statements_never_the_token(
     text = repr(list(org.journal))
     assert "SELECT * FROM MD_INFORMATION_SCHEMA.DATABASES ORDER BY name" in text
     assert not any(s in text for s in [*secrets, org.admin_token])
+
+
+def test_blocks_as_one_account_nest_on_one_session_token(
+    sql_hook: MotherDuckHook, org: MotherDuckEmulator
+) -> None:
+    def minted() -> int:
+        return sum(is_session_token(i["name"]) for i in org.issued_secrets())
+
+    before = minted()
+    with sql_hook.sql_session(as_user=OWNER) as outer:
+        sql_hook.create_database("staging", as_user=OWNER)
+        with sql_hook.sql_session(as_user=OWNER.upper()) as inner:  # the same account, folded
+            assert inner is outer
+        assert [d.name for d in sql_hook.list_databases(as_user=OWNER)] == ["my_db", "orders", "staging"]
+        sql_hook.list_databases(as_user=READER)  # another account: a session of its own
+        assert minted() - before == 2
+    assert minted() - before == 2
+    assert _no_session_tokens(org, OWNER, READER)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
+from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import (
     InMemoryVariableStore,
@@ -17,7 +18,7 @@ from airflow_provider_motherduck.workflows.delivery import (
 )
 from airflow_provider_motherduck.workflows.reconcile import read_ownership
 from tests.operators.helpers import SECRET_RE, writes_seen
-from tests.support import delivered_id
+from tests.support import ROLES, SHARES, delivered_id, session_tokens, sql_writes
 from tests.workflows.reconcile.conftest import DESIRED, TOKENS, Reconcile
 
 ALL_DECLARED = ["admin", "etl_loader", "bi_dashboards", "ml_features"]
@@ -276,3 +277,35 @@ def test_no_secret_in_the_summary_or_logs(
     assert not SECRET_RE.search(json.dumps(summary))
     assert not any(s in caplog.text for s in secrets)
     assert "issue_token" in caplog.text  # the plan table was logged
+
+
+def test_a_declared_accounts_roles_and_shares_are_applied_then_checked_without_drift(
+    reconcile: Reconcile, access_org: MotherDuckEmulator, sql_hook: MotherDuckHook
+) -> None:
+    desired = {
+        "name": "readers",
+        "service_accounts": [
+            {
+                "username": "bi_reader",
+                "tokens": [{"name": "airflow", "variable_key": "md_bi_reader"}],
+                "roles": ROLES,
+                "shares": SHARES,
+            }
+        ],
+    }
+    summary = reconcile(desired)
+    assert [a["action"] for a in summary["done"]] == [
+        "create_user",
+        "issue_token",
+        "grant_role",
+        "grant_role",
+        "grant_share",
+        "grant_share",
+        "attach_share",
+        "attach_share",
+    ]
+    assert {g.role for g in sql_hook.roles_of("bi_reader") if g.direct} == set(ROLES)
+    access_org.clear_journal()
+    assert reconcile(desired, mode="check")["plan"] == []
+    assert sql_writes(access_org) == []
+    assert session_tokens(access_org) == []
