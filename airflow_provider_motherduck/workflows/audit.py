@@ -24,18 +24,17 @@ and ``now``); :func:`audit_tokens` lists the tokens first, ``max_workers`` users
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from airflow_provider_motherduck.arguments import Check, check_bool, optional
-from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, invalid
+from airflow_provider_motherduck.arguments import Check, check_bool, check_name_list, optional
+from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.hooks.sql.session import SESSION_TOKEN_TTL, is_session_token
-from airflow_provider_motherduck.validation import check_username, fold_username, parse_duration
+from airflow_provider_motherduck.validation import check_username, parse_duration
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.tokens import parse_timestamp, token_metadata
 
@@ -131,17 +130,7 @@ def check_usernames(value: Any, field: str) -> list[str]:
     """A list of existing users' names (or its JSON text), each checked, duplicates (ignoring case)
     dropped."""
     allowed = "a list of usernames (or its JSON text), or None for every active service account"
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise invalid(field, value[:40], "not a JSON list", allowed) from None
-    if not isinstance(value, (list, tuple)):
-        raise invalid(field, value, f"expected a list, got {type(value).__name__}", allowed)
-    once: dict[str, str] = {}  # one per user as MotherDuck compares names: the first spelling kept
-    for i, name in enumerate(value):
-        once.setdefault(fold_username(check_username(name, f"{field}[{i}]")), name)
-    return list(once.values())
+    return check_name_list(value, field, check_username, allowed)
 
 
 def audited_users(hook: MotherDuckHook) -> list[str]:
