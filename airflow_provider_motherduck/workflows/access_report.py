@@ -9,7 +9,7 @@ account through ``as_user``: that mints (and revokes) one short-lived token per 
 
 Which shares: the connection's own, plus those named (``shares``, ``restricted``). MotherDuck
 lists another account's shares only to that account, but an Admin reads any share's grants by
-name.
+name (what it answers for a name two owners both use is not documented: keep share names unique).
 
 The rules, each a violation row with its ``rule``:
 
@@ -30,7 +30,7 @@ from typing import Any, Final
 from airflow_provider_motherduck.exceptions import MotherDuckSQLNotFoundError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.hooks.sql.answers import Attachment, RoleGrant, ShareGrant
-from airflow_provider_motherduck.validation import fold_username, share_url_database
+from airflow_provider_motherduck.validation import SHARE_URL_PREFIX, fold_username, share_url_database
 from airflow_provider_motherduck.workflows.audit import text_table
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,10 @@ def share_access(grants: Iterable[ShareGrant]) -> str:
     return "restricted"
 
 
+def _owner(grants: Iterable[ShareGrant]) -> str:
+    return next((g.share_owner for g in grants if g.share_owner), "")
+
+
 def readable_shares(
     username: str, roles: Sequence[RoleGrant], grants: Mapping[str, Sequence[ShareGrant]]
 ) -> list[dict[str, Any]]:
@@ -71,7 +75,7 @@ def readable_shares(
     held = {grant.role.casefold() for grant in roles}
     out = []
     for share, rows in grants.items():
-        owner = next((g.share_owner for g in rows if g.share_owner), "")
+        owner = _owner(rows)
         ways: list[tuple[str, str | None]] = [("owner", None)] if owner and fold_username(owner) == me else []
         for grant in rows:
             if grant.privilege != "read":
@@ -90,7 +94,10 @@ def _attached(attachments: Sequence[Attachment]) -> list[dict[str, Any]]:
     """The shares attached, by alias and source database (never the share's URL: its token part
     lets anyone in the organisation read a hidden share open to it)."""
     return [
-        {"alias": a.alias, "database": share_url_database(a.name) if a.name.startswith("md:_share/") else ""}
+        {
+            "alias": a.alias,
+            "database": share_url_database(a.name) if a.name.startswith(SHARE_URL_PREFIX) else "",
+        }
         for a in attachments
         if a.is_share
     ]
@@ -113,7 +120,7 @@ def judge_access(facts: AccessFacts, restricted: Iterable[str] = ()) -> dict[str
         shares.append(
             {
                 "share": name,
-                "owner": next((g.share_owner for g in rows if g.share_owner), ""),
+                "owner": _owner(rows),
                 "access": access,
                 "grantees": [
                     {"grantee": g.grantee, "grantee_type": g.grantee_type}
