@@ -96,6 +96,7 @@ def get_provider_info() -> dict[str, Any]:
             "organisation",
             "reconcile",
             "access",
+            "access_audit",
         ),
         "sensors": _modules("sensors", "accounts"),
         "hooks": _modules("hooks", "motherduck"),

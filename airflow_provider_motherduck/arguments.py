@@ -9,6 +9,7 @@ booleans, counts). A check takes ``(value, field)`` and returns the checked valu
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -59,6 +60,23 @@ def optional(check: Check) -> Check:
         return None if value is None else check(value, field)
 
     return check_optional
+
+
+def check_name_list(value: Any, field: str, check: Check, allowed: str) -> list[str]:
+    """A list of names (or its JSON text), each passed through ``check`` as ``field[i]``; names
+    equal but for case are one (MotherDuck compares them so), in the first spelling given."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise invalid(field, value[:40], "not a JSON list", allowed) from None
+    if not isinstance(value, (list, tuple)):
+        raise invalid(field, value, f"expected a list, got {type(value).__name__}", allowed)
+    once: dict[str, str] = {}
+    for i, name in enumerate(value):
+        checked = check(name, f"{field}[{i}]")
+        once.setdefault(checked.casefold(), checked)
+    return list(once.values())
 
 
 def check_bool(value: Any, field: str) -> bool:

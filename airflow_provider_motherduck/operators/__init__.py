@@ -16,6 +16,7 @@ from airflow_provider_motherduck.operators.access import (
     MotherDuckRevokeRoleOperator,
     MotherDuckRevokeShareOperator,
 )
+from airflow_provider_motherduck.operators.access_audit import MotherDuckAccessAuditOperator
 from airflow_provider_motherduck.operators.accounts import MotherDuckListActiveAccountsOperator
 from airflow_provider_motherduck.operators.current_user import MotherDuckCurrentUserOperator
 from airflow_provider_motherduck.operators.ducklings import (
@@ -48,6 +49,7 @@ from airflow_provider_motherduck.operators.users import (
 from airflow_provider_motherduck.task_groups import offboard_account_group
 
 __all__ = [
+    "MotherDuckAccessAuditOperator",
     "MotherDuckAttachShareOperator",
     "MotherDuckBulkOnboardOperator",
     "MotherDuckCreateDatabaseOperator",

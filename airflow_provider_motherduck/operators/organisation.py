@@ -19,6 +19,7 @@ from airflow_provider_motherduck.workflows.audit import (
     audit_table,
     audit_tokens,
     check_usernames,
+    describe_live_sessions,
     describe_violations,
 )
 from airflow_provider_motherduck.workflows.delivery import (
@@ -85,8 +86,10 @@ class MotherDuckTokenAuditOperator(MotherDuckBaseOperator):
     :param max_workers: users listed at the same time (1 to 128), one HTTP session each.
 
     XCom: ``{"tokens": [...], "violations": [...]}``, each row ``{"username", "id", "name",
-    "token_type", "created_ts", "expire_at" (None: never expires), "breaks": [rules],
-    "unchecked": [rules an unreadable timestamp left undecided]}``.
+    "token_type", "created_ts", "expire_at" (None: never expires), "session": bool, "breaks":
+    [rules], "unchecked": [rules an unreadable timestamp left undecided]}``. ``session`` marks a
+    live short-lived SQL session token (the hook mints one to act as a service account): it
+    breaks no rule and expires by itself within five minutes; an expired one is left out.
     """
 
     writes = False
@@ -135,6 +138,9 @@ class MotherDuckTokenAuditOperator(MotherDuckBaseOperator):
             tokens
         ).splitlines():  # a record per line: every log handler keeps it readable
             self.log.info("%s", line)
+        sessions = describe_live_sessions(tokens)
+        if sessions:
+            self.log.info("%s", sessions)
         undecided = [row for row in tokens if row["unchecked"]]
         if undecided:
             self.log.warning(

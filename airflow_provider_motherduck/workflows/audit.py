@@ -12,23 +12,29 @@ asked for:
     with ``require_expiry``: the token has no ``expire_at``.
 
 A rule that needs a timestamp MotherDuck wrote in a form that cannot be read is not guessed: the
-row names it under ``unchecked``. :func:`judge_tokens` applies the rules (pure: given the tokens
+row names it under ``unchecked``.
+
+Short-lived SQL session tokens (the hook mints them to act as a service account for one step;
+:func:`~airflow_provider_motherduck.hooks.sql.session.is_session_token`) are no leftovers: an
+expired one (past its ``expire_at``, or, unreadable, past ``created_ts`` plus their TTL) gets no
+row at all, a live one a row with ``session=True`` that breaks no rule, since it expires by
+itself within five minutes. :func:`judge_tokens` applies the rules (pure: given the tokens
 and ``now``); :func:`audit_tokens` lists the tokens first, ``max_workers`` users at a time.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from airflow_provider_motherduck.arguments import Check, check_bool, optional
-from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, invalid
+from airflow_provider_motherduck.arguments import Check, check_bool, check_name_list, optional
+from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.validation import check_username, fold_username, parse_duration
+from airflow_provider_motherduck.hooks.sql.session import SESSION_TOKEN_TTL, is_session_token
+from airflow_provider_motherduck.validation import check_username, parse_duration
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.tokens import parse_timestamp, token_metadata
 
@@ -87,20 +93,36 @@ class AuditRules:
         return breaks, unchecked
 
 
+def session_token_expired(token: Mapping[str, Any], now: datetime) -> bool:
+    """Whether a session token is past its ``expire_at`` (unreadable: past ``created_ts`` plus the
+    session TTL; both unreadable: not known to be, so it stays in the audit)."""
+    expires = parse_timestamp(token.get("expire_at") or None)
+    if expires is None:
+        created = parse_timestamp(token.get("created_ts"))
+        if created is None:
+            return False
+        return (now - created).total_seconds() >= SESSION_TOKEN_TTL
+    return expires <= now
+
+
 def judge_tokens(
     tokens: Iterable[Mapping[str, Any]], rules: AuditRules, now: datetime
 ) -> list[dict[str, Any]]:
-    """One audit row per token (each with its ``username``): its metadata, ``breaks`` and ``unchecked``.
+    """One audit row per token (each with its ``username``): its metadata, ``session``, ``breaks``
+    and ``unchecked``.
 
     Pure: the same tokens, rules and ``now`` give the same rows. ``expire_at`` is ``None`` for a
-    token that never expires.
+    token that never expires. An expired SQL session token gets no row; a live one breaks no rule.
     """
     rows = []
     for token in tokens:
-        breaks, unchecked = rules.judge(token, now)
+        session = is_session_token(str(token.get("name") or ""))
+        if session and session_token_expired(token, now):
+            continue
+        breaks, unchecked = ([], []) if session else rules.judge(token, now)
         row = {key: token.get(key) for key in _ROW_KEYS}
         row["expire_at"] = row["expire_at"] or None
-        rows.append({**row, "breaks": breaks, "unchecked": unchecked})
+        rows.append({**row, "session": session, "breaks": breaks, "unchecked": unchecked})
     return rows
 
 
@@ -108,17 +130,7 @@ def check_usernames(value: Any, field: str) -> list[str]:
     """A list of existing users' names (or its JSON text), each checked, duplicates (ignoring case)
     dropped."""
     allowed = "a list of usernames (or its JSON text), or None for every active service account"
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise invalid(field, value[:40], "not a JSON list", allowed) from None
-    if not isinstance(value, (list, tuple)):
-        raise invalid(field, value, f"expected a list, got {type(value).__name__}", allowed)
-    once: dict[str, str] = {}  # one per user as MotherDuck compares names: the first spelling kept
-    for i, name in enumerate(value):
-        once.setdefault(fold_username(check_username(name, f"{field}[{i}]")), name)
-    return list(once.values())
+    return check_name_list(value, field, check_username, allowed)
 
 
 def audited_users(hook: MotherDuckHook) -> list[str]:
@@ -189,7 +201,8 @@ def audit_tokens(
 
 def audit_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The rows as a fixed-width text table, for a task log: user, id, name, type, created,
-    expires (``never``) and the rules broken (``-``: none; ``?rule``: undecided)."""
+    expires (``never``) and the rules broken (``-``: none; ``?rule``: undecided; ``session``: a
+    live SQL session token, which expires by itself)."""
     header = ("username", "id", "name", "type", "created", "expires", "breaks")
     lines = [
         (
@@ -199,14 +212,33 @@ def audit_table(rows: Sequence[Mapping[str, Any]]) -> str:
             str(row["token_type"]),
             str(row["created_ts"]),
             str(row["expire_at"] or "never"),
-            ", ".join([*row["breaks"], *(f"?{rule}" for rule in row.get("unchecked", ()))]) or "-",
+            ", ".join([*row["breaks"], *(f"?{rule}" for rule in row.get("unchecked", ()))])
+            or ("session" if row.get("session") else "-"),
         )
         for row in rows
     ]
+    return text_table(header, lines)
+
+
+def text_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    """Fixed-width columns, two spaces apart, for a task log (one record per line)."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in (header, *lines)
+    )
+
+
+def describe_live_sessions(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """A log line on the live SQL session tokens among ``rows``, or ``None`` if there is none."""
+    live = [row for row in rows if row.get("session")]
+    if not live:
+        return None
+    return (
+        f"{len(live)} live SQL session token(s) ("
+        + ", ".join(f"{row['username']}: {row['id']}" for row in live)
+        + f"): each is a short-lived session token a task minted to act as the account; it expires by "
+        f"itself within {SESSION_TOKEN_TTL // 60} minutes and is no leftover."
     )
 
 

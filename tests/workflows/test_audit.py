@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_motherduck.exceptions import MotherDuckAPIError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook, TokenInfo
+from airflow_provider_motherduck.hooks.sql.session import SESSION_TOKEN_TTL, session_token_name
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.audit import (
     AuditRules,
@@ -18,10 +19,12 @@ from airflow_provider_motherduck.workflows.audit import (
     audit_tokens,
     audited_users,
     check_usernames,
+    describe_live_sessions,
     describe_violations,
     judge_tokens,
     list_tokens_of,
 )
+from tests.support import connection_json
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 DAY = 86_400.0
@@ -188,6 +191,88 @@ def test_the_table_and_the_violation_lines() -> None:
     assert audit_table([]).split() == ["username", "id", "name", "type", "created", "expires", "breaks"]
 
 
+# -- short-lived SQL session tokens -------------------------------------------------------------------
+
+SESSION = "airflow-sql-session-20261201T115800Z-0a1b2c3d"
+STRICT = {"expiring_within": "7 days", "max_age": "1 day", "require_expiry": True}
+
+
+@pytest.mark.parametrize(
+    ("expires", "kept"),
+    [
+        (NOW - timedelta(milliseconds=1), False),
+        (NOW, False),  # expired at its expire_at: MotherDuck refuses it from then on
+        (NOW + timedelta(milliseconds=1), True),
+    ],
+)
+def test_a_session_token_is_left_out_once_expired(expires: datetime, kept: bool) -> None:
+    rows = judge_tokens([token(name=SESSION, expires=expires)], AuditRules.parse(**STRICT), NOW)
+    assert [(row["session"], row["breaks"], row["unchecked"]) for row in rows] == (
+        [(True, [], [])] if kept else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("age", "kept"),
+    [(SESSION_TOKEN_TTL - 0.001, True), (SESSION_TOKEN_TTL, False), (SESSION_TOKEN_TTL + 1, False)],
+)
+def test_an_unreadable_expiry_falls_back_on_created_plus_the_session_ttl(age: float, kept: bool) -> None:
+    session = token(name=SESSION, created=NOW - timedelta(seconds=age), expires="soon-ish")
+    assert len(judge_tokens([session], AuditRules.parse(**STRICT), NOW)) == int(kept)
+
+
+def test_a_session_token_with_no_readable_time_stays_in_the_audit() -> None:
+    (row,) = judge_tokens([token(name=SESSION, created="?")], AuditRules.parse(**STRICT), NOW)
+    assert (row["session"], row["breaks"]) == (True, [])
+
+
+def test_only_the_prefix_makes_a_session_token() -> None:
+    lookalikes = [token(name="my-" + SESSION), token(name="airflow-sql-session")]
+    rows = judge_tokens(lookalikes, AuditRules.parse(require_expiry=True), NOW)
+    assert [(row["session"], row["breaks"]) for row in rows] == [(False, ["never_expires"])] * 2
+
+
+def test_a_live_session_token_is_named_in_the_table_and_the_log_line() -> None:
+    rows = judge_tokens([token(name=SESSION, expires=NOW + timedelta(minutes=4))], AuditRules(), NOW)
+    assert audit_table(rows).splitlines()[1].split()[-1] == "session"
+    assert describe_live_sessions(rows) == (
+        f"1 live SQL session token(s) (etl_bot: {ID}): each is a short-lived session token a task "
+        "minted to act as the account; it expires by itself within 5 minutes and is no leftover."
+    )
+    assert describe_live_sessions(judge_tokens([token()], AuditRules(), NOW)) is None
+
+
+def test_a_session_token_left_by_a_crash_is_reported_live_then_never_again() -> None:
+    """A worker that died inside ``sql_session(as_user=...)`` leaves its token; the emulator's clock moves."""
+    clock = [datetime(2026, 12, 7, 5, 0, tzinfo=timezone.utc)]
+    with MotherDuckEmulator(clock=lambda: clock[0]) as md, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_CONN_MOTHERDUCK_DEFAULT", connection_json(md.url, md.admin_token))
+        md.add_user("etl_bot")
+        md.add_token("etl_bot", "airflow", ttl=30 * 86_400)
+        hook = MotherDuckHook()
+        left = hook.create_token(
+            "etl_bot", session_token_name(clock[0]), ttl=SESSION_TOKEN_TTL
+        )  # as acting_as mints
+        hook.close()
+
+        def audit() -> dict[str, Any]:
+            return audit_tokens(MotherDuckHook, AuditRules.parse(**STRICT), now=clock[0])
+
+        clock[0] += timedelta(seconds=SESSION_TOKEN_TTL - 1)
+        live = audit()
+        assert [(row["name"], row["session"], row["breaks"]) for row in live["tokens"]] == [
+            ("airflow", False, []),
+            (left["name"], True, []),
+        ]
+        assert live["violations"] == []
+
+        clock[0] += timedelta(seconds=1)  # its expire_at: MotherDuck lists it still, the audit does not
+        assert left["id"] in {t["id"] for t in md.tokens("etl_bot")}
+        later = audit()
+        assert [row["name"] for row in later["tokens"]] == ["airflow"]
+        assert later["violations"] == []
+
+
 # -- the listing, over HTTP --------------------------------------------------------------------------
 
 
@@ -234,6 +319,7 @@ def test_by_default_every_active_non_admin_service_account_is_audited(
             "token_type": "read_write",
             "created_ts": t["created_ts"],
             "expire_at": t["expire_at"],
+            "session": False,
             "breaks": ["expires_soon"],
             "unchecked": [],
         }
