@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+import reprlib
+from typing import Any, Final
 
 from airflow_provider_motherduck._compat import AirflowException
+
+#: The longest a value shown in an error message gets (``...`` marks the cut).
+EXCERPT_CHARS: Final = 80
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters, built without rendering all of a large value."""
+    shorter = reprlib.Repr()
+    shorter.maxlevel = 3
+    shorter.maxdict = shorter.maxlist = shorter.maxtuple = shorter.maxset = 6
+    shorter.maxstring = shorter.maxother = limit
+    text = shorter.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def invalid(field: str, value: Any, problem: str, allowed: str, *, show: bool = True) -> ValueError:
     """The one "is invalid" error: ``field=value is invalid: problem. Allowed: allowed.``
 
     Every check of the provider builds its ``ValueError`` here, so all of them read alike.
-    ``show=False`` names only the value's type and length, for a value that may be a secret.
+    The value is shown as a short :func:`excerpt`; ``show=False`` names only its type and length,
+    for a value that may be a secret.
     """
     if show:
-        shown = f"{field}={value!r}"
+        shown = f"{field}={excerpt(value)}"
     else:
         size = f" of {len(value)} characters" if isinstance(value, str) else ""
         shown = f"{field} (a {type(value).__name__}{size}, not shown in case it is a secret)"
