@@ -20,9 +20,6 @@ from airflow_provider_motherduck.workflows.delivery import (
     task_identity,
 )
 from airflow_provider_motherduck.workflows.naming import check_logical_name, run_marker
-
-# MotherDuckRotationError is re-exported: DAGs catching it imported it from here.
-from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError as MotherDuckRotationError
 from airflow_provider_motherduck.workflows.rotation import rotate_token
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.arguments import Check, check_bool, check_variable_key, optional
-from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
+from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError, TokenIssueError
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
 from airflow_provider_motherduck.validation import (
     check_token_id,
@@ -18,7 +18,7 @@ from airflow_provider_motherduck.validation import (
     parse_ttl,
 )
 from airflow_provider_motherduck.workflows.delivery import SecretDestination, forget
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token, revoke_tokens
+from airflow_provider_motherduck.workflows.issuing import issue_token, revoke_tokens
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 

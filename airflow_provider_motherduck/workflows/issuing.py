@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_motherduck._compat import redact
-from airflow_provider_motherduck.exceptions import MotherDuckError
+from airflow_provider_motherduck.exceptions import MotherDuckError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import TTLInput
 from airflow_provider_motherduck.workflows.delivery import (
@@ -37,35 +37,6 @@ from airflow_provider_motherduck.workflows.delivery import (
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 log = logging.getLogger(__name__)
-
-
-class TokenIssueError(MotherDuckError):
-    """Issuing a token stopped after the token was created. Never carries the secret.
-
-    ``token``: the new token's metadata (its XCom form); ``revoked``: whether it was revoked again (its secret was not
-    delivered); ``delivered``: whether its secret reached the destination (only its record could
-    not be written); ``problem``: what went wrong, with the secret blanked.
-    """
-
-    def __init__(
-        self, message: str, *, token: Mapping[str, Any], revoked: bool, delivered: bool, problem: str
-    ) -> None:
-        super().__init__(message)
-        self.token: dict[str, Any] = dict(token)
-        self.token_id = str(token.get("id"))
-        self.revoked = revoked
-        self.delivered = delivered
-        self.problem = problem
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), str(self), self.__dict__.copy()))
-
-
-def _rebuild(cls: type[TokenIssueError], message: str, state: dict[str, Any]) -> TokenIssueError:
-    err = cls.__new__(cls)
-    Exception.__init__(err, message)
-    err.__dict__.update(state)
-    return err
 
 
 @dataclass(frozen=True)

@@ -90,15 +90,11 @@ def _too_large(size: int, max_bytes: int, *, at_least: bool = False) -> str:
     return f"{'at least ' if at_least else ''}{size} bytes, more than max_bytes={max_bytes}"
 
 
-class _Refused(ValueError):
-    """What the bounded readers refuse (a duplicate key, an anchor), said in one short line."""
-
-
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise _Refused(f"duplicate key {excerpt(key)}")
+            raise ValueError(f"duplicate key {excerpt(key)}")
         result[key] = value
     return result
 
@@ -106,19 +102,19 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _parse(text: str, field: str, *, shown: str, json_only: bool) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs)
-    except _Refused as err:  # JSON gives no line; its YAML reading names it (JSON is YAML)
-        raise invalid(field, shown, _yaml_refusal(text) or str(err), _RULES) from None
-    except ValueError as err:
+    except json.JSONDecodeError as err:
         if json_only:
             raise invalid(field, shown, f"not JSON ({err})", SOURCE_FORMS) from None
+    except ValueError as err:  # a duplicate key: JSON gives no line, its YAML reading names it
+        raise invalid(field, shown, _yaml_refusal(text) or str(err), _RULES) from None
     import yaml  # ships with Airflow; imported only when a YAML declaration is read
 
     try:
         return yaml.load(text, Loader=_bounded_loader())  # a SafeLoader, bounded
-    except _Refused as err:
-        raise invalid(field, shown, str(err), _RULES) from None
     except yaml.YAMLError as err:
         raise invalid(field, shown, f"neither JSON nor YAML ({_yaml_problem(err)})", SOURCE_FORMS) from None
+    except ValueError as err:  # the loader's refusals, or a value it cannot build (a bad date)
+        raise invalid(field, shown, _cut(str(err)), _RULES) from None
 
 
 def _yaml_refusal(text: str) -> str | None:
@@ -126,10 +122,10 @@ def _yaml_refusal(text: str) -> str | None:
 
     try:
         yaml.load(text, Loader=_bounded_loader())
-    except _Refused as err:
-        return str(err)
     except yaml.YAMLError:
         pass
+    except ValueError as err:
+        return str(err)
     return None
 
 
@@ -141,8 +137,11 @@ def _yaml_problem(err: Any) -> str:
     """The parser's problem and where, without its quote of the input (a line can be long)."""
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     problem = getattr(err, "problem", None) or getattr(err, "context", None) or type(err).__name__
-    problem = str(problem)
-    return (problem if len(problem) <= 120 else problem[:117] + "...") + _at(mark)
+    return _cut(str(problem)) + _at(mark)
+
+
+def _cut(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @functools.cache
@@ -154,7 +153,7 @@ def _bounded_loader() -> type[Any]:
         def compose_node(self, parent: Any, index: Any) -> Any:
             event = self.peek_event()
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                raise _Refused(f"anchors and aliases (&name, *name) are not allowed{_at(event.start_mark)}")
+                raise ValueError(f"anchors and aliases (&name, *name) are not allowed{_at(event.start_mark)}")
             return super().compose_node(parent, index)
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -167,7 +166,7 @@ def _bounded_loader() -> type[Any]:
                 except TypeError:
                     break  # an unhashable key: SafeConstructor's own error says so
                 if first is not None:
-                    raise _Refused(f"duplicate key {excerpt(key)} at line {line} (first at line {first})")
+                    raise ValueError(f"duplicate key {excerpt(key)} at line {line} (first at line {first})")
                 lines[key] = line
             return super().construct_mapping(node, deep=deep)
 

@@ -19,6 +19,7 @@ from airflow_provider_motherduck.arguments import Check, check_count, check_vari
 from airflow_provider_motherduck.exceptions import (
     MotherDuckConflictError,
     MotherDuckNotFoundError,
+    SkippedError,
     invalid,
 )
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
@@ -32,7 +33,7 @@ from airflow_provider_motherduck.validation import (
 from airflow_provider_motherduck.workflows.delivery import SecretDestination, forget
 from airflow_provider_motherduck.workflows.issuing import issue_token, revoke_tokens
 from airflow_provider_motherduck.workflows.naming import name_pattern
-from airflow_provider_motherduck.workflows.pool import HookFactory, SkippedError, run_on_pool
+from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 log = logging.getLogger(__name__)

@@ -50,8 +50,8 @@ from airflow_provider_motherduck._compat import redact
 from airflow_provider_motherduck.arguments import check_count, check_variable_key
 from airflow_provider_motherduck.exceptions import (
     MotherDuckConflictError,
-    MotherDuckError,
     MotherDuckNotFoundError,
+    MotherDuckReconcileError,
     invalid,
 )
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
@@ -84,20 +84,6 @@ DESTRUCTIVE: Final = frozenset({"revoke_token", "delete_user"})
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class MotherDuckReconcileError(MotherDuckError):
-    """Reconciling stopped: drift found (``check``), too many deletes, or actions that failed.
-
-    ``summary`` is the task's XCom form of where it stands (never a secret).
-    """
-
-    def __init__(self, message: str, summary: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.summary: dict[str, Any] = dict(summary or {})
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.summary))
 
 
 # -- the declaration -----------------------------------------------------------------------------

@@ -29,33 +29,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_motherduck.exceptions import MotherDuckError
+from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckRotationError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import TTLInput
 from airflow_provider_motherduck.workflows.delivery import SecretDestination
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.issuing import issue_token
 from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name
 from airflow_provider_motherduck.workflows.tokens import is_expired, parse_timestamp, token_metadata
 
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-class MotherDuckRotationError(MotherDuckError):
-    """A rotation stopped part-way. ``summary`` says where it stands (ids only, never a secret).
-
-    ``summary["still_live"]`` lists the ids that should be gone but are not; re-running the task
-    finishes the job.
-    """
-
-    def __init__(self, message: str, summary: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.summary: dict[str, Any] = dict(summary or {})
-        self.still_live: list[str] = list(self.summary.get("still_live", []))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.summary))
 
 
 @dataclass(frozen=True)

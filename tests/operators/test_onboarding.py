@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 
 from airflow_provider_motherduck._compat import DAG, Context
-from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError
+from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators import (
     MotherDuckBulkOnboardOperator,
@@ -33,7 +33,6 @@ from airflow_provider_motherduck.workflows.delivery import (
     default_record_key,
     fingerprint,
 )
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_accounts
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
 from tests.support import CONN_ENV, FakeVariables, connection_json, delivered_id

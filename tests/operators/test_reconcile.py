@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_motherduck._compat import DAG
+from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
 from airflow_provider_motherduck.operators import MotherDuckReconcileOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows import delivery
-from airflow_provider_motherduck.workflows.reconcile import MotherDuckReconcileError
 from tests.operators.helpers import SECRET_RE, run, writes_seen
 from tests.support import FakeVariables
 

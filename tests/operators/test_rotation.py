@@ -25,7 +25,11 @@ from airflow_provider_motherduck._compat import (
     Context,
     should_hide_value_for_key,
 )
-from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError
+from airflow_provider_motherduck.exceptions import (
+    MotherDuckAPIError,
+    MotherDuckError,
+    MotherDuckRotationError,
+)
 from airflow_provider_motherduck.operators import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.validation import TOKEN_NAME_MAX_LENGTH
@@ -40,7 +44,7 @@ from airflow_provider_motherduck.workflows.naming import (
     LOGICAL_NAME_MAX_LENGTH as TOKEN_NAME_MAX,
 )
 from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name, run_marker
-from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError, plan_rotation
+from airflow_provider_motherduck.workflows.rotation import plan_rotation
 from tests.operators.helpers import SECRET_RE, requests_seen, writes_seen
 from tests.support import CONN_ENV, connection_json, delivered_id
 

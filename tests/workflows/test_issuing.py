@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 from airflow_provider_motherduck._compat import Context, redact, should_hide_value_for_key
-from airflow_provider_motherduck.exceptions import MotherDuckAPIError
+from airflow_provider_motherduck.exceptions import MotherDuckAPIError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
@@ -24,7 +24,7 @@ from airflow_provider_motherduck.workflows.delivery import (
     fingerprint,
     task_identity,
 )
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.issuing import issue_token
 from tests.operators.helpers import run, writes_seen
 from tests.support import FakeVariables, delivered_id
 

@@ -81,7 +81,7 @@ def test_a_50_mb_file_is_refused_without_being_read(tmp_path: Path) -> None:
     message = refusal(big)
     assert bytes_read() - before < MAX_DECLARATION_BYTES
     assert f"52428800 bytes, more than max_bytes={MAX_DECLARATION_BYTES}" in message
-    assert str(big) in message
+    assert big.name in message  # a long path is cut in its middle
 
 
 def test_the_cap_is_configurable(tmp_path: Path) -> None:
@@ -124,7 +124,9 @@ def test_a_missing_file_names_the_field_and_the_path(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.yaml"
     with pytest.raises(ValueError, match=" is invalid: ") as caught:
         load_declaration(str(path), "declaration")
-    assert str(caught.value).startswith(f"declaration='{path}' is invalid: cannot be read (No such file")
+    message = str(caught.value)
+    assert message.startswith("declaration='")
+    assert "nowhere.yaml' is invalid: cannot be read (No such file" in message
 
 
 def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows import delivery
@@ -22,7 +23,6 @@ from airflow_provider_motherduck.workflows.delivery import default_record_key
 from airflow_provider_motherduck.workflows.reconcile import (
     AccountState,
     Declaration,
-    MotherDuckReconcileError,
     OrgState,
     check_declaration,
     plan_reconcile,
