@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any, Final, TypeVar
 
 from airflow_provider_motherduck._compat import AirflowException
@@ -34,13 +35,28 @@ from airflow_provider_motherduck._compat import AirflowException
 EXCERPT_CHARS: Final = 80
 
 
+class _Shortened(reprlib.Repr):
+    """``reprlib``'s bounded ``repr``, keeping a dict's own order (``reprlib`` sorts the keys)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = 6
+        self.maxstring = self.maxother = limit
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x or level <= 0:
+            return "{...}" if x else "{}"
+        pairs = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in islice(x.items(), self.maxdict)
+        ]
+        return "{" + ", ".join(pairs + ["..."] * (len(x) > self.maxdict)) + "}"
+
+
 def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
     """``repr(value)`` cut to at most ``limit`` characters, built without rendering all of a large value."""
-    shorter = reprlib.Repr()
-    shorter.maxlevel = 3
-    shorter.maxdict = shorter.maxlist = shorter.maxtuple = shorter.maxset = 6
-    shorter.maxstring = shorter.maxother = limit
-    text = shorter.repr(value)
+    text = _Shortened(limit).repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -194,7 +210,7 @@ class MotherDuckRotationError(MotherDuckStoppedError):
 
     @property
     def still_live(self) -> list[str]:
-        return list(self.summary.get("still_live", []))
+        return list(self.summary.get("still_live_ids", []))
 
 
 class MotherDuckReconcileError(MotherDuckStoppedError):

@@ -61,7 +61,7 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
     :param read_write: partial config, e.g. ``{"instance_size": "jumbo"}``.
     :param read_scaling: partial config, e.g. ``{"flock_size": 8}``.
 
-    XCom: ``username``, ``user_created``, ``duckling_config`` (``None`` if none declared),
+    XCom: ``username``, ``created`` (the user), ``duckling_config`` (``None`` if none declared),
     ``token`` (metadata, never the secret), ``token_created``, ``other_token_ids``.
     """
 
@@ -131,8 +131,8 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
     :param defaults: values for keys an account leaves out, e.g. ``{"token_name": "airflow"}``.
     :param max_workers: accounts onboarded at the same time (1 to 128).
 
-    XCom: ``{"accounts": n, "users_created": [...], "tokens_created": [...], "tokens": {username:
-    token id}}``; never a secret.
+    XCom: ``{"accounts": n, "created_usernames": [...], "token_created_usernames": [...],
+    "token_ids": {username: token id}}``; never a secret.
     """
 
     template_fields: Sequence[str] = ("accounts", "defaults")
@@ -176,16 +176,16 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
         )
         summary: dict[str, Any] = {
             "accounts": len(accounts),
-            "users_created": [r["username"] for r in results if r["user_created"]],
-            "tokens_created": [r["username"] for r in results if r["token_created"]],
-            "tokens": {r["username"]: r["token"]["id"] for r in results},
+            "created_usernames": [r["username"] for r in results if r["created"]],
+            "token_created_usernames": [r["username"] for r in results if r["token_created"]],
+            "token_ids": {r["username"]: r["token"]["id"] for r in results},
         }
         self.log.info(
             "Onboarded %d of %d account(s): %d user(s) and %d token(s) created.",
             len(results),
             len(accounts),
-            len(summary["users_created"]),
-            len(summary["tokens_created"]),
+            len(summary["created_usernames"]),
+            len(summary["token_created_usernames"]),
         )
         if failed:
             lines = "\n".join(f"  - {name}: {error}" for name, error in failed.items())
@@ -207,7 +207,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
     :param record_key: its delivery record, if not the default one (templated).
     :param forget_variables: delete those Variables (default); ``False`` keeps them.
 
-    XCom: ``{"username", "revoked": [token ids], "deleted": bool, "variables_deleted": [keys]}``.
+    XCom: ``{"username", "revoked_ids": [...], "deleted": bool, "variables_deleted": [keys]}``.
     """
 
     template_fields: Sequence[str] = ("username", "variable_key", "record_key")

@@ -38,12 +38,12 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
         :class:`~airflow_provider_motherduck.operators.onboarding.MotherDuckOnboardAccountOperator`
         recognises the token later instead of creating another, and a retry after a lost answer
         revokes the token it could not see.
-    :param return_secret: also put the secret in the XCom (key ``token``). Risky: XCom values
+    :param return_secret: also put the secret in the XCom (key ``secret``). Risky: XCom values
         are stored unmasked in the metadata database, readable by anyone with access to it,
         and shown in plain text in the UI's XCom tab. Prefer ``variable_key``.
 
-    XCom: ``id``, ``name``, ``token_type``, ``expire_at`` (``None`` if it never expires),
-    ``created_ts``, ``read_only``, ``username``; ``token`` only with ``return_secret=True``.
+    XCom: ``{"username", "token": {"id", "name", "token_type", "expire_at" (``None`` if it never
+    expires), "created_ts", "read_only", "username"}}``; ``secret`` only with ``return_secret=True``.
     Not idempotent: every run creates one more token (MotherDuck allows duplicate names); with
     ``variable_key``, the tokens of earlier tries that nobody holds are revoked.
     """
@@ -85,14 +85,14 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
             created = self.hook.create_token(
                 self.username, self.token_name, ttl=self.ttl, token_type=self.token_type
             )
-            result, secret = token_metadata(created, self.username), created.get("token") or ""
+            token, secret = token_metadata(created, self.username), created.get("token") or ""
             self.log.info(
                 "Created MotherDuck %s token %r (id %s) for %s, expiring %s.",
-                result["token_type"],
-                result["name"],
-                result["id"],
+                token["token_type"],
+                token["name"],
+                token["id"],
                 self.username,
-                result["expire_at"] or "never",
+                token["expire_at"] or "never",
             )
         else:
             try:
@@ -109,12 +109,13 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
                     raise
                 # The secret is stored and the token works; only later recognition is lost.
                 self.log.warning("%s Onboarding will not recognise this token and will create its own.", err)
-                return err.token
-            result, secret = issued.token, issued.secret
+                return {"username": self.username, "token": err.token}
+            token, secret = issued.token, issued.secret
+        result: dict[str, Any] = {"username": self.username, "token": token}
         if self.return_secret:
             if not secret:
-                raise MotherDuckError(f"MotherDuck created token {result['id']} but returned no secret.")
-            result["token"] = secret
+                raise MotherDuckError(f"MotherDuck created token {token['id']} but returned no secret.")
+            result["secret"] = secret
         return result
 
 
@@ -132,7 +133,7 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
         with its delivery record, so no revoked secret lingers (templated).
     :param record_key: the delivery record to delete, if not the default one (templated).
 
-    XCom: ``{"username": ..., "deleted": [ids]}``, plus ``"variables_deleted": [keys]`` with
+    XCom: ``{"username": ..., "revoked_ids": [...]}``, plus ``"variables_deleted": [keys]`` with
     ``variable_key`` or ``record_key``; re-runs with ``missing_ok`` give ``[]``.
     Raises ``MotherDuckNotFoundError`` (by id) or ``MotherDuckError`` (by name) when nothing
     matches and ``missing_ok`` is false.
@@ -185,7 +186,7 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
         else:
             ids = self._delete_by_name(self.username, str(self.token_name))  # set when token_id is not
         self.log.info("Deleted %d token(s) of %s: %s", len(ids), self.username, ids)
-        result: dict[str, Any] = {"username": self.username, "deleted": ids}
+        result: dict[str, Any] = {"username": self.username, "revoked_ids": ids}
         if self.variable_key is not None or self.record_key is not None:
             result["variables_deleted"] = forget(self.variable_key, self.record_key)
             self.log.info("Deleted Variable(s) %s.", ", ".join(result["variables_deleted"]) or "none")

@@ -220,7 +220,7 @@ def onboard_account(
         )
     return {
         "username": username,
-        "user_created": user_created,
+        "created": user_created,
         "duckling_config": config,
         "token": token,
         "token_created": found is None,
@@ -281,4 +281,4 @@ def offboard_account(
         removed = forget(variable_key, record_key)
         if removed:
             log.info("Deleted Variable(s) %s.", ", ".join(removed))
-    return {"username": username, "revoked": revoked, "deleted": deleted, "variables_deleted": removed}
+    return {"username": username, "revoked_ids": revoked, "deleted": deleted, "variables_deleted": removed}

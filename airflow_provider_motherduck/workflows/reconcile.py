@@ -719,7 +719,7 @@ def _apply(hook: MotherDuckHook, plan: ReconcilePlan, action: Action) -> dict[st
         return {"revoked": hook.delete_token(username, action.token_id, missing_ok=True)}
     if action.kind == "delete_user":
         gone = offboard_account(hook, username, forget_variables=False)
-        return {"revoked": gone["revoked"], "deleted": gone["deleted"]}
+        return {"revoked_ids": gone["revoked_ids"], "deleted": gone["deleted"]}
     raise AssertionError(f"unknown action {action.kind}")
 
 

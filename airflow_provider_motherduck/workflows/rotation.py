@@ -151,15 +151,15 @@ def rotate_token(
         "token_name": token_name,
         "destination": where,
         "dry_run": dry_run,
-        "new_token": token_metadata(current, username) if current is not None else None,
+        "token": token_metadata(current, username) if current is not None else None,
         "created": current is None,
-        "revoked": [],
-        "kept": ([str(current["id"])] if current is not None else []) + _ids(plan.kept),
-        "in_grace": _ids(plan.in_grace),
-        "still_live": [],
+        "revoked_ids": [],
+        "kept_ids": ([str(current["id"])] if current is not None else []) + _ids(plan.kept),
+        "in_grace_ids": _ids(plan.in_grace),
+        "still_live_ids": [],
     }
     if dry_run:
-        summary["revoked"] = _ids(plan.revoke)
+        summary["revoked_ids"] = _ids(plan.revoke)
         log.info(
             "Dry run for %s's token %r: would %s, revoke %s, keep %s%s.",
             username,
@@ -167,9 +167,9 @@ def rotate_token(
             f"create {own_name!r} and deliver it to {where}"
             if current is None
             else f"create nothing ({where} holds this run's token {current['id']})",
-            summary["revoked"] or "nothing",
+            summary["revoked_ids"] or "nothing",
             _ids(plan.kept) or "no older token",
-            f", leave {summary['in_grace']} until revoke_after has passed" if plan.in_grace else "",
+            f", leave {summary['in_grace_ids']} until revoke_after has passed" if plan.in_grace else "",
         )
         return summary
 
@@ -186,18 +186,20 @@ def rotate_token(
                 revoke_leftovers=False,
             )
         except TokenIssueError as err:
-            summary["new_token"] = err.token
+            summary["token"] = err.token
             # Until delivery is done, nothing planned for revocation is touched.
             untouched = _ids(plan.revoke)
-            summary["still_live"] = untouched if err.revoked or err.delivered else [err.token_id, *untouched]
+            summary["still_live_ids"] = (
+                untouched if err.revoked or err.delivered else [err.token_id, *untouched]
+            )
             state = (
                 f"{where} holds the new secret"
                 if err.delivered
                 else f"{where} still holds the previous secret"
             )
             raise MotherDuckRotationError(f"{err} No old token was touched; {state}.", summary) from None
-        summary["new_token"] = issued.token
-        summary["kept"].insert(0, str(issued.token["id"]))
+        summary["token"] = issued.token
+        summary["kept_ids"].insert(0, str(issued.token["id"]))
     else:
         log.info(
             "Token %s (%r) of this run was delivered to %s already: not creating another.",
@@ -211,10 +213,10 @@ def rotate_token(
         username,
         token_name,
         where,
-        summary["new_token"]["id"],
-        summary["revoked"] or "nothing",
-        summary["kept"],
-        f"; in grace until revoke_after: {summary['in_grace']}" if summary["in_grace"] else "",
+        summary["token"]["id"],
+        summary["revoked_ids"] or "nothing",
+        summary["kept_ids"],
+        f"; in grace until revoke_after: {summary['in_grace_ids']}" if summary["in_grace_ids"] else "",
     )
     return summary
 
@@ -230,15 +232,15 @@ def _revoke_planned(hook: MotherDuckHook, username: str, plan: RotationPlan, sum
             failures[token_id] = f"{type(err).__name__}: {err}"
             log.error("Could not revoke token %s (%r) of %s: %s", token_id, token.get("name"), username, err)
             continue
-        summary["revoked"].append(token_id)
+        summary["revoked_ids"].append(token_id)
         log.info("Revoked token %s (%r) of %s.", token_id, token.get("name"), username)
     if failures:
-        summary["still_live"] = list(failures)
+        summary["still_live_ids"] = list(failures)
         raise MotherDuckRotationError(
             f"Rotated the secret of {username}'s token {summary['token_name']!r} into "
-            f"{summary['destination']} (token {summary['new_token']['id']}), but could not revoke "
+            f"{summary['destination']} (token {summary['token']['id']}), but could not revoke "
             f"{len(failures)} older token(s); still live: {', '.join(failures)}. Revoked: "
-            f"{', '.join(summary['revoked']) or 'none'}. Re-run the task to finish: it will not create "
+            f"{', '.join(summary['revoked_ids']) or 'none'}. Re-run the task to finish: it will not create "
             "another token for this run.\n"
             + "\n".join(f"  - {token_id}: {problem}" for token_id, problem in failures.items()),
             summary,

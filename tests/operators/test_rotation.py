@@ -291,12 +291,12 @@ def test_first_rotation_replaces_the_old_tokens(
     result = execute(rotate(sink), emulator, check)
     check()
 
-    new = result["new_token"]
+    new = result["token"]
     assert new["name"] == f"airflow@{MARKER}"
     assert result["created"] is True
-    assert result["revoked"] == [old[0]["id"], old[1]["id"]]  # oldest first
-    assert result["kept"] == [new["id"]]
-    assert (result["in_grace"], result["still_live"], result["dry_run"]) == ([], [], False)
+    assert result["revoked_ids"] == [old[0]["id"], old[1]["id"]]  # oldest first
+    assert result["kept_ids"] == [new["id"]]
+    assert (result["in_grace_ids"], result["still_live_ids"], result["dry_run"]) == ([], [], False)
     assert result["destination"] == (f"Airflow Variable {KEY}" if sink is None else "secret_sink Vault")
     assert new["expire_at"] is not None
     assert [t["id"] for t in emulator.tokens(USER) if t["name"] != "emulator-admin"] == [
@@ -330,9 +330,9 @@ def test_keep_two_keeps_the_newest_previous_token(
 ) -> None:
     old = seed(emulator, variables, None, n=3)
     result = execute(rotate(keep=2), emulator, invariant(emulator, variables, None))
-    new_id = result["new_token"]["id"]
-    assert result["kept"] == [new_id, old[2]["id"]]
-    assert result["revoked"] == [old[0]["id"], old[1]["id"]]
+    new_id = result["token"]["id"]
+    assert result["kept_ids"] == [new_id, old[2]["id"]]
+    assert result["revoked_ids"] == [old[0]["id"], old[1]["id"]]
     assert [t["id"] for t in family(emulator)] == [old[2]["id"], new_id]
     assert emulator.is_valid_token(old[2]["token"])  # the previous secret still works
 
@@ -346,8 +346,8 @@ def test_rerun_of_a_finished_run_changes_nothing(
     writes = list(variables.writes)
 
     again = execute(rotate(vault), emulator)
-    assert again["new_token"] == first["new_token"]
-    assert (again["created"], again["revoked"], again["kept"]) == (False, [], [first["new_token"]["id"]])
+    assert again["token"] == first["token"]
+    assert (again["created"], again["revoked_ids"], again["kept_ids"]) == (False, [], [first["token"]["id"]])
     assert writes_seen(emulator) == []
     assert variables.writes == writes
     assert vault.calls == 1
@@ -362,10 +362,10 @@ def test_next_run_rotates_again_and_keep_counts_marked_tokens(
     second = execute(rotate(keep=2), emulator, check, context(MONDAY + timedelta(days=7)))
     third = execute(rotate(keep=2), emulator, check, context(MONDAY + timedelta(days=14)))
 
-    assert second["new_token"]["name"] == "airflow@20250113T000000Z"
-    assert third["kept"] == [third["new_token"]["id"], second["new_token"]["id"]]
-    assert third["revoked"] == [first["new_token"]["id"]]
-    assert [t["id"] for t in family(emulator)] == [second["new_token"]["id"], third["new_token"]["id"]]
+    assert second["token"]["name"] == "airflow@20250113T000000Z"
+    assert third["kept_ids"] == [third["token"]["id"], second["token"]["id"]]
+    assert third["revoked_ids"] == [first["token"]["id"]]
+    assert [t["id"] for t in family(emulator)] == [second["token"]["id"], third["token"]["id"]]
     assert posts(emulator) == 3
 
 
@@ -379,8 +379,8 @@ def test_throttled_create_is_retried(
     emulator.inject("POST", TOKENS_PATH, status=429)
     result = execute(rotate(vault), emulator, invariant(emulator, variables, vault))
     assert posts(emulator) == 2  # refused once (429: not processed), then created
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
-    assert result["revoked"] == [t["id"] for t in old]
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
+    assert result["revoked_ids"] == [t["id"] for t in old]
 
 
 def test_lost_create_answer_then_rerun_converges(
@@ -400,8 +400,8 @@ def test_lost_create_answer_then_rerun_converges(
     result = execute(rotate(vault), emulator, check)
     check()
     assert result["created"] is True
-    assert result["revoked"] == [lost["id"], old[0]["id"], old[1]["id"]]  # the orphan first
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert result["revoked_ids"] == [lost["id"], old[0]["id"], old[1]["id"]]  # the orphan first
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
     assert posts(emulator) == 2
 
 
@@ -433,7 +433,7 @@ def test_failed_delivery_revokes_the_new_token(
     assert "No old token was touched" in str(err)
     assert at_destination(variables, sink) == before  # the previous secret, still valid
     assert [t["id"] for t in family(emulator)] == [t["id"] for t in old]
-    new_id = err.summary["new_token"]["id"]
+    new_id = err.summary["token"]["id"]
     assert writes_seen(emulator) == [f"POST {TOKENS_PATH}", f"DELETE {TOKENS_PATH}/{new_id}"]
     assert sorted(err.still_live) == sorted(t["id"] for t in old)
     assert err.__cause__ is None
@@ -447,7 +447,7 @@ def test_failed_delivery_revokes_the_new_token(
         sink.refuse = False
     variables.fail_on.clear()
     result = execute(rotate(sink), emulator, check)
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
 
 
 def test_failed_delivery_and_failed_revoke_of_the_new_token(
@@ -459,15 +459,15 @@ def test_failed_delivery_and_failed_revoke_of_the_new_token(
     emulator.inject("DELETE", f"{TOKENS_PATH}/*", status=503, times=3)
     with pytest.raises(MotherDuckRotationError, match="revoking it failed too") as info:
         execute(rotate(vault), emulator, check)
-    new_id = info.value.summary["new_token"]["id"]
+    new_id = info.value.summary["token"]["id"]
     assert info.value.still_live[0] == new_id
     assert f"token {new_id} is still live" in str(info.value)
 
     # The re-run sees an undelivered token of this run: delivers a fresh one, then revokes it.
     vault.refuse = False
     result = execute(rotate(vault), emulator, check)
-    assert result["revoked"] == [new_id, old[0]["id"], old[1]["id"]]
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert result["revoked_ids"] == [new_id, old[0]["id"], old[1]["id"]]
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
 
 
 def test_failed_record_write_keeps_the_delivered_secret(
@@ -480,7 +480,7 @@ def test_failed_record_write_keeps_the_delivered_secret(
     with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
         execute(rotate(), emulator, check)
     check()
-    first = info.value.summary["new_token"]
+    first = info.value.summary["token"]
     assert emulator.is_valid_token(variables.values[KEY])
     assert variables.values[KEY] != old[1]["token"]
     assert writes_seen(emulator) == [f"POST {TOKENS_PATH}"]  # nothing revoked
@@ -490,8 +490,8 @@ def test_failed_record_write_keeps_the_delivered_secret(
     # The Variable holds the fingerprint noted before delivery: the re-run adopts the token.
     result = execute(rotate(), emulator, check)
     assert result["created"] is False
-    assert result["new_token"]["id"] == first["id"]
-    assert result["revoked"] == [old[0]["id"], old[1]["id"]]
+    assert result["token"]["id"] == first["id"]
+    assert result["revoked_ids"] == [old[0]["id"], old[1]["id"]]
     assert [t["id"] for t in family(emulator)] == [first["id"]]
 
 
@@ -504,15 +504,15 @@ def test_a_sink_token_whose_record_failed_gets_the_grace(
     variables.refuse_write(SINK_RECORD, 3)
     with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
         execute(rotate(vault, keep=2, revoke_after="1 day"), emulator)
-    first = info.value.summary["new_token"]
+    first = info.value.summary["token"]
     handed_out = vault.secret
 
     result = execute(rotate(vault, keep=2, revoke_after="1 day"), emulator)
 
     assert result["created"] is True
-    assert result["in_grace"] == [first["id"], old[0]["id"]]
-    assert result["kept"] == [result["new_token"]["id"], old[1]["id"]]
-    assert result["revoked"] == []
+    assert result["in_grace_ids"] == [first["id"], old[0]["id"]]
+    assert result["kept_ids"] == [result["token"]["id"], old[1]["id"]]
+    assert result["revoked_ids"] == []
     assert emulator.is_valid_token(handed_out)
 
 
@@ -528,9 +528,9 @@ def test_a_lost_create_answer_is_revoked_without_grace(
 
     result = execute(rotate(keep=2, revoke_after="1 day"), emulator)
 
-    assert result["revoked"] == [lost["id"]]
-    assert result["kept"] == [result["new_token"]["id"], old[1]["id"]]
-    assert [t["id"] for t in family(emulator)] == [old[0]["id"], old[1]["id"], result["new_token"]["id"]]
+    assert result["revoked_ids"] == [lost["id"]]
+    assert result["kept_ids"] == [result["token"]["id"], old[1]["id"]]
+    assert [t["id"] for t in family(emulator)] == [old[0]["id"], old[1]["id"], result["token"]["id"]]
 
 
 def test_destination_overwritten_by_someone_else_is_not_trusted(
@@ -541,7 +541,7 @@ def test_destination_overwritten_by_someone_else_is_not_trusted(
     variables.values[KEY] = "mdt_" + "0" * 48  # not the secret the record fingerprinted
     result = execute(rotate(), emulator)
     assert result["created"] is True
-    assert result["revoked"] == [first["new_token"]["id"]]
+    assert result["revoked_ids"] == [first["token"]["id"]]
     assert emulator.is_valid_token(variables.values[KEY])
 
 
@@ -569,9 +569,9 @@ def test_failed_revoke_then_rerun_converges_without_a_second_token(
     check()
     err = info.value
     assert err.still_live == [stuck]
-    assert err.summary["revoked"] == [old[1 - failing]["id"]]  # the other one was still revoked
+    assert err.summary["revoked_ids"] == [old[1 - failing]["id"]]  # the other one was still revoked
     assert "Re-run the task to finish" in str(err)
-    new_id = err.summary["new_token"]["id"]
+    new_id = err.summary["token"]["id"]
     assert sorted(t["id"] for t in family(emulator)) == sorted([stuck, new_id])
     secret = at_destination(variables, sink)
     no_secret_in(str(err) + json.dumps(err.summary) + logged(), secret)
@@ -580,8 +580,8 @@ def test_failed_revoke_then_rerun_converges_without_a_second_token(
     result = execute(rotate(sink), emulator, check)
     check()
     assert result["created"] is False
-    assert result["new_token"]["id"] == new_id
-    assert (result["revoked"], result["kept"], result["still_live"]) == ([stuck], [new_id], [])
+    assert result["token"]["id"] == new_id
+    assert (result["revoked_ids"], result["kept_ids"], result["still_live_ids"]) == ([stuck], [new_id], [])
     assert [t["id"] for t in family(emulator)] == [new_id]
     assert posts(emulator) == 1
     assert at_destination(variables, sink) == secret
@@ -594,8 +594,8 @@ def test_a_token_revoked_meanwhile_by_someone_else_is_fine(
     # The DELETE reaches MotherDuck but its answer is lost; the retry then gets 404: gone already.
     emulator.inject("DELETE", f"{TOKENS_PATH}/{old[0]['id']}", status=503, after=True)
     result = execute(rotate(vault), emulator)
-    assert result["revoked"] == [old[0]["id"], old[1]["id"]]
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert result["revoked_ids"] == [old[0]["id"], old[1]["id"]]
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
 
 
 # -- grace, expiry, dry run ------------------------------------------------------------------------------
@@ -613,9 +613,9 @@ def test_revoke_after_leaves_young_tokens_for_a_later_run(
     variables.values[KEY] = recent["token"]
 
     result = execute(rotate(revoke_after="2 days"), emulator, invariant(emulator, variables, None))
-    assert result["revoked"] == [ancient["id"]]
-    assert result["in_grace"] == [recent["id"]]
-    assert result["kept"] == [result["new_token"]["id"]]
+    assert result["revoked_ids"] == [ancient["id"]]
+    assert result["in_grace_ids"] == [recent["id"]]
+    assert result["kept_ids"] == [result["token"]["id"]]
     assert emulator.is_valid_token(recent["token"])
 
     # The next run, with a grace shorter than the recent token's age, revokes it; the grace now
@@ -623,8 +623,8 @@ def test_revoke_after_leaves_young_tokens_for_a_later_run(
     later = execute(
         rotate(revoke_after=timedelta(minutes=30)), emulator, ctx=context(MONDAY + timedelta(days=7))
     )
-    assert later["revoked"] == [recent["id"]]
-    assert later["in_grace"] == [result["new_token"]["id"]]
+    assert later["revoked_ids"] == [recent["id"]]
+    assert later["in_grace_ids"] == [result["token"]["id"]]
 
 
 def test_expired_tokens_hold_no_keep_slot(
@@ -638,8 +638,8 @@ def test_expired_tokens_hold_no_keep_slot(
     variables.values[KEY] = live["token"]
 
     result = execute(rotate(keep=2, revoke_after="1 day"), emulator)
-    assert result["kept"] == [result["new_token"]["id"], live["id"]]
-    assert result["revoked"] == [dead["id"]]  # grace or not: it works no more
+    assert result["kept_ids"] == [result["token"]["id"], live["id"]]
+    assert result["revoked_ids"] == [dead["id"]]  # grace or not: it works no more
 
 
 def test_dry_run_reports_and_writes_nothing(
@@ -653,12 +653,12 @@ def test_dry_run_reports_and_writes_nothing(
         "token_name": "airflow",
         "destination": "secret_sink Vault",
         "dry_run": True,
-        "new_token": None,
+        "token": None,
         "created": True,
-        "revoked": [old[0]["id"], old[1]["id"]],
-        "kept": [old[2]["id"]],
-        "in_grace": [],
-        "still_live": [],
+        "revoked_ids": [old[0]["id"], old[1]["id"]],
+        "kept_ids": [old[2]["id"]],
+        "in_grace_ids": [],
+        "still_live_ids": [],
     }
     assert {e.method for e in emulator.journal} == {"GET"}
     assert emulator.tokens(USER) == before
@@ -670,8 +670,8 @@ def test_dry_run_reports_and_writes_nothing(
         execute(rotate(vault, keep=2), emulator)
     emulator.clear_journal()
     plan = execute(rotate(vault, keep=2, dry_run=True), emulator)
-    assert (plan["created"], plan["revoked"]) == (False, [old[1]["id"]])
-    assert plan["new_token"]["name"] == f"airflow@{MARKER}"
+    assert (plan["created"], plan["revoked_ids"]) == (False, [old[1]["id"]])
+    assert plan["token"]["name"] == f"airflow@{MARKER}"
     assert {e.method for e in emulator.journal} == {"GET"}
 
 
@@ -731,7 +731,7 @@ def test_runs_without_a_logical_date_use_the_run_id(
 ) -> None:
     ctx = context(None, run_id="manual__2025-01-06T10:00:00+00:00_a1B2c3D4")
     first = execute(rotate(vault), emulator, ctx=ctx)
-    assert first["new_token"]["name"].startswith("airflow@run-")
+    assert first["token"]["name"].startswith("airflow@run-")
     again = execute(rotate(vault), emulator, ctx=ctx)
     assert again["created"] is False
     assert posts(emulator) == 1
@@ -835,7 +835,7 @@ def test_templated_fields_render(emulator: MotherDuckEmulator, bot: str, variabl
     ctx = context()
     ctx["params"] = {"user": USER, "env": "prod", "days": 35, "grace": "PT1H"}
     result = execute(op, emulator, ctx=ctx)
-    assert result["new_token"]["name"] == f"airflow-prod@{MARKER}"
+    assert result["token"]["name"] == f"airflow-prod@{MARKER}"
     assert emulator.journal[1].body["ttl"] == 35 * 86400
     assert "md_etl_bot" in variables.values
     assert default_record_key(variable_key="md_etl_bot") in variables.values
@@ -844,7 +844,7 @@ def test_templated_fields_render(emulator: MotherDuckEmulator, bot: str, variabl
 def test_error_survives_pickling() -> None:
     import pickle
 
-    err = MotherDuckRotationError("boom", {"still_live": ["a"], "revoked": []})
+    err = MotherDuckRotationError("boom", {"still_live_ids": ["a"], "revoked_ids": []})
     back = pickle.loads(pickle.dumps(err))
     assert (str(back), back.still_live, back.summary) == ("boom", ["a"], err.summary)
 

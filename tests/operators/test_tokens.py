@@ -40,10 +40,12 @@ def _lifetime(token: dict[str, Any]) -> float:
 
 
 def test_create_token_returns_metadata_only(emulator: MotherDuckEmulator, bot: str) -> None:
-    result = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="airflow"))
+    returned = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="airflow"))
 
-    assert set(result) == METADATA_KEYS  # no "token"
-    assert not SECRET_RE.search(repr(result))
+    assert set(returned) == {"username", "token"}  # no "secret"
+    assert not SECRET_RE.search(repr(returned))
+    result = returned["token"]
+    assert set(result) == METADATA_KEYS
     assert result["username"] == bot
     assert result["name"] == "airflow"
     assert (result["token_type"], result["read_only"], result["expire_at"]) == ("read_write", False, None)
@@ -58,7 +60,7 @@ def test_create_token_returns_metadata_only(emulator: MotherDuckEmulator, bot: s
     "ttl", [7200, 7200.0, "7200", timedelta(hours=2), pendulum.duration(hours=2), "PT2H", "2 hours", "2 hour"]
 )
 def test_create_token_ttl_forms(emulator: MotherDuckEmulator, bot: str, ttl: Any) -> None:
-    result = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="n", ttl=ttl))
+    result = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="n", ttl=ttl))["token"]
     assert emulator.journal[0].body["ttl"] == 7200
     assert _lifetime(result) == pytest.approx(7200, abs=1)
 
@@ -67,15 +69,15 @@ def test_create_read_scaling_token_with_never(emulator: MotherDuckEmulator, bot:
     op = MotherDuckCreateTokenOperator(
         task_id="t", username=bot, token_name="bi", token_type="read_scaling", ttl="never"
     )
-    result = run(op)
+    result = run(op)["token"]
     assert (result["token_type"], result["read_only"], result["expire_at"]) == ("read_scaling", True, None)
     assert "ttl" not in emulator.journal[0].body
 
 
 def test_return_secret_puts_a_working_masked_secret_in_xcom(emulator: MotherDuckEmulator, bot: str) -> None:
     result = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="n", return_secret=True))
-    secret = result["token"]
-    assert set(result) == {*METADATA_KEYS, "token"}
+    secret = result["secret"]
+    assert set(result) == {"username", "token", "secret"}
     assert emulator.is_valid_token(secret)
     assert redact(f"secret={secret}") == "secret=***"  # registered with Airflow's masker at once
 
@@ -135,7 +137,7 @@ def test_templated_token_fields_render(emulator: MotherDuckEmulator, bot: str) -
         token_type="{{ params.kind }}",
         ttl="{{ params.days }} days",
     )
-    result = run(op, {"user": bot, "env": "prod", "kind": "read_scaling", "days": 30})
+    result = run(op, {"user": bot, "env": "prod", "kind": "read_scaling", "days": 30})["token"]
     assert (result["name"], result["token_type"]) == ("airflow-prod", "read_scaling")
     assert emulator.journal[0].body["ttl"] == 30 * 86400
 
@@ -144,25 +146,25 @@ def test_delete_token_by_id_and_missing_ok(emulator: MotherDuckEmulator, bot: st
     keep = emulator.add_token(bot, "keep")
     gone = emulator.add_token(bot, "gone")
     op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"])
-    assert run(op) == {"username": bot, "deleted": [gone["id"]]}
+    assert run(op) == {"username": bot, "revoked_ids": [gone["id"]]}
     assert not emulator.is_valid_token(gone["token"])
     assert emulator.is_valid_token(keep["token"])
 
     again = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"], missing_ok=True)
-    assert run(again) == {"username": bot, "deleted": []}
+    assert run(again) == {"username": bot, "revoked_ids": []}
     with pytest.raises(MotherDuckNotFoundError):
         run(MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"]))
     gone_user = MotherDuckDeleteTokenOperator(
         task_id="d", username="nobody", token_id=SOME_ID, missing_ok=True
     )
-    assert run(gone_user) == {"username": "nobody", "deleted": []}
+    assert run(gone_user) == {"username": "nobody", "revoked_ids": []}
 
 
 def test_delete_token_by_name(emulator: MotherDuckEmulator, bot: str) -> None:
     target = emulator.add_token(bot, "airflow")
     other = emulator.add_token(bot, "dbt")
     op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow")
-    assert run(op) == {"username": bot, "deleted": [target["id"]]}
+    assert run(op) == {"username": bot, "revoked_ids": [target["id"]]}
     assert [t["id"] for t in emulator.tokens(bot)] == [other["id"]]
     assert requests_seen(emulator) == [
         f"GET /v1/users/{bot}/tokens",
@@ -184,7 +186,7 @@ def test_delete_token_by_name_with_several_matches(emulator: MotherDuckEmulator,
     assert writes_seen(emulator) == []  # nothing deleted
 
     every = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow", all_matching=True)
-    assert run(every) == {"username": bot, "deleted": [first["id"], second["id"]]}
+    assert run(every) == {"username": bot, "revoked_ids": [first["id"], second["id"]]}
     assert [t["id"] for t in emulator.tokens(bot)] == [other["id"]]
 
 
@@ -192,13 +194,13 @@ def test_delete_token_by_name_without_match(emulator: MotherDuckEmulator, bot: s
     with pytest.raises(MotherDuckError, match="no token named 'airflow'"):
         run(MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow"))
     op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow", missing_ok=True)
-    assert run(op) == {"username": bot, "deleted": []}
+    assert run(op) == {"username": bot, "revoked_ids": []}
     with pytest.raises(MotherDuckNotFoundError):
         run(MotherDuckDeleteTokenOperator(task_id="d", username="nobody", token_name="airflow"))
     gone_user = MotherDuckDeleteTokenOperator(
         task_id="d", username="nobody", token_name="airflow", missing_ok=True
     )
-    assert run(gone_user) == {"username": "nobody", "deleted": []}
+    assert run(gone_user) == {"username": "nobody", "revoked_ids": []}
     assert writes_seen(emulator) == []
 
 

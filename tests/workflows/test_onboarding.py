@@ -36,7 +36,7 @@ def test_a_user_created_by_someone_else_meanwhile_is_adopted(
     """Between our 404 and our POST someone created the user: the conflict is success, not an error."""
     emulator.inject("POST", "/v1/users", status=409, after=True)
     result = onboard_account(hook, ACCOUNT, account_destination(ACCOUNT))
-    assert result["user_created"] is False
+    assert result["created"] is False
     assert USER in emulator.users()
     (token,) = emulator.tokens(USER)
     assert result["token"]["id"] == token["id"]
@@ -76,7 +76,7 @@ def test_offboarding_whose_revoke_fails_part_way_converges(
 
     emulator.clear_faults()
     result = offboard_account(hook, USER, variable_key=KEY)
-    assert result["revoked"] == [second["id"]]
+    assert result["revoked_ids"] == [second["id"]]
     assert result["deleted"] is True
     assert emulator.users() == ["admin"]
     assert not emulator.is_valid_token(first["token"])
