@@ -22,8 +22,8 @@ from airflow_provider_motherduck.operators.reconcile import MotherDuckReconcileO
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.operators.tokens import (
     MotherDuckCreateTokenOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckListTokensOperator,
+    MotherDuckRevokeTokenOperator,
 )
 from airflow_provider_motherduck.operators.users import (
     MotherDuckCreateUserOperator,
@@ -39,7 +39,6 @@ __all__ = [
     "MotherDuckCreateTokenOperator",
     "MotherDuckCreateUserOperator",
     "MotherDuckCurrentUserOperator",
-    "MotherDuckDeleteTokenOperator",
     "MotherDuckDeleteUserOperator",
     "MotherDuckGetDucklingConfigOperator",
     "MotherDuckListActiveAccountsOperator",
@@ -48,6 +47,7 @@ __all__ = [
     "MotherDuckOffboardAccountOperator",
     "MotherDuckOnboardAccountOperator",
     "MotherDuckReconcileOperator",
+    "MotherDuckRevokeTokenOperator",
     "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
     "MotherDuckTokenAuditOperator",

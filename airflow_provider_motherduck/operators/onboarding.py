@@ -14,6 +14,9 @@ from airflow_provider_motherduck.arguments import Check, check_bool, check_varia
 from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
+
+# The import path the docs promised; the group lives with the task groups.
+from airflow_provider_motherduck.task_groups import offboard_account_group as offboard_account_group
 from airflow_provider_motherduck.validation import check_username
 from airflow_provider_motherduck.workflows.delivery import (
     SecretDestination,
@@ -42,8 +45,9 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
     :class:`~airflow_provider_motherduck.operators.rotation.MotherDuckRotateTokenOperator`) of
     ``token_type`` exists, unexpired, and its secret is at the destination: the Variable
     ``variable_key`` or, instead, ``secret_sink``. Which token was delivered is kept in a record,
-    the Variable ``record_key`` (default ``<variable_key>__delivery``: token id, user, name and a
-    SHA-256 fingerprint of the secret, never the secret). If the record's token is gone, expired,
+    the Variable ``record_key`` (default ``motherduck_delivery_<hash of variable_key>``, see
+    :func:`~airflow_provider_motherduck.workflows.delivery.default_record_key`: token id, user,
+    name and a SHA-256 fingerprint of the secret, never the secret). If the record's token is gone, expired,
     or the Variable no longer holds its secret, a new token is created and delivered (and revoked
     again if delivery fails). Other tokens of that name are reported, not revoked.
 

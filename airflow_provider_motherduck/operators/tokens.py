@@ -1,4 +1,4 @@
-"""Operators for access tokens: create, delete and list."""
+"""Operators for access tokens: create, revoke and list."""
 
 from __future__ import annotations
 
@@ -119,16 +119,16 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
         return result
 
 
-class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
-    """Invalidate access tokens of a user, by id or by name.
+class MotherDuckRevokeTokenOperator(MotherDuckBaseOperator):
+    """Revoke access tokens of a user, by id or by name.
 
     :param username: the tokens' owner (templated).
-    :param token_id: the id of the token to delete (templated). Give this or ``token_name``.
-    :param token_name: delete the token with this name (templated); ids are looked up with
+    :param token_id: the id of the token to revoke (templated). Give this or ``token_name``.
+    :param token_name: revoke the token with this name (templated); ids are looked up with
         the list endpoint. Give this or ``token_id``.
-    :param missing_ok: succeed with nothing deleted if the token (or the user) is missing.
-    :param all_matching: with ``token_name``, delete every token of that name. Without it,
-        several tokens of that name are an error listing their ids, and nothing is deleted.
+    :param missing_ok: succeed with nothing revoked if the token (or the user) is missing.
+    :param all_matching: with ``token_name``, revoke every token of that name. Without it,
+        several tokens of that name are an error listing their ids, and nothing is revoked.
     :param variable_key: the Variable that held the revoked token's secret: deleted afterwards
         with its delivery record, so no revoked secret lingers (templated).
     :param record_key: the delivery record to delete, if not the default one (templated).
@@ -181,18 +181,18 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
 
     def execute_checked(self, context: Context) -> dict[str, Any]:
         if self.token_id is not None:
-            deleted = self.hook.delete_token(self.username, self.token_id, missing_ok=self.missing_ok)
-            ids = [self.token_id] if deleted else []
+            revoked = self.hook.revoke_token(self.username, self.token_id, missing_ok=self.missing_ok)
+            ids = [self.token_id] if revoked else []
         else:
-            ids = self._delete_by_name(self.username, str(self.token_name))  # set when token_id is not
-        self.log.info("Deleted %d token(s) of %s: %s", len(ids), self.username, ids)
+            ids = self._revoke_by_name(self.username, str(self.token_name))  # set when token_id is not
+        self.log.info("Revoked %d token(s) of %s: %s", len(ids), self.username, ids)
         result: dict[str, Any] = {"username": self.username, "revoked_ids": ids}
         if self.variable_key is not None or self.record_key is not None:
             result["variables_deleted"] = forget(self.variable_key, self.record_key)
             self.log.info("Deleted Variable(s) %s.", ", ".join(result["variables_deleted"]) or "none")
         return result
 
-    def _delete_by_name(self, username: str, name: str) -> list[str]:
+    def _revoke_by_name(self, username: str, name: str) -> list[str]:
         try:
             tokens = self.hook.list_tokens(username)
         except MotherDuckNotFoundError:
@@ -211,9 +211,9 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
         if len(ids) > 1 and not self.all_matching:
             raise MotherDuckError(
                 f"User {username} has {len(ids)} tokens named {name!r} (ids {', '.join(ids)}); nothing was "
-                "deleted. Set all_matching=True to delete them all, or pass one token_id."
+                "revoked. Set all_matching=True to revoke them all, or pass one token_id."
             )
-        # Listed a moment ago: one deleted meanwhile by someone else is gone either way.
+        # Listed a moment ago: one revoked meanwhile by someone else is gone either way.
         return revoke_tokens(self.hook, username, ids)
 
 

@@ -63,8 +63,8 @@ def redacted_error(err: BaseException, secret: str | None) -> str:
 
 
 def revoke_tokens(hook: MotherDuckHook, username: str, token_ids: Iterable[str]) -> list[str]:
-    """Delete tokens by id; return the ids deleted now (one already gone is skipped)."""
-    return [token_id for token_id in token_ids if hook.delete_token(username, token_id, missing_ok=True)]
+    """Revoke tokens by id; return the ids revoked now (one already gone is skipped)."""
+    return [token_id for token_id in token_ids if hook.revoke_token(username, token_id, missing_ok=True)]
 
 
 def issue_token(
@@ -149,7 +149,7 @@ def _revoke_undelivered(
     token_id, username = str(token["id"]), str(token["username"])
     log.error("Could not deliver the secret of token %s of %s: revoking it.", token_id, username)
     try:
-        hook.delete_token(username, token_id, missing_ok=True)
+        hook.revoke_token(username, token_id, missing_ok=True)
         revoked = True
         outcome = "the new token was revoked again"
     except Exception as revoke_err:
@@ -181,7 +181,7 @@ def _revoke_stale(
     for token in tokens:
         token_id = str(token.get("id"))
         try:
-            hook.delete_token(username, token_id, missing_ok=True)
+            hook.revoke_token(username, token_id, missing_ok=True)
         except MotherDuckError as err:
             log.warning("Could not revoke token %s of %s left by an earlier try: %s", token_id, username, err)
             still_live.append(token_id)

@@ -211,7 +211,7 @@ def onboard_account(
     if others:
         log.warning(
             "%s has %d other token(s) named %r whose secret is not in %s: %s. Revoke them if unused "
-            "(MotherDuckDeleteTokenOperator by id).",
+            "(MotherDuckRevokeTokenOperator by id).",
             username,
             len(others),
             token_name,

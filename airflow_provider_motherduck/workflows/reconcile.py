@@ -716,7 +716,7 @@ def _apply(hook: MotherDuckHook, plan: ReconcilePlan, action: Action) -> dict[st
         return {"token": issued.token, "replaced": issued.replaced}
     if action.kind == "revoke_token":
         assert action.token_id is not None
-        return {"revoked": hook.delete_token(username, action.token_id, missing_ok=True)}
+        return {"revoked": hook.revoke_token(username, action.token_id, missing_ok=True)}
     if action.kind == "delete_user":
         gone = offboard_account(hook, username, forget_variables=False)
         return {"revoked_ids": gone["revoked_ids"], "deleted": gone["deleted"]}

@@ -227,7 +227,7 @@ def _revoke_planned(hook: MotherDuckHook, username: str, plan: RotationPlan, sum
     for token in plan.revoke:
         token_id = str(token.get("id"))
         try:
-            hook.delete_token(username, token_id, missing_ok=True)  # gone already: fine
+            hook.revoke_token(username, token_id, missing_ok=True)  # gone already: fine
         except MotherDuckError as err:
             failures[token_id] = f"{type(err).__name__}: {err}"
             log.error("Could not revoke token %s (%r) of %s: %s", token_id, token.get("name"), username, err)

@@ -142,7 +142,7 @@ def test_a_lost_delivery_is_redone(
     elif loss == "variable deleted":
         del variables.values[KEY]
     elif loss == "token revoked":
-        hook.delete_token(USER, first["token"]["id"])
+        hook.revoke_token(USER, first["token"]["id"])
     else:
         variables.values[RECORD] = "{not json"
     emulator.clear_journal()

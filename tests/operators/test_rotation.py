@@ -207,7 +207,7 @@ def execute(
 
     if check is not None:
         hook = op.hook
-        for name in ("create_token", "delete_token"):
+        for name in ("create_token", "revoke_token"):
             real = getattr(hook, name)
 
             def watched(*args: Any, _real: Callable[..., Any] = real, **kwargs: Any) -> Any:

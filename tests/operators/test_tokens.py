@@ -12,8 +12,8 @@ from airflow_provider_motherduck._compat import AIRFLOW_V_3, redact
 from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
 from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckListTokensOperator,
+    MotherDuckRevokeTokenOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
@@ -142,28 +142,28 @@ def test_templated_token_fields_render(emulator: MotherDuckEmulator, bot: str) -
     assert emulator.journal[0].body["ttl"] == 30 * 86400
 
 
-def test_delete_token_by_id_and_missing_ok(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_by_id_and_missing_ok(emulator: MotherDuckEmulator, bot: str) -> None:
     keep = emulator.add_token(bot, "keep")
     gone = emulator.add_token(bot, "gone")
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"])
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_id=gone["id"])
     assert run(op) == {"username": bot, "revoked_ids": [gone["id"]]}
     assert not emulator.is_valid_token(gone["token"])
     assert emulator.is_valid_token(keep["token"])
 
-    again = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"], missing_ok=True)
+    again = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_id=gone["id"], missing_ok=True)
     assert run(again) == {"username": bot, "revoked_ids": []}
     with pytest.raises(MotherDuckNotFoundError):
-        run(MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"]))
-    gone_user = MotherDuckDeleteTokenOperator(
+        run(MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_id=gone["id"]))
+    gone_user = MotherDuckRevokeTokenOperator(
         task_id="d", username="nobody", token_id=SOME_ID, missing_ok=True
     )
     assert run(gone_user) == {"username": "nobody", "revoked_ids": []}
 
 
-def test_delete_token_by_name(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_by_name(emulator: MotherDuckEmulator, bot: str) -> None:
     target = emulator.add_token(bot, "airflow")
     other = emulator.add_token(bot, "dbt")
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow")
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow")
     assert run(op) == {"username": bot, "revoked_ids": [target["id"]]}
     assert [t["id"] for t in emulator.tokens(bot)] == [other["id"]]
     assert requests_seen(emulator) == [
@@ -172,12 +172,12 @@ def test_delete_token_by_name(emulator: MotherDuckEmulator, bot: str) -> None:
     ]
 
 
-def test_delete_token_by_name_with_several_matches(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_by_name_with_several_matches(emulator: MotherDuckEmulator, bot: str) -> None:
     first = emulator.add_token(bot, "airflow")
     second = emulator.add_token(bot, "airflow")
     other = emulator.add_token(bot, "dbt")
 
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow")
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow")
     with pytest.raises(MotherDuckError, match="2 tokens named 'airflow'") as info:
         run(op)
     assert first["id"] in str(info.value)
@@ -185,19 +185,19 @@ def test_delete_token_by_name_with_several_matches(emulator: MotherDuckEmulator,
     assert "all_matching=True" in str(info.value)
     assert writes_seen(emulator) == []  # nothing deleted
 
-    every = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow", all_matching=True)
+    every = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow", all_matching=True)
     assert run(every) == {"username": bot, "revoked_ids": [first["id"], second["id"]]}
     assert [t["id"] for t in emulator.tokens(bot)] == [other["id"]]
 
 
-def test_delete_token_by_name_without_match(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_by_name_without_match(emulator: MotherDuckEmulator, bot: str) -> None:
     with pytest.raises(MotherDuckError, match="no token named 'airflow'"):
-        run(MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow"))
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow", missing_ok=True)
+        run(MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow"))
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow", missing_ok=True)
     assert run(op) == {"username": bot, "revoked_ids": []}
     with pytest.raises(MotherDuckNotFoundError):
-        run(MotherDuckDeleteTokenOperator(task_id="d", username="nobody", token_name="airflow"))
-    gone_user = MotherDuckDeleteTokenOperator(
+        run(MotherDuckRevokeTokenOperator(task_id="d", username="nobody", token_name="airflow"))
+    gone_user = MotherDuckRevokeTokenOperator(
         task_id="d", username="nobody", token_name="airflow", missing_ok=True
     )
     assert run(gone_user) == {"username": "nobody", "revoked_ids": []}
@@ -217,16 +217,16 @@ def test_delete_token_by_name_without_match(emulator: MotherDuckEmulator, bot: s
         ({"token_id": SOME_ID, "username": "x\ty"}, "username='x\\ty'"),
     ],
 )
-def test_delete_token_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], problem: str) -> None:
+def test_revoke_token_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], problem: str) -> None:
     args = {"username": "etl_bot", **kwargs}
-    with pytest.raises(ValueError, match="MotherDuckDeleteTokenOperator 'd'") as info:
-        MotherDuckDeleteTokenOperator(task_id="d", **args)
+    with pytest.raises(ValueError, match="MotherDuckRevokeTokenOperator 'd'") as info:
+        MotherDuckRevokeTokenOperator(task_id="d", **args)
     assert problem in str(info.value)
 
 
-def test_delete_token_templated_name_checked_after_rendering(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_templated_name_checked_after_rendering(emulator: MotherDuckEmulator, bot: str) -> None:
     emulator.add_token(bot, "airflow")
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="{{ params.name }}")
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="{{ params.name }}")
     with pytest.raises(ValueError, match="token_name=''"):
         run(op, {"name": ""})
     assert emulator.journal == []

@@ -21,11 +21,11 @@ from airflow_provider_motherduck.operators import (
     MotherDuckCreateDiveEmbedSessionOperator,
     MotherDuckCreateTokenOperator,
     MotherDuckCreateUserOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckDeleteUserOperator,
     MotherDuckOffboardAccountOperator,
     MotherDuckOnboardAccountOperator,
     MotherDuckReconcileOperator,
+    MotherDuckRevokeTokenOperator,
     MotherDuckRotateTokenOperator,
     MotherDuckTokenAuditOperator,
 )
@@ -86,13 +86,13 @@ RUNS: list[tuple[str, Callable[[str], BaseOperator]]] = [
     ),
     (
         "revoke token",
-        lambda user: MotherDuckDeleteTokenOperator(
+        lambda user: MotherDuckRevokeTokenOperator(
             task_id="t", username=user, token_name="n", missing_ok=True
         ),
     ),
     (
         "revoke token",
-        lambda user: MotherDuckDeleteTokenOperator(
+        lambda user: MotherDuckRevokeTokenOperator(
             task_id="t", username=user, token_name="n", missing_ok=True, variable_key=f"md_{user}"
         ),
     ),
