@@ -33,7 +33,7 @@ INSTANCES: list[BaseException] = [
     ),
     exceptions.SkippedError("not started"),
     exceptions.MotherDuckStoppedError("stopped", {"done": []}),
-    exceptions.MotherDuckRotationError("part-way", {"still_live": ["t1"], "revoked": []}),
+    exceptions.MotherDuckRotationError("part-way", {"still_live_ids": ["t1"], "revoked_ids": []}),
     exceptions.MotherDuckReconcileError("drift", {"plan": [{"action": "create_user"}]}),
 ]
 
@@ -105,7 +105,10 @@ def test_every_class_has_a_pickling_case() -> None:
 
 
 def test_a_rotation_error_names_the_ids_still_live() -> None:
-    assert exceptions.MotherDuckRotationError("x", {"still_live": ["t1", "t2"]}).still_live == ["t1", "t2"]
+    assert exceptions.MotherDuckRotationError("x", {"still_live_ids": ["t1", "t2"]}).still_live == [
+        "t1",
+        "t2",
+    ]
 
 
 def test_advice_keeps_the_class_and_the_fields() -> None:
