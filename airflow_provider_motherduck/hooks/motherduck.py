@@ -464,8 +464,8 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
         tokens: list[TokenInfo] = answer["tokens"]
         return tokens
 
-    def delete_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
-        """Invalidate a token by its id. ``False`` if it was missing and ``missing_ok``."""
+    def revoke_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
+        """Revoke a token by its id. ``False`` if it was missing and ``missing_ok``."""
         return self._delete(
             _user_path(username, "tokens", _seg(check_token_id(token_id), "token_id")),
             missing_ok,

@@ -36,8 +36,8 @@ from airflow_provider_motherduck.operators.reconcile import MotherDuckReconcileO
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.operators.tokens import (
     MotherDuckCreateTokenOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckListTokensOperator,
+    MotherDuckRevokeTokenOperator,
 )
 from airflow_provider_motherduck.operators.users import (
     MotherDuckCreateUserOperator,
@@ -57,7 +57,6 @@ __all__ = [
     "MotherDuckCreateTokenOperator",
     "MotherDuckCreateUserOperator",
     "MotherDuckCurrentUserOperator",
-    "MotherDuckDeleteTokenOperator",
     "MotherDuckDeleteUserOperator",
     "MotherDuckDetachShareOperator",
     "MotherDuckDropDatabaseOperator",
@@ -74,6 +73,7 @@ __all__ = [
     "MotherDuckReconcileOperator",
     "MotherDuckRevokeRoleOperator",
     "MotherDuckRevokeShareOperator",
+    "MotherDuckRevokeTokenOperator",
     "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
     "MotherDuckTokenAuditOperator",

@@ -43,4 +43,4 @@ def offboard_account(
         removed = forget(variable_key, record_key)
         if removed:
             log.info("Deleted Variable(s) %s.", ", ".join(removed))
-    return {"username": username, "revoked": revoked, "deleted": deleted, "variables_deleted": removed}
+    return {"username": username, "revoked_ids": revoked, "deleted": deleted, "variables_deleted": removed}

@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from airflow_provider_motherduck._compat import Context, redact, should_hide_value_for_key
-from airflow_provider_motherduck.exceptions import MotherDuckAPIError
+from airflow_provider_motherduck.exceptions import MotherDuckAPIError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
@@ -28,7 +28,7 @@ from airflow_provider_motherduck.workflows.delivery import (
     task_identity,
     use_variable_store,
 )
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.issuing import issue_token
 from tests.operators.helpers import run, writes_seen
 from tests.support import PauseOnWrite, delivered_id, execute_off_the_main_thread, in_thread
 
@@ -61,7 +61,7 @@ def test_a_retry_after_a_lost_create_answer_leaves_one_live_token(
         run(create)
     (lost,) = live_ids(emulator)  # MotherDuck made it; the task never saw it
 
-    result = run(create)  # Airflow's task retry
+    result = run(create)["token"]  # Airflow's task retry
 
     assert live_ids(emulator) == [result["id"]]
     assert writes_seen(emulator)[-1] == f"DELETE /v1/users/{USER}/tokens/{lost}"

@@ -125,7 +125,7 @@ def _revoke_token(run: AccountRun, action: RevokeToken) -> dict[str, Any]:
 
 def _delete_user(run: AccountRun, action: DeleteUser) -> dict[str, Any]:
     gone = offboard_account(run.hook, action.username, forget_variables=False)
-    return {"revoked_ids": gone["revoked"], "deleted": gone["deleted"]}
+    return {"revoked_ids": gone["revoked_ids"], "deleted": gone["deleted"]}
 
 
 _DISPATCH: dict[type[Action], Callable[[AccountRun, Any], dict[str, Any]]] = {
