@@ -299,7 +299,7 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
         with acting_as(
             as_user,
             mint=lambda user, name, ttl: self.create_token(user, name, ttl=ttl),
-            revoke=lambda user, token_id: self.delete_token(user, token_id, missing_ok=True),
+            revoke=lambda user, token_id: self.revoke_token(user, token_id, missing_ok=True),
             session=self._new_sql_session,
         ) as session:
             yield session

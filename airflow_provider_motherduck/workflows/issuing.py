@@ -328,7 +328,7 @@ def revoke_unheld(
         if not (judged.lost or judged.maybe_held):
             continue
         try:
-            hook.delete_token(username, token_id, missing_ok=True)
+            hook.revoke_token(username, token_id, missing_ok=True)
         except MotherDuckError as err:
             log.warning("Could not revoke token %s of %s left by an earlier try: %s", token_id, username, err)
             continue
@@ -363,7 +363,7 @@ def _revoke_undelivered(
     except Exception as revoke_err:
         # No traceback: it would chain the delivery error, which may quote the secret.
         log.error(
-            "Could not revoke token %s of %s either (%s): a re-run revokes it, or delete it by hand.",
+            "Could not revoke token %s of %s either (%s): a re-run revokes it, or revoke it by hand.",
             token_id,
             username,
             redacted_error(revoke_err, secret),

@@ -24,8 +24,8 @@ from airflow_provider_motherduck.operators import (
     MotherDuckCreateUserOperator,
     MotherDuckDeleteUserOperator,
     MotherDuckListActiveAccountsOperator,
-    MotherDuckSetDucklingConfigOperator,
     MotherDuckRevokeTokenOperator,
+    MotherDuckSetDucklingConfigOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.testing.pytest_plugin import DagRunner

@@ -255,7 +255,7 @@ def test_a_token_revoked_by_another_writer_right_after_delivery_is_issued_again(
 
     def revoke_the_new_token(hook: MotherDuckHook) -> None:
         (first,) = emulator.tokens(USER)
-        hook.delete_token(USER, first["id"])
+        hook.revoke_token(USER, first["id"])
 
     first, _ = overlap(
         motherduck_variables,

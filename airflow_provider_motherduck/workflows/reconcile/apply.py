@@ -119,7 +119,7 @@ def _issue_token(run: AccountRun, action: IssueToken) -> dict[str, Any]:
 
 
 def _revoke_token(run: AccountRun, action: RevokeToken) -> dict[str, Any]:
-    revoked = run.hook.delete_token(action.username, action.token_id, missing_ok=True)
+    revoked = run.hook.revoke_token(action.username, action.token_id, missing_ok=True)
     return {"revoked_ids": [action.token_id] if revoked else []}
 
 
