@@ -310,7 +310,9 @@ def _explain(username: str, plan: RotationPlan, summary: Mapping[str, Any]) -> N
         *summary["spared_ids"],
         *summary["revoked_ids"],
     ]:
-        why = plan.reasons.get(token_id, "kept: the new token" if token_id == summary["token"]["id"] else "kept")
+        why = plan.reasons.get(
+            token_id, "kept: the new token" if token_id == summary["token"]["id"] else "kept"
+        )
         log.info("Token %s of %s: %s.", token_id, username, why)
 
 
