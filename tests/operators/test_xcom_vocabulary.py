@@ -17,23 +17,36 @@ import pytest
 
 from airflow_provider_motherduck._compat import BaseOperator, Context
 from airflow_provider_motherduck.operators import (
+    MotherDuckAttachShareOperator,
     MotherDuckBulkOnboardOperator,
+    MotherDuckCreateDatabaseOperator,
     MotherDuckCreateDiveEmbedSessionOperator,
+    MotherDuckCreateRoleOperator,
+    MotherDuckCreateShareOperator,
     MotherDuckCreateTokenOperator,
     MotherDuckCreateUserOperator,
     MotherDuckDeleteUserOperator,
+    MotherDuckDetachShareOperator,
+    MotherDuckDropDatabaseOperator,
+    MotherDuckDropRoleOperator,
+    MotherDuckDropShareOperator,
+    MotherDuckGrantRoleOperator,
+    MotherDuckGrantShareOperator,
     MotherDuckOffboardAccountOperator,
     MotherDuckOnboardAccountOperator,
     MotherDuckReconcileOperator,
+    MotherDuckRevokeRoleOperator,
+    MotherDuckRevokeShareOperator,
     MotherDuckRevokeTokenOperator,
     MotherDuckRotateTokenOperator,
     MotherDuckTokenAuditOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
-from airflow_provider_motherduck.workflows import delivery
-from tests.support import REPO_ROOT, FakeVariables
+from tests.support import REPO_ROOT
 
-pytestmark = pytest.mark.usefixtures("motherduck_conn")
+# The SQL operators run over the emulator's Postgres endpoint (``sql_conn``); the REST ones use
+# the same connection's API URL.
+pytestmark = pytest.mark.usefixtures("sql_conn", "motherduck_variables")
 
 DOC = REPO_ROOT / "docs" / "reference" / "xcom.rst"
 
@@ -57,20 +70,45 @@ XCOM_KEYS: dict[str, Keys] = {
     "create token": keys("username token", "secret"),
     "revoke token": keys("username revoked_ids", "variables_deleted"),
     "rotate token": keys(
-        "username token_name destination dry_run token created revoked_ids kept_ids in_grace_ids still_live_ids"
+        "username token_name destination dry_run token created revoked_ids kept_ids in_grace_ids spared_ids still_live_ids"
     ),
     "onboard account": keys("username created duckling_config token token_created other_token_ids"),
     "bulk onboard": keys("accounts created_usernames token_created_usernames token_ids"),
     "offboard account": keys("username revoked_ids deleted variables_deleted"),
-    "reconcile": keys("mode prune plan deletes spared", "done failed not_attempted"),
+    "reconcile": keys(
+        "name mode prune plan deletes spared unsafe adopted_usernames", "done failed not_attempted"
+    ),
     "token audit": keys("tokens violations"),
     "create Dive embed session": keys("dive_id username session_name destination"),
+    "create role": keys("role created"),
+    "drop role": keys("role deleted"),
+    "grant role": keys("role grantee grantee_type granted"),
+    "revoke role": keys("role grantee grantee_type revoked"),
+    "create share": keys("share database access visibility update include created_at url username created"),
+    "drop share": keys("share username deleted"),
+    "grant share": keys("share username grantee grantee_type granted"),
+    "revoke share": keys("share username grantee grantee_type revoked"),
+    "attach share": keys("username alias created"),
+    "detach share": keys("username alias deleted"),
+    "create database": keys("database username created"),
+    "drop database": keys("database username deleted"),
 }
+
+#: Every SQL run's account owns the databases ``orders`` (shared as ``s``, granted to the reader)
+#: and ``spare``; the reader is the other side of the grants.
+READER = "vocab_reader"
 
 
 def declaration(username: str) -> dict[str, Any]:
     token = {"name": "airflow", "ttl": "90 days", "variable_key": f"md_{username}"}
-    return {"service_accounts": [{"username": username, "tokens": [token]}]}
+    return {"name": "vocab", "service_accounts": [{"username": username, "tokens": [token]}]}
+
+
+def share_url(emulator: MotherDuckEmulator, user: str) -> str:
+    """A share of ``user``'s ``orders``, granted to the reader: its URL."""
+    created = execute(MotherDuckCreateShareOperator(task_id="t", share="s", database="orders", as_user=user))
+    execute(MotherDuckGrantShareOperator(task_id="t", share="s", to_user=READER, as_user=user))
+    return str(created["url"])
 
 
 #: Each way of running an operator that changes which keys it returns, by its name in the table.
@@ -123,6 +161,14 @@ RUNS: list[tuple[str, Callable[[str], BaseOperator]]] = [
         "reconcile",
         lambda user: MotherDuckReconcileOperator(task_id="t", desired=declaration(user), mode="apply"),
     ),
+    (
+        "reconcile",  # an account that exists and is not yet owned: the plan adopts it
+        lambda user: MotherDuckReconcileOperator(
+            task_id="t",
+            desired={"name": "vocab_adopt", "service_accounts": [{"username": user}]},
+            mode="apply",
+        ),
+    ),
     ("token audit", lambda user: MotherDuckTokenAuditOperator(task_id="t")),
     (
         "create Dive embed session",
@@ -133,11 +179,56 @@ RUNS: list[tuple[str, Callable[[str], BaseOperator]]] = [
 ]
 
 
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> FakeVariables:
-    fake = FakeVariables()
-    monkeypatch.setattr(delivery, "Variable", fake)
-    return fake
+#: The SQL operators, each built from the run's account (the owner) and what ``prepare`` made.
+SQL_RUNS: list[tuple[str, Callable[[str, str], BaseOperator]]] = [
+    ("create role", lambda user, url: MotherDuckCreateRoleOperator(task_id="t", role=f"r_{user}")),
+    ("drop role", lambda user, url: MotherDuckDropRoleOperator(task_id="t", role=f"r_{user}")),
+    (
+        "grant role",
+        lambda user, url: MotherDuckGrantRoleOperator(task_id="t", role="vocab_role", to_user=user),
+    ),
+    (
+        "revoke role",
+        lambda user, url: MotherDuckRevokeRoleOperator(task_id="t", role="vocab_role", from_user=READER),
+    ),
+    (
+        "create share",
+        lambda user, url: MotherDuckCreateShareOperator(
+            task_id="t", share=f"s_{user}", database="orders", as_user=user
+        ),
+    ),
+    ("drop share", lambda user, url: MotherDuckDropShareOperator(task_id="t", share="s", as_user=user)),
+    (
+        "grant share",
+        lambda user, url: MotherDuckGrantShareOperator(
+            task_id="t", share="s", to_role="vocab_role", as_user=user
+        ),
+    ),
+    (
+        "revoke share",
+        lambda user, url: MotherDuckRevokeShareOperator(
+            task_id="t", share="s", from_user=READER, as_user=user
+        ),
+    ),
+    (
+        "attach share",
+        lambda user, url: MotherDuckAttachShareOperator(
+            task_id="t", url=url, alias=f"a_{user}", as_user=READER
+        ),
+    ),
+    (
+        "detach share",
+        lambda user, url: MotherDuckDetachShareOperator(task_id="t", alias=f"a_{user}", as_user=READER),
+    ),
+    (
+        "create database",
+        lambda user, url: MotherDuckCreateDatabaseOperator(task_id="t", database="staging", as_user=user),
+    ),
+    (
+        "drop database",
+        lambda user, url: MotherDuckDropDatabaseOperator(task_id="t", database="spare", as_user=user),
+    ),
+]
 
 
 def execute(op: BaseOperator) -> Any:
@@ -159,7 +250,7 @@ TOKEN_METADATA = {"id", "name", "token_type", "expire_at", "created_ts", "read_o
 
 def keeps_to_the_rules(key: str, value: Any) -> bool:
     """The vocabulary's rules for ``value`` under ``key``."""
-    if key in ("created", "deleted", "adopted", "token_created", "dry_run", "prune"):
+    if key in ("created", "deleted", "adopted", "granted", "revoked", "token_created", "dry_run", "prune"):
         return isinstance(value, bool)
     if key.endswith("_ids") or key.endswith("_usernames"):
         strings = value.values() if key == "token_ids" else value
@@ -195,18 +286,35 @@ def test_the_docs_table_documents_every_key_of_every_operator() -> None:
     assert documented() == {name: set(k.always | k.sometimes) for name, k in XCOM_KEYS.items()}
 
 
-@pytest.mark.usefixtures("variables")
 def test_every_operator_returns_the_keys_of_the_table(emulator: MotherDuckEmulator) -> None:
     seen: dict[str, set[str]] = {}
-    for i, (name, build) in enumerate(RUNS):
-        user = f"vocab_{i}"  # every run starts from an account of its own, holding a token
-        emulator.add_user(user)
-        emulator.add_token(user, "n")
-        result = execute(build(user))
+
+    def check(name: str, result: Any) -> None:
         assert isinstance(result, Mapping), name
         expected = XCOM_KEYS[name]
         assert expected.always <= set(result) <= expected.always | expected.sometimes, (name, sorted(result))
         seen.setdefault(name, set()).update(result)
         assert [key for key, value in result.items() if not keeps_to_the_rules(key, value)] == [], name
+
+    emulator.add_user(READER)
+    execute(MotherDuckCreateRoleOperator(task_id="t", role="vocab_role"))
+    for i, (name, build) in enumerate(RUNS):
+        user = f"vocab_{i}"  # every run starts from an account of its own, holding a token
+        emulator.add_user(user)
+        emulator.add_token(user, "n")
+        check(name, execute(build(user)))
+    for i, (name, build_sql) in enumerate(SQL_RUNS):
+        user = f"vocab_sql_{i}"  # an owner of its own, with a share granted to the reader
+        emulator.add_user(user)
+        emulator.add_database(user, "orders", tables={"orders": 1})
+        emulator.add_database(user, "spare", tables={"t": 1})
+        url = share_url(emulator, user)
+        if name == "drop role":
+            execute(MotherDuckCreateRoleOperator(task_id="t", role=f"r_{user}"))
+        if name == "detach share":
+            execute(MotherDuckAttachShareOperator(task_id="t", url=url, alias=f"a_{user}", as_user=READER))
+        if name == "revoke role":
+            execute(MotherDuckGrantRoleOperator(task_id="t", role="vocab_role", to_user=READER))
+        check(name, execute(build_sql(user, url)))
     # Every key of the table showed up (no key documented that no run returns).
     assert seen == {name: set(k.always | k.sometimes) for name, k in XCOM_KEYS.items()}
