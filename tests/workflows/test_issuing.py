@@ -198,8 +198,11 @@ def test_two_create_token_tasks_overlapping(
             op, cast(Context, {"params": {}, "ti": ti, "run_id": run_id})
         )
 
-    a, b = overlap(
-        motherduck_variables, motherduck_conn, task("scheduled__1"), task("manual__2"), key=RECORD, nth=2
+    a, b = (
+        result["token"]
+        for result in overlap(
+            motherduck_variables, motherduck_conn, task("scheduled__1"), task("manual__2"), key=RECORD, nth=2
+        )
     )
 
     # A delivered last; B's token (overwritten while A ran) was revoked by A.
@@ -238,7 +241,7 @@ def test_a_crash_after_delivery_then_the_retry_issues_nothing_new(
     assert delivered_id(motherduck_variables[RECORD]) is None
     use_variable_store(motherduck_variables)
 
-    result = op.execute(context(2))  # Airflow's retry
+    result = op.execute(context(2))["token"]  # Airflow's retry
 
     assert result["id"] == token["id"]
     assert [t["id"] for t in emulator.tokens(USER)] == [token["id"]]
