@@ -182,11 +182,7 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
         set_variable(airflow_db, f"motherduck_token_{user}", None)
         set_variable(airflow_db, default_record_key(variable_key=f"motherduck_token_{user}"), None)
     set_variable(airflow_db, "motherduck_token_legacy_etl", legacy[1]["token"])
-    # Its record, and one of the old layout as an earlier version of the provider left it: both go.
     set_variable(airflow_db, default_record_key(variable_key="motherduck_token_legacy_etl"), "{}")
-    set_variable(
-        airflow_db, "motherduck_token_legacy_etl__delivery", json.dumps({"token_id": legacy[1]["id"]})
-    )
     record, printed = _run("example_motherduck_offboarding", emulator, airflow_dag_runner, airflow_db)
 
     assert emulator.users() == ["admin", "busy_other"]
@@ -200,7 +196,6 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
             "variables_deleted": [
                 "motherduck_token_legacy_etl",
                 default_record_key(variable_key="motherduck_token_legacy_etl"),
-                "motherduck_token_legacy_etl__delivery",
             ],
         },
         {
@@ -212,7 +207,7 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
         {"username": "churn_model_v1", "revoked_ids": [], "deleted": False, "variables_deleted": []},
     ]
     assert variable(airflow_db, "motherduck_token_legacy_etl") is None
-    assert variable(airflow_db, "motherduck_token_legacy_etl__delivery") is None
+    assert variable(airflow_db, default_record_key(variable_key="motherduck_token_legacy_etl")) is None
 
     deletes = sorted(e.path for e in emulator.journal if e.method == "DELETE")
     assert deletes == sorted(
