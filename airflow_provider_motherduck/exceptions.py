@@ -1,21 +1,81 @@
-"""Errors raised by the MotherDuck provider. None of them ever carries a token."""
+"""Every error the MotherDuck provider raises, in one place. None of them ever carries a token.
+
+The hierarchy::
+
+    ValueError                            bad input, from invalid(), before anything is sent
+    AirflowException                      (so Airflow's task retries apply)
+    └── MotherDuckError                   every error raised on purpose
+        ├── MotherDuckConfigError         the connection cannot be used as set up
+        ├── MotherDuckSQLError            the SQL path failed, or reached no MotherDuck session
+        │   ├── MotherDuckSQLNotFoundError    what the statement names does not exist
+        │   ├── MotherDuckSQLExistsError      what the statement creates exists already
+        │   ├── MotherDuckSQLPermissionError  the session's account may not do this
+        │   ├── MotherDuckPlanLimitError      the organisation's plan does not include this
+        │   └── MotherDuckSQLUnsupportedError not supported over this transport
+        ├── MotherDuckAPIError            MotherDuck answered with an error, or could not be reached
+        │   ├── MotherDuckAuthError       401 (token wrong, expired, revoked) or 403 (not allowed)
+        │   ├── MotherDuckNotFoundError   404 NOT_FOUND: no such user or token
+        │   ├── MotherDuckConflictError   the user to create exists already
+        │   └── MotherDuckRouteNotFoundError  a plain-text 404: a wrong API URL, not a missing object
+        ├── TokenIssueError               issuing stopped after the token was created
+        ├── SkippedError                  not started: an earlier item's error stops the pool
+        └── MotherDuckStoppedError        a multi-step job stopped; ``summary`` says where it stands
+            ├── MotherDuckRotationError   a rotation stopped part-way
+            └── MotherDuckReconcileError  drift (``check``), an unsafe plan, or failed actions
+    Exception
+    └── SQLDriverError                    inside ``hooks.sql`` only: mapped to a MotherDuckSQLError
+
+Errors that keep fields (``status_code``, ``summary``, ...) survive pickling with them: Airflow
+pickles a task's error.
+"""
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
-from typing import Any
+from itertools import islice
+from typing import Any, Final, TypeVar
 
 from airflow_provider_motherduck._compat import AirflowException
+
+#: The longest a value shown in an error message gets (``...`` marks the cut).
+EXCERPT_CHARS: Final = 80
+
+
+class _Shortened(reprlib.Repr):
+    """``reprlib``'s bounded ``repr``, keeping a dict's own order (``reprlib`` sorts the keys)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = 6
+        self.maxstring = self.maxother = limit
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x or level <= 0:
+            return "{...}" if x else "{}"
+        pairs = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in islice(x.items(), self.maxdict)
+        ]
+        return "{" + ", ".join(pairs + ["..."] * (len(x) > self.maxdict)) + "}"
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters, built without rendering all of a large value."""
+    text = _Shortened(limit).repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def invalid(field: str, value: Any, problem: str, allowed: str, *, show: bool = True) -> ValueError:
     """The one "is invalid" error: ``field=value is invalid: problem. Allowed: allowed.``
 
     Every check of the provider builds its ``ValueError`` here, so all of them read alike.
-    ``show=False`` names only the value's type and length, for a value that may be a secret.
+    The value is shown as a short :func:`excerpt`; ``show=False`` names only its type and length,
+    for a value that may be a secret.
     """
     if show:
-        shown = f"{field}={value!r}"
+        shown = f"{field}={excerpt(value)}"
     else:
         size = f" of {len(value)} characters" if isinstance(value, str) else ""
         shown = f"{field} (a {type(value).__name__}{size}, not shown in case it is a secret)"
@@ -115,17 +175,23 @@ class MotherDuckAPIError(MotherDuckError):
 
     def with_advice(self, advice: str) -> MotherDuckAPIError:
         """A copy of this error (same class and fields) whose message ends with ``advice``."""
-        return _rebuild(type(self), self.message, {**self.__dict__, "message": f"{self.message} | {advice}"})
+        err = _restore(type(self), "", {**self.__dict__, "message": f"{self.message} | {advice}"})
+        err.args = (err._describe(),)
+        return err
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only arguments need help to survive pickling (Airflow pickles task errors).
-        return (_rebuild, (type(self), self.message, self.__dict__.copy()))
+        return (_restore, (type(self), str(self), self.__dict__.copy()))
 
 
-def _rebuild(cls: type[MotherDuckAPIError], message: str, state: dict[str, Any]) -> MotherDuckAPIError:
+E = TypeVar("E", bound=BaseException)
+
+
+def _restore(cls: type[E], message: str, state: dict[str, Any]) -> E:
+    """An error of ``cls`` with ``state`` as its fields, built without ``__init__``: keyword-only
+    arguments cannot pass through pickling."""
     err = cls.__new__(cls)
     err.__dict__.update(state)
-    Exception.__init__(err, err._describe())
+    Exception.__init__(err, message)
     return err
 
 
@@ -145,11 +211,35 @@ class MotherDuckRouteNotFoundError(MotherDuckAPIError):
     """A plain-text 404: no such route. The API URL is wrong or the API changed; not a missing object."""
 
 
-class MotherDuckReconcileError(MotherDuckError):
-    """Reconciling stopped: drift found (``check``), an unsafe plan, or actions that failed.
+class TokenIssueError(MotherDuckError):
+    """Issuing a token stopped after the token was created. Never carries the secret.
 
-    ``summary`` is the task's XCom form of where it stands (never a secret).
+    ``token``: the new token's metadata (its XCom form); ``revoked``: whether it was revoked again
+    (its secret was not delivered); ``delivered``: whether its secret reached the destination (only
+    its record could not be written); ``problem``: what went wrong, with the secret blanked.
     """
+
+    def __init__(
+        self, message: str, *, token: Mapping[str, Any], revoked: bool, delivered: bool, problem: str
+    ) -> None:
+        super().__init__(message)
+        self.token: dict[str, Any] = dict(token)
+        self.token_id = str(token.get("id"))
+        self.revoked = revoked
+        self.delivered = delivered
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), str(self), self.__dict__.copy()))
+
+
+class SkippedError(MotherDuckError):
+    """An item not started because an earlier one hit an error that stops the pool."""
+
+
+class MotherDuckStoppedError(MotherDuckError):
+    """A multi-step job stopped, or refused to go on. ``summary`` is the task's XCom form of where
+    it stands (ids only, never a secret); re-running the task finishes the job."""
 
     def __init__(self, message: str, summary: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -157,3 +247,29 @@ class MotherDuckReconcileError(MotherDuckError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.summary))
+
+
+class MotherDuckRotationError(MotherDuckStoppedError):
+    """A rotation stopped part-way. ``still_live``: the ids that should be revoked but are not."""
+
+    @property
+    def still_live(self) -> list[str]:
+        return list(self.summary.get("still_live_ids", []))
+
+
+class MotherDuckReconcileError(MotherDuckStoppedError):
+    """Reconciling stopped: drift found (``check``), an unsafe plan, or actions that failed."""
+
+
+class SQLDriverError(Exception):
+    """A SQL client's failure, its text already scrubbed of the token; ``statement`` is the
+    ``hooks.sql`` statement that failed. Never leaves the SQL session, which maps it to a
+    :class:`MotherDuckSQLError`."""
+
+    def __init__(self, text: str, statement: Any) -> None:
+        super().__init__(text)
+        self.text = text
+        self.statement = statement
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.text, self.statement))

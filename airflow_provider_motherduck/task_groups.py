@@ -9,7 +9,6 @@ from airflow_provider_motherduck._compat import TaskGroup
 from airflow_provider_motherduck.arguments import check_variable_key, optional
 from airflow_provider_motherduck.exceptions import invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.operators.onboarding import MotherDuckOffboardAccountOperator
 from airflow_provider_motherduck.sensors.accounts import MotherDuckActiveAccountsSensor
 from airflow_provider_motherduck.validation import check_username
 
@@ -32,7 +31,11 @@ def offboard_account_group(
     keys are ignored). One sensor (``wait_until_idle``, ``expect_active=False``, statuses active
     and cooldown) waits for all of them; then ``offboard_account`` runs per account, mapped for
     a list. ``poke_interval``, ``timeout``, ``mode`` and ``deferrable`` go to the sensor.
+    Importable from :mod:`airflow_provider_motherduck.operators.onboarding` too, as promised.
     """
+    # Imported here: operators.onboarding re-exports this function, so it imports this module.
+    from airflow_provider_motherduck.operators.onboarding import MotherDuckOffboardAccountOperator
+
     single = isinstance(accounts, str)
     items = [accounts] if isinstance(accounts, str) else list(accounts)
     if not items:

@@ -8,8 +8,8 @@ partial Duckling config (``read_write``, ``read_scaling``), ``ttl`` and ``token_
 ``load_accounts`` checks every entry first (a bad one fails the run, named, before any account is
 touched); ``onboard`` then brings each account to its declared state, at most 16 at a time. A
 second run with the same list only reads: MotherDuckOnboardAccountOperator keeps a delivery record
-next to each secret (Variable ``<variable_key>__delivery``) and creates a token only if the
-delivered one is gone. For hundreds of accounts in a single task, use MotherDuckBulkOnboardOperator.
+next to each secret (the Variable ``motherduck_delivery_<hash of variable_key>``) and creates a
+token only if the delivered one is gone. For hundreds of accounts in a single task, use MotherDuckBulkOnboardOperator.
 
 Manages the accounts the list declares (the file's: ``crm_sync``, ``finance_reports``,
 ``marketing_attribution``), their Duckling configs, their ``airflow`` tokens and the Variables

@@ -1,7 +1,7 @@
 """Size a Duckling down whenever its account goes idle: a DAG scheduled on an asset watcher.
 
 The asset ``motherduck_notebook_runner_idle`` is watched in Airflow's triggerer by
-``MotherDuckAccountsEventTrigger``: it fires each time ``notebook_runner`` (the account the
+``MotherDuckActiveAccountsEventTrigger``: it fires each time ``notebook_runner`` (the account the
 analysts' notebooks query with) goes from busy to idle (no Duckling active or cooling down any
 more), once per transition, looking every minute; watchers and deferred sensors on the same
 connection share one request per interval. Each event runs this DAG once: ``resize_down`` merges
@@ -26,15 +26,15 @@ except ImportError:  # Airflow 2.11: no asset watchers
     AssetWatcher = None
 
 if AssetWatcher is not None:
-    from airflow_provider_motherduck.triggers import MotherDuckAccountsEventTrigger
+    from airflow_provider_motherduck.triggers import MotherDuckActiveAccountsEventTrigger
 
-    # [START howto_trigger_motherduck_accounts_event]
+    # [START howto_trigger_motherduck_active_accounts_event]
     notebook_runner_idle = Asset(
         "motherduck_notebook_runner_idle",
         watchers=[
             AssetWatcher(
                 name="notebook_runner_idle",
-                trigger=MotherDuckAccountsEventTrigger(
+                trigger=MotherDuckActiveAccountsEventTrigger(
                     usernames=["notebook_runner"],
                     statuses=["active", "cooldown"],
                     expect_active=False,
@@ -43,7 +43,7 @@ if AssetWatcher is not None:
             )
         ],
     )
-    # [END howto_trigger_motherduck_accounts_event]
+    # [END howto_trigger_motherduck_active_accounts_event]
 
     with DAG(
         dag_id="example_motherduck_resize_when_idle",

@@ -30,9 +30,9 @@ except ImportError:  # Airflow 2.11
 from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
     MotherDuckCreateUserOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckDeleteUserOperator,
     MotherDuckListTokensOperator,
+    MotherDuckRevokeTokenOperator,
 )
 
 USERNAME = "backfill_bot"
@@ -68,8 +68,8 @@ with DAG(
         task_id="list_tokens", username=USERNAME, trigger_rule="all_done"
     )
     # [END howto_operator_motherduck_list_tokens]
-    # [START howto_operator_motherduck_delete_token]
-    revoke_tokens = MotherDuckDeleteTokenOperator(
+    # [START howto_operator_motherduck_revoke_token]
+    revoke_tokens = MotherDuckRevokeTokenOperator(
         task_id="revoke_tokens",
         username=USERNAME,
         token_name=TOKEN_NAME,
@@ -78,7 +78,7 @@ with DAG(
         variable_key=VARIABLE_KEY,
         trigger_rule="all_done",
     )
-    # [END howto_operator_motherduck_delete_token]
+    # [END howto_operator_motherduck_revoke_token]
     # [START howto_operator_motherduck_delete_user]
     delete_user = MotherDuckDeleteUserOperator(
         task_id="delete_user", username=USERNAME, missing_ok=True, trigger_rule="all_done"

@@ -5,7 +5,8 @@ One task, ``MotherDuckRotateTokenOperator``:
 1. creates a token for ``dbt_prod`` (the account production dbt runs connect with) named
    ``airflow@<logical date>``, valid for 35 days;
 2. writes its secret to the Variable ``motherduck_token_dbt_prod`` (never to XCom or the logs),
-   and a delivery record (token id, no secret) to ``motherduck_token_dbt_prod__delivery``;
+   and a delivery record (token id, no secret) to the Variable
+   ``motherduck_delivery_<hash of motherduck_token_dbt_prod>``;
 3. only then revokes older ``airflow`` tokens: ``keep=2`` leaves the previous one working until
    the next rotation, for consumers that read the Variable only when they start, and
    ``revoke_after="1 day"`` never revokes a token younger than a day (say, after a manual run).

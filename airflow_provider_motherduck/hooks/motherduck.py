@@ -307,7 +307,7 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
         with acting_as(
             as_user,
             mint=lambda user, name, ttl: self.create_token(user, name, ttl=ttl),
-            revoke=lambda user, token_id: self.delete_token(user, token_id, missing_ok=True),
+            revoke=lambda user, token_id: self.revoke_token(user, token_id, missing_ok=True),
             session=self._new_sql_session,
         ) as session:
             acting[key] = session
@@ -476,8 +476,8 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
         tokens: list[TokenInfo] = answer["tokens"]
         return tokens
 
-    def delete_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
-        """Invalidate a token by its id. ``False`` if it was missing and ``missing_ok``."""
+    def revoke_token(self, username: str, token_id: str, *, missing_ok: bool = False) -> bool:
+        """Revoke a token by its id. ``False`` if it was missing and ``missing_ok``."""
         return self._delete(
             _user_path(username, "tokens", _seg(check_token_id(token_id), "token_id")),
             missing_ok,

@@ -37,8 +37,8 @@ from airflow_provider_motherduck.operators.reconcile import MotherDuckReconcileO
 from airflow_provider_motherduck.operators.rotation import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.operators.tokens import (
     MotherDuckCreateTokenOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckListTokensOperator,
+    MotherDuckRevokeTokenOperator,
 )
 from airflow_provider_motherduck.operators.users import (
     MotherDuckCreateUserOperator,
@@ -59,7 +59,6 @@ __all__ = [
     "MotherDuckCreateTokenOperator",
     "MotherDuckCreateUserOperator",
     "MotherDuckCurrentUserOperator",
-    "MotherDuckDeleteTokenOperator",
     "MotherDuckDeleteUserOperator",
     "MotherDuckDetachShareOperator",
     "MotherDuckDropDatabaseOperator",
@@ -76,6 +75,7 @@ __all__ = [
     "MotherDuckReconcileOperator",
     "MotherDuckRevokeRoleOperator",
     "MotherDuckRevokeShareOperator",
+    "MotherDuckRevokeTokenOperator",
     "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
     "MotherDuckTokenAuditOperator",

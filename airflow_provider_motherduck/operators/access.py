@@ -204,8 +204,9 @@ class MotherDuckCreateShareOperator(_AccessOperator):
     :param as_user: the service account that owns the share (templated; ``None``: the connection's).
     :param exists_ok: an existing share with these options is a success (default ``True``).
 
-    XCom: ``{"share": {"name", "database", "access", "visibility", "update", "url", "include",
-    "created_at"}, "username": as_user, "created": bool}``.
+    XCom: ``{"share": name, "database", "access", "visibility", "update", "url", "include",
+    "created_at", "username": as_user, "created": bool}`` (``share`` is the name, as in every
+    share operator's XCom).
     """
 
     template_fields: Sequence[str] = ("share", "database", "as_user", "include")
@@ -263,8 +264,7 @@ class MotherDuckCreateShareOperator(_AccessOperator):
             f"The share {share.name} exists",
         )
         out = as_xcom(share)
-        out.pop("created")
-        return {"share": out, "username": self.as_user, "created": share.created}
+        return {"share": out.pop("name"), **out, "username": self.as_user, "created": share.created}
 
 
 class MotherDuckDropShareOperator(_AccessOperator):

@@ -14,6 +14,9 @@ from airflow_provider_motherduck.arguments import Check, check_bool, check_varia
 from airflow_provider_motherduck.exceptions import MotherDuckError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
+
+# The import path the docs promised; the group lives with the task groups.
+from airflow_provider_motherduck.task_groups import offboard_account_group as offboard_account_group
 from airflow_provider_motherduck.validation import check_username
 from airflow_provider_motherduck.workflows.delivery import (
     SecretDestination,
@@ -44,8 +47,9 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
     :class:`~airflow_provider_motherduck.operators.rotation.MotherDuckRotateTokenOperator`) of
     ``token_type`` exists, unexpired, and its secret is at the destination: the Variable
     ``variable_key`` or, instead, ``secret_sink``. Which token was delivered is kept in a record,
-    the Variable ``record_key`` (default ``<variable_key>__delivery``: token id, user, name and a
-    SHA-256 fingerprint of the secret, never the secret). If the record's token is gone, expired,
+    the Variable ``record_key`` (default ``motherduck_delivery_<hash of variable_key>``, see
+    :func:`~airflow_provider_motherduck.workflows.delivery.default_record_key`: token id, user,
+    name and a SHA-256 fingerprint of the secret, never the secret). If the record's token is gone, expired,
     or the Variable no longer holds its secret, a new token is created and delivered (and revoked
     again if delivery fails). Other tokens of that name are reported, not revoked. The account
     holds the ``roles`` (granted by the admin) and reaches the ``shares``: each share's owner
@@ -69,7 +73,7 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
     :param shares: shares it must reach, each ``{"share": name, "owner": username, "alias": name}``
         (``alias`` defaults to the share's name).
 
-    XCom: ``username``, ``user_created``, ``duckling_config`` (``None`` if none declared),
+    XCom: ``username``, ``created`` (the user), ``duckling_config`` (``None`` if none declared),
     ``token`` (metadata, never the secret), ``token_created``, ``other_token_ids``, and what this
     run changed: ``granted_roles``, ``granted_shares`` (share names), ``attached_aliases``.
     """
@@ -141,10 +145,10 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
     :param defaults: values for keys an account leaves out, e.g. ``{"token_name": "airflow"}``.
     :param max_workers: accounts onboarded at the same time (1 to 128).
 
-    XCom: ``{"accounts": n, "users_created": [...], "tokens_created": [...], "tokens": {username:
-    token id}, "granted_roles": {username: [roles]}, "granted_shares": {username: [shares]},
-    "attached_aliases": {username: [aliases]}}`` (the last three name only accounts this run
-    changed); never a secret.
+    XCom: ``{"accounts": n, "created_usernames": [...], "token_created_usernames": [...],
+    "token_ids": {username: token id}, "granted_roles": {username: [roles]}, "granted_shares":
+    {username: [shares]}, "attached_aliases": {username: [aliases]}}`` (the last three name only
+    accounts this run changed); never a secret.
     """
 
     template_fields: Sequence[str] = ("accounts", "defaults")
@@ -188,9 +192,9 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
         )
         summary: dict[str, Any] = {
             "accounts": len(accounts),
-            "users_created": [r["username"] for r in results if r["user_created"]],
-            "tokens_created": [r["username"] for r in results if r["token_created"]],
-            "tokens": {r["username"]: r["token"]["id"] for r in results},
+            "created_usernames": [r["username"] for r in results if r["created"]],
+            "token_created_usernames": [r["username"] for r in results if r["token_created"]],
+            "token_ids": {r["username"]: r["token"]["id"] for r in results},
             **{
                 key: {r["username"]: r[key] for r in results if r[key]}
                 for key in ("granted_roles", "granted_shares", "attached_aliases")
@@ -200,8 +204,8 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
             "Onboarded %d of %d account(s): %d user(s) and %d token(s) created.",
             len(results),
             len(accounts),
-            len(summary["users_created"]),
-            len(summary["tokens_created"]),
+            len(summary["created_usernames"]),
+            len(summary["token_created_usernames"]),
         )
         if failed:
             lines = "\n".join(f"  - {name}: {error}" for name, error in failed.items())
@@ -226,7 +230,7 @@ class MotherDuckOffboardAccountOperator(MotherDuckBaseOperator):
         admin) and its attachments (one short-lived session as the account); needs the
         connection's SQL transport. The shares granted to it cannot be listed per account.
 
-    XCom: ``{"username", "revoked": [token ids], "deleted": bool, "variables_deleted": [keys]}``,
+    XCom: ``{"username", "revoked_ids": [...], "deleted": bool, "variables_deleted": [keys]}``,
     and with ``report_access`` also ``access``: ``{"roles": [{"role", "direct"}], "attached":
     [{"alias", "type"}], "not_read": {part: why}}`` (a part not read is ``None``).
     """

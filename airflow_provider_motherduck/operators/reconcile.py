@@ -15,6 +15,7 @@ from airflow_provider_motherduck.exceptions import invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
 from airflow_provider_motherduck.workflows.delivery import SecretSink, variable_store
+from airflow_provider_motherduck.workflows.loading import declaration_path, read_declaration_file
 from airflow_provider_motherduck.workflows.onboarding import check_max_workers
 from airflow_provider_motherduck.workflows.reconcile import (
     DEFAULT_MAX_DELETES,
@@ -23,8 +24,6 @@ from airflow_provider_motherduck.workflows.reconcile import (
     check_max_deletes,
     check_mode,
     check_protect,
-    declaration_path,
-    read_declaration_file,
     reconcile_accounts,
 )
 
@@ -63,8 +62,9 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
         callable): ``{"vault": write_to_vault}``.
 
     XCom: ``name``, ``mode``, ``prune``, ``plan`` (a list of ``{"action", "username", "detail",
-    ...}``), ``deletes``, ``spared``, ``unsafe`` (why applying would be refused), and in apply mode
-    ``done`` (actions with their outcome), ``failed``, ``not_attempted``. Never a secret.
+    ...}``), ``deletes``, ``spared``, ``unsafe`` (why applying would be refused),
+    ``adopted_usernames``, and in apply mode ``done`` (actions with their outcome), ``failed``,
+    ``not_attempted``. Never a secret. See :doc:`/reference/xcom`.
     """
 
     template_fields: Sequence[str] = ("desired", "mode", "protect")
@@ -118,7 +118,7 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
         if path is not None:
             if not path.is_absolute() and self.has_dag():  # type: ignore[no-untyped-call]
                 path = Path(self.dag.folder) / path
-            self.desired = self.render_template(read_declaration_file(path), context)
+            self.desired = self.render_template(read_declaration_file(path, "desired"), context)
         return super().execute(context)
 
     def execute_checked(self, context: Context) -> dict[str, Any]:

@@ -21,9 +21,6 @@ from airflow_provider_motherduck.workflows.delivery import (
     task_identity,
 )
 from airflow_provider_motherduck.workflows.naming import check_logical_name, run_marker
-
-# MotherDuckRotationError is re-exported: DAGs catching it imported it from here.
-from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError as MotherDuckRotationError
 from airflow_provider_motherduck.workflows.rotation import rotate_token
 
 
@@ -74,13 +71,14 @@ class MotherDuckRotateTokenOperator(MotherDuckBaseOperator):
     XCom (never a secret)::
 
         {"username", "token_name", "destination", "dry_run",
-         "new_token": {"id", "name", "token_type", "expire_at", "created_ts", "read_only", "username"},
-         "created": bool, "revoked": [ids], "kept": [ids], "in_grace": [ids], "still_live": []}
+         "token": {"id", "name", "token_type", "expire_at", "created_ts", "read_only", "username"},
+         "created": bool, "revoked_ids": [...], "kept_ids": [...], "in_grace_ids": [...],
+         "still_live_ids": []}
 
-    ``new_token`` is the token whose secret the destination now holds and ``created`` whether
-    this run made it (``False`` on a re-run that found it delivered). ``kept`` includes the new
-    token. With ``dry_run``, ``created`` and ``revoked`` say what a real run would do and
-    ``new_token`` is ``None`` when a token would be created.
+    ``token`` is the token whose secret the destination now holds and ``created`` whether
+    this run made it (``False`` on a re-run that found it delivered). ``kept_ids`` includes the
+    new token. With ``dry_run``, ``created`` and ``revoked_ids`` say what a real run would do and
+    ``token`` is ``None`` when a token would be created.
     """
 
     template_fields: Sequence[str] = (

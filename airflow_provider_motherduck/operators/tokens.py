@@ -1,4 +1,4 @@
-"""Operators for access tokens: create, delete and list."""
+"""Operators for access tokens: create, revoke and list."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.arguments import Check, check_bool, check_variable_key, optional
-from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
+from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError, TokenIssueError
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
 from airflow_provider_motherduck.validation import (
     check_token_id,
@@ -18,7 +18,7 @@ from airflow_provider_motherduck.validation import (
     parse_ttl,
 )
 from airflow_provider_motherduck.workflows.delivery import SecretDestination, forget, issuer_of
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token, revoke_tokens
+from airflow_provider_motherduck.workflows.issuing import issue_token, revoke_tokens
 from airflow_provider_motherduck.workflows.tokens import token_metadata
 
 
@@ -38,12 +38,12 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
         :class:`~airflow_provider_motherduck.operators.onboarding.MotherDuckOnboardAccountOperator`
         recognises the token later instead of creating another, and a retry after a lost answer
         revokes the token it could not see.
-    :param return_secret: also put the secret in the XCom (key ``token``). Risky: XCom values
+    :param return_secret: also put the secret in the XCom (key ``secret``). Risky: XCom values
         are stored unmasked in the metadata database, readable by anyone with access to it,
         and shown in plain text in the UI's XCom tab. Prefer ``variable_key``.
 
-    XCom: ``id``, ``name``, ``token_type``, ``expire_at`` (``None`` if it never expires),
-    ``created_ts``, ``read_only``, ``username``; ``token`` only with ``return_secret=True``.
+    XCom: ``{"username", "token": {"id", "name", "token_type", "expire_at" (``None`` if it never
+    expires), "created_ts", "read_only", "username"}}``; ``secret`` only with ``return_secret=True``.
     Not idempotent: every run creates one more token (MotherDuck allows duplicate names); with
     ``variable_key``, the tokens of earlier tries that nobody holds are revoked.
     """
@@ -85,14 +85,14 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
             created = self.hook.create_token(
                 self.username, self.token_name, ttl=self.ttl, token_type=self.token_type
             )
-            result, secret = token_metadata(created, self.username), created.get("token") or ""
+            token, secret = token_metadata(created, self.username), created.get("token") or ""
             self.log.info(
                 "Created MotherDuck %s token %r (id %s) for %s, expiring %s.",
-                result["token_type"],
-                result["name"],
-                result["id"],
+                token["token_type"],
+                token["name"],
+                token["id"],
                 self.username,
-                result["expire_at"] or "never",
+                token["expire_at"] or "never",
             )
         else:
             try:
@@ -110,30 +110,31 @@ class MotherDuckCreateTokenOperator(MotherDuckBaseOperator):
                     raise
                 # The secret is stored and the token works; only later recognition is lost.
                 self.log.warning("%s Onboarding will not recognise this token and will create its own.", err)
-                return err.token
-            result, secret = issued.token, issued.secret
+                return {"username": self.username, "token": err.token}
+            token, secret = issued.token, issued.secret
+        result: dict[str, Any] = {"username": self.username, "token": token}
         if self.return_secret:
             if not secret:
-                raise MotherDuckError(f"MotherDuck created token {result['id']} but returned no secret.")
-            result["token"] = secret
+                raise MotherDuckError(f"MotherDuck created token {token['id']} but returned no secret.")
+            result["secret"] = secret
         return result
 
 
-class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
-    """Invalidate access tokens of a user, by id or by name.
+class MotherDuckRevokeTokenOperator(MotherDuckBaseOperator):
+    """Revoke access tokens of a user, by id or by name.
 
     :param username: the tokens' owner (templated).
-    :param token_id: the id of the token to delete (templated). Give this or ``token_name``.
-    :param token_name: delete the token with this name (templated); ids are looked up with
+    :param token_id: the id of the token to revoke (templated). Give this or ``token_name``.
+    :param token_name: revoke the token with this name (templated); ids are looked up with
         the list endpoint. Give this or ``token_id``.
-    :param missing_ok: succeed with nothing deleted if the token (or the user) is missing.
-    :param all_matching: with ``token_name``, delete every token of that name. Without it,
-        several tokens of that name are an error listing their ids, and nothing is deleted.
+    :param missing_ok: succeed with nothing revoked if the token (or the user) is missing.
+    :param all_matching: with ``token_name``, revoke every token of that name. Without it,
+        several tokens of that name are an error listing their ids, and nothing is revoked.
     :param variable_key: the Variable that held the revoked token's secret: deleted afterwards
         with its delivery record, so no revoked secret lingers (templated).
     :param record_key: the delivery record to delete, if not the default one (templated).
 
-    XCom: ``{"username": ..., "deleted": [ids]}``, plus ``"variables_deleted": [keys]`` with
+    XCom: ``{"username": ..., "revoked_ids": [...]}``, plus ``"variables_deleted": [keys]`` with
     ``variable_key`` or ``record_key``; re-runs with ``missing_ok`` give ``[]``.
     Raises ``MotherDuckNotFoundError`` (by id) or ``MotherDuckError`` (by name) when nothing
     matches and ``missing_ok`` is false.
@@ -181,18 +182,18 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
 
     def execute_checked(self, context: Context) -> dict[str, Any]:
         if self.token_id is not None:
-            deleted = self.hook.delete_token(self.username, self.token_id, missing_ok=self.missing_ok)
-            ids = [self.token_id] if deleted else []
+            revoked = self.hook.revoke_token(self.username, self.token_id, missing_ok=self.missing_ok)
+            ids = [self.token_id] if revoked else []
         else:
-            ids = self._delete_by_name(self.username, str(self.token_name))  # set when token_id is not
-        self.log.info("Deleted %d token(s) of %s: %s", len(ids), self.username, ids)
-        result: dict[str, Any] = {"username": self.username, "deleted": ids}
+            ids = self._revoke_by_name(self.username, str(self.token_name))  # set when token_id is not
+        self.log.info("Revoked %d token(s) of %s: %s", len(ids), self.username, ids)
+        result: dict[str, Any] = {"username": self.username, "revoked_ids": ids}
         if self.variable_key is not None or self.record_key is not None:
             result["variables_deleted"] = forget(self.variable_key, self.record_key)
             self.log.info("Deleted Variable(s) %s.", ", ".join(result["variables_deleted"]) or "none")
         return result
 
-    def _delete_by_name(self, username: str, name: str) -> list[str]:
+    def _revoke_by_name(self, username: str, name: str) -> list[str]:
         try:
             tokens = self.hook.list_tokens(username)
         except MotherDuckNotFoundError:
@@ -211,9 +212,9 @@ class MotherDuckDeleteTokenOperator(MotherDuckBaseOperator):
         if len(ids) > 1 and not self.all_matching:
             raise MotherDuckError(
                 f"User {username} has {len(ids)} tokens named {name!r} (ids {', '.join(ids)}); nothing was "
-                "deleted. Set all_matching=True to delete them all, or pass one token_id."
+                "revoked. Set all_matching=True to revoke them all, or pass one token_id."
             )
-        # Listed a moment ago: one deleted meanwhile by someone else is gone either way.
+        # Listed a moment ago: one revoked meanwhile by someone else is gone either way.
         return revoke_tokens(self.hook, username, ids)
 
 

@@ -1,6 +1,6 @@
 """Triggers of the MotherDuck provider (they run in Airflow's triggerer).
 
-``MotherDuckAccountsEventTrigger`` (asset watchers) needs Airflow 3: on Airflow 2 importing it
+``MotherDuckActiveAccountsEventTrigger`` (asset watchers) needs Airflow 3: on Airflow 2 importing it
 raises an ImportError that says so.
 """
 
@@ -13,9 +13,9 @@ from airflow_provider_motherduck.triggers import accounts
 from airflow_provider_motherduck.triggers.accounts import MotherDuckActiveAccountsTrigger
 
 if AIRFLOW_V_3:
-    from airflow_provider_motherduck.triggers.accounts import MotherDuckAccountsEventTrigger
+    from airflow_provider_motherduck.triggers.accounts import MotherDuckActiveAccountsEventTrigger
 
-    __all__ = ["MotherDuckAccountsEventTrigger", "MotherDuckActiveAccountsTrigger"]
+    __all__ = ["MotherDuckActiveAccountsEventTrigger", "MotherDuckActiveAccountsTrigger"]
 else:
     __all__ = ["MotherDuckActiveAccountsTrigger"]
 

@@ -19,7 +19,7 @@ from airflow_provider_motherduck.exceptions import MotherDuckError, invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.triggers._polling import Answer, Subscription, subscribe
 
-_EVENT_TRIGGER = "MotherDuckAccountsEventTrigger"
+_EVENT_TRIGGER = "MotherDuckActiveAccountsEventTrigger"
 
 
 class _AccountsWait:
@@ -119,7 +119,7 @@ async def _answers(subscription: Subscription) -> AsyncIterator[Answer]:
 if AIRFLOW_V_3:
     from airflow_provider_motherduck._compat import BaseEventTrigger
 
-    class MotherDuckAccountsEventTrigger(_AccountsWait, BaseEventTrigger):
+    class MotherDuckActiveAccountsEventTrigger(_AccountsWait, BaseEventTrigger):
         """Fire each time the active accounts come into the awaited state: for asset watchers.
 
         Airflow 3 only (``AssetWatcher(name, trigger=...)``): a DAG scheduled on the asset runs

@@ -4,8 +4,9 @@ No ``BaseOperator`` here: operators are thin shells over these functions, and DA
 tests can call them directly. Modules: :mod:`.naming` (run markers, the logical name),
 :mod:`.tokens` (a token's metadata and timestamps), :mod:`.delivery` (secret destinations and
 delivery records), :mod:`.issuing` (``issue_token``, the one create-deliver-record transaction),
-:mod:`.rotation`, :mod:`.onboarding`, :mod:`.offboarding`, :mod:`.audit` (the token audit) and :mod:`.reconcile`
-(the organisation as code).
+:mod:`.rotation`, :mod:`.onboarding`, :mod:`.offboarding`, :mod:`.audit` (the token audit),
+:mod:`.loading` (a declaration read, bounded) and :mod:`.reconcile` (the organisation as code).
+Their errors are in :mod:`airflow_provider_motherduck.exceptions`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from airflow_provider_motherduck.workflows.delivery import (
     fingerprint,
     forget,
 )
-from airflow_provider_motherduck.workflows.issuing import IssuedToken, TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.issuing import IssuedToken, issue_token
 from airflow_provider_motherduck.workflows.offboarding import offboard_account
 from airflow_provider_motherduck.workflows.onboarding import (
     check_account,
@@ -29,7 +30,6 @@ from airflow_provider_motherduck.workflows.onboarding import (
 )
 from airflow_provider_motherduck.workflows.reconcile import (
     Declaration,
-    MotherDuckReconcileError,
     OrgState,
     ReconcilePlan,
     apply_plan,
@@ -39,7 +39,6 @@ from airflow_provider_motherduck.workflows.reconcile import (
     reconcile_accounts,
 )
 from airflow_provider_motherduck.workflows.rotation import (
-    MotherDuckRotationError,
     RotationPlan,
     plan_rotation,
     rotate_token,
@@ -50,14 +49,11 @@ __all__ = [
     "Declaration",
     "DeliveryRecord",
     "IssuedToken",
-    "MotherDuckReconcileError",
-    "MotherDuckRotationError",
     "OrgState",
     "ReconcilePlan",
     "RotationPlan",
     "SecretDestination",
     "SecretSink",
-    "TokenIssueError",
     "apply_plan",
     "audit_tokens",
     "check_account",

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_motherduck._compat import redact
-from airflow_provider_motherduck.exceptions import MotherDuckError
+from airflow_provider_motherduck.exceptions import MotherDuckError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import TTLInput
 from airflow_provider_motherduck.workflows.delivery import (
@@ -57,35 +57,6 @@ log = logging.getLogger(__name__)
 
 #: How many times an issuance creates another token when its delivered one was revoked meanwhile.
 REISSUES = 1
-
-
-class TokenIssueError(MotherDuckError):
-    """Issuing a token stopped after the token was created. Never carries the secret.
-
-    ``token``: the new token's metadata (its XCom form); ``revoked``: whether it was revoked again (its secret was not
-    delivered); ``delivered``: whether its secret reached the destination (only its record could
-    not be written); ``problem``: what went wrong, with the secret blanked.
-    """
-
-    def __init__(
-        self, message: str, *, token: Mapping[str, Any], revoked: bool, delivered: bool, problem: str
-    ) -> None:
-        super().__init__(message)
-        self.token: dict[str, Any] = dict(token)
-        self.token_id = str(token.get("id"))
-        self.revoked = revoked
-        self.delivered = delivered
-        self.problem = problem
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), str(self), self.__dict__.copy()))
-
-
-def _rebuild(cls: type[TokenIssueError], message: str, state: dict[str, Any]) -> TokenIssueError:
-    err = cls.__new__(cls)
-    Exception.__init__(err, message)
-    err.__dict__.update(state)
-    return err
 
 
 @dataclass(frozen=True)
@@ -112,8 +83,8 @@ def redacted_error(err: BaseException, secret: str | None) -> str:
 
 
 def revoke_tokens(hook: MotherDuckHook, username: str, token_ids: Iterable[str]) -> list[str]:
-    """Delete tokens by id; return the ids deleted now (one already gone is skipped)."""
-    return [token_id for token_id in token_ids if hook.delete_token(username, token_id, missing_ok=True)]
+    """Revoke tokens by id; return the ids revoked now (one already gone is skipped)."""
+    return [token_id for token_id in token_ids if hook.revoke_token(username, token_id, missing_ok=True)]
 
 
 def issue_token(
@@ -357,7 +328,7 @@ def revoke_unheld(
         if not (judged.lost or judged.maybe_held):
             continue
         try:
-            hook.delete_token(username, token_id, missing_ok=True)
+            hook.revoke_token(username, token_id, missing_ok=True)
         except MotherDuckError as err:
             log.warning("Could not revoke token %s of %s left by an earlier try: %s", token_id, username, err)
             continue
@@ -386,13 +357,13 @@ def _revoke_undelivered(
     token_id, username = str(token["id"]), str(token["username"])
     log.error("Could not deliver the secret of token %s of %s: revoking it.", token_id, username)
     try:
-        hook.delete_token(username, token_id, missing_ok=True)
+        hook.revoke_token(username, token_id, missing_ok=True)
         revoked = True
         outcome = "the new token was revoked again"
     except Exception as revoke_err:
         # No traceback: it would chain the delivery error, which may quote the secret.
         log.error(
-            "Could not revoke token %s of %s either (%s): a re-run revokes it, or delete it by hand.",
+            "Could not revoke token %s of %s either (%s): a re-run revokes it, or revoke it by hand.",
             token_id,
             username,
             redacted_error(revoke_err, secret),

@@ -87,5 +87,5 @@ def offboard_account(
         removed = forget(variable_key, record_key)
         if removed:
             log.info("Deleted Variable(s) %s.", ", ".join(removed))
-    result = {"username": username, "revoked": revoked, "deleted": deleted, "variables_deleted": removed}
+    result = {"username": username, "revoked_ids": revoked, "deleted": deleted, "variables_deleted": removed}
     return result if access is None else {**result, "access": access}

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from airflow_provider_motherduck._compat import redact
 from airflow_provider_motherduck.arguments import Check, check_count, check_variable_key, optional
-from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, invalid
+from airflow_provider_motherduck.exceptions import MotherDuckNotFoundError, SkippedError, invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import (
     check_duckling_half,
@@ -36,7 +36,7 @@ from airflow_provider_motherduck.validation import (
 )
 from airflow_provider_motherduck.workflows.delivery import SecretDestination
 from airflow_provider_motherduck.workflows.naming import name_pattern
-from airflow_provider_motherduck.workflows.pool import HookFactory, SkippedError, run_on_pool
+from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.reconcile.apply import AccountRun, apply_account
 from airflow_provider_motherduck.workflows.reconcile.declaration import (
     Declaration,
@@ -205,7 +205,7 @@ def _onboard(hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSes
     if others:
         log.warning(
             "%s has %d other token(s) named %r whose secret is not in %s: %s. Revoke them if unused "
-            "(MotherDuckDeleteTokenOperator by id).",
+            "(MotherDuckRevokeTokenOperator by id).",
             account.username,
             len(others),
             token.name,
@@ -217,7 +217,7 @@ def _onboard(hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSes
         config = dict(current.config)
     return {
         "username": account.username,
-        "user_created": outcomes.get(CreateUser.kind, {}).get("created", False),
+        "created": outcomes.get(CreateUser.kind, {}).get("created", False),
         "duckling_config": config,
         "token": metadata,
         "token_created": created,

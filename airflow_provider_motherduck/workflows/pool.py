@@ -10,7 +10,7 @@ from typing import TypeVar
 from airflow_provider_motherduck.exceptions import (
     MotherDuckAuthError,
     MotherDuckConfigError,
-    MotherDuckError,
+    SkippedError,
 )
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 
@@ -19,10 +19,6 @@ HookFactory = Callable[[], MotherDuckHook]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class SkippedError(MotherDuckError):
-    """An item not started because an earlier one hit an error that stops the pool."""
 
 
 def affects_all(err: BaseException | None) -> bool:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow_provider_motherduck.exceptions import MotherDuckError
+from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckRotationError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import TTLInput
 from airflow_provider_motherduck.workflows.delivery import (
@@ -47,29 +47,13 @@ from airflow_provider_motherduck.workflows.delivery import (
     outside_a_task,
 )
 from airflow_provider_motherduck.workflows.delivery.held import HOLDS_ITS_SECRET
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.issuing import issue_token
 from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name
 from airflow_provider_motherduck.workflows.tokens import is_expired, parse_timestamp, token_metadata
 
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-class MotherDuckRotationError(MotherDuckError):
-    """A rotation stopped part-way. ``summary`` says where it stands (ids only, never a secret).
-
-    ``summary["still_live"]`` lists the ids that should be gone but are not; re-running the task
-    finishes the job.
-    """
-
-    def __init__(self, message: str, summary: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.summary: dict[str, Any] = dict(summary or {})
-        self.still_live: list[str] = list(self.summary.get("still_live", []))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.summary))
 
 
 @dataclass(frozen=True)
@@ -213,16 +197,16 @@ def rotate_token(
         "token_name": token_name,
         "destination": where,
         "dry_run": dry_run,
-        "new_token": token_metadata(current, username) if current is not None else None,
+        "token": token_metadata(current, username) if current is not None else None,
         "created": current is None,
-        "revoked": [],
-        "kept": ([str(current["id"])] if current is not None else []) + _ids(plan.kept),
-        "in_grace": _ids(plan.in_grace),
+        "revoked_ids": [],
+        "kept_ids": ([str(current["id"])] if current is not None else []) + _ids(plan.kept),
+        "in_grace_ids": _ids(plan.in_grace),
         "spared_ids": _ids(plan.spared),
-        "still_live": [],
+        "still_live_ids": [],
     }
     if dry_run:
-        summary["revoked"] = _ids(plan.revoke)
+        summary["revoked_ids"] = _ids(plan.revoke)
         log.info(
             "Dry run for %s's token %r: would %s, revoke %s, keep %s%s.",
             username,
@@ -230,9 +214,9 @@ def rotate_token(
             f"create {own_name!r} and deliver it to {where}"
             if current is None
             else f"create nothing ({where} holds this run's token {current['id']})",
-            summary["revoked"] or "nothing",
+            summary["revoked_ids"] or "nothing",
             _ids(plan.kept) or "no older token",
-            f", leave {summary['in_grace']} until revoke_after has passed" if plan.in_grace else "",
+            f", leave {summary['in_grace_ids']} until revoke_after has passed" if plan.in_grace else "",
         )
         return summary
 
@@ -251,18 +235,20 @@ def rotate_token(
                 window=window,
             )
         except TokenIssueError as err:
-            summary["new_token"] = err.token
+            summary["token"] = err.token
             # Until delivery is done, nothing planned for revocation is touched.
             untouched = _ids(plan.revoke)
-            summary["still_live"] = untouched if err.revoked or err.delivered else [err.token_id, *untouched]
+            summary["still_live_ids"] = (
+                untouched if err.revoked or err.delivered else [err.token_id, *untouched]
+            )
             state = (
                 f"{where} holds the new secret"
                 if err.delivered
                 else f"{where} still holds the previous secret"
             )
             raise MotherDuckRotationError(f"{err} No old token was touched; {state}.", summary) from None
-        summary["new_token"] = issued.token
-        summary["kept"].insert(0, str(issued.token["id"]))
+        summary["token"] = issued.token
+        summary["kept_ids"].insert(0, str(issued.token["id"]))
     else:
         log.info(
             "Token %s (%r) of this run was delivered to %s already: not creating another.",
@@ -272,9 +258,9 @@ def rotate_token(
         )
     _revoke_planned(hook, username, plan, summary, destination, issuer, started, window)
     _explain(username, plan, summary)
-    new_id = str(summary["new_token"]["id"])
+    new_id = str(summary["token"]["id"])
     if not any(str(t.get("id")) == new_id for t in hook.list_tokens(username)):
-        summary["still_live"] = []
+        summary["still_live_ids"] = []
         raise MotherDuckRotationError(
             f"The token delivered to {where} ({new_id}) of {username} was revoked by another writer "
             "after its delivery: the destination holds a revoked secret until the next run. Is "
@@ -286,10 +272,10 @@ def rotate_token(
         username,
         token_name,
         where,
-        summary["new_token"]["id"],
-        summary["revoked"] or "nothing",
-        summary["kept"],
-        f"; in grace until revoke_after: {summary['in_grace']}" if summary["in_grace"] else "",
+        summary["token"]["id"],
+        summary["revoked_ids"] or "nothing",
+        summary["kept_ids"],
+        f"; in grace until revoke_after: {summary['in_grace_ids']}" if summary["in_grace_ids"] else "",
     )
     return summary
 
@@ -318,9 +304,14 @@ def _in_flight(
 
 def _explain(username: str, plan: RotationPlan, summary: Mapping[str, Any]) -> None:
     """Log each token's fate and why (kept, in grace, spared, revoked)."""
-    for token_id in [*summary["kept"], *summary["in_grace"], *summary["spared_ids"], *summary["revoked"]]:
+    for token_id in [
+        *summary["kept_ids"],
+        *summary["in_grace_ids"],
+        *summary["spared_ids"],
+        *summary["revoked_ids"],
+    ]:
         why = plan.reasons.get(
-            token_id, "kept: the new token" if token_id == summary["new_token"]["id"] else "kept"
+            token_id, "kept: the new token" if token_id == summary["token"]["id"] else "kept"
         )
         log.info("Token %s of %s: %s.", token_id, username, why)
 
@@ -346,20 +337,20 @@ def _revoke_planned(
             summary["spared_ids"].append(token_id)
             continue
         try:
-            hook.delete_token(username, token_id, missing_ok=True)  # gone already: fine
+            hook.revoke_token(username, token_id, missing_ok=True)  # gone already: fine
         except MotherDuckError as err:
             failures[token_id] = f"{type(err).__name__}: {err}"
             log.error("Could not revoke token %s (%r) of %s: %s", token_id, token.get("name"), username, err)
             continue
-        summary["revoked"].append(token_id)
+        summary["revoked_ids"].append(token_id)
         log.info("Revoked token %s (%r) of %s.", token_id, token.get("name"), username)
     if failures:
-        summary["still_live"] = list(failures)
+        summary["still_live_ids"] = list(failures)
         raise MotherDuckRotationError(
             f"Rotated the secret of {username}'s token {summary['token_name']!r} into "
-            f"{summary['destination']} (token {summary['new_token']['id']}), but could not revoke "
+            f"{summary['destination']} (token {summary['token']['id']}), but could not revoke "
             f"{len(failures)} older token(s); still live: {', '.join(failures)}. Revoked: "
-            f"{', '.join(summary['revoked']) or 'none'}. Re-run the task to finish: it will not create "
+            f"{', '.join(summary['revoked_ids']) or 'none'}. Re-run the task to finish: it will not create "
             "another token for this run.\n"
             + "\n".join(f"  - {token_id}: {problem}" for token_id, problem in failures.items()),
             summary,

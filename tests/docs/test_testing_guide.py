@@ -22,9 +22,9 @@ from airflow_provider_motherduck.exceptions import MotherDuckAPIError
 from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
     MotherDuckCreateUserOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckDeleteUserOperator,
     MotherDuckListActiveAccountsOperator,
+    MotherDuckRevokeTokenOperator,
     MotherDuckSetDucklingConfigOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
@@ -47,7 +47,7 @@ def test_offboarding_revokes_tokens_then_deletes_the_user(motherduck: MotherDuck
     motherduck.load_seed({"users": ["etl_loader", "bi_dashboards"]})
     old = motherduck.add_token("etl_loader", "airflow")  # the answer holds the secret
 
-    MotherDuckDeleteTokenOperator(
+    MotherDuckRevokeTokenOperator(
         task_id="revoke", username="etl_loader", token_name="airflow", all_matching=True
     ).execute(context={})
     MotherDuckDeleteUserOperator(task_id="delete", username="etl_loader").execute(context={})

@@ -78,7 +78,7 @@ def test_bulk_onboarding_example_converges_and_reruns_read_only(
     }
     xcom = record.xcom()
     assert xcom[("load_accounts", -1)] == DECLARED
-    assert [xcom[("onboard", i)]["user_created"] for i in range(3)] == [True, False, True]
+    assert [xcom[("onboard", i)]["created"] for i in range(3)] == [True, False, True]
     secrets = []
     for i, account in enumerate(DECLARED):
         (token,) = emulator.tokens(account["username"])

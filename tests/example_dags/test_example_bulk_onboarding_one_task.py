@@ -58,12 +58,12 @@ def test_one_task_onboards_every_declared_account(
     assert sorted(emulator.users()) == sorted(["admin", *names])
     summary = record.xcom()[("onboard_all", -1)]
     assert summary["accounts"] == len(DECLARED)
-    assert sorted(summary["users_created"]) == sorted(names)
-    assert sorted(summary["tokens_created"]) == sorted(names)
+    assert sorted(summary["created_usernames"]) == sorted(names)
+    assert sorted(summary["token_created_usernames"]) == sorted(names)
     secrets = []
     for account in DECLARED:
         (token,) = emulator.tokens(account["username"])
-        assert summary["tokens"][account["username"]] == token["id"]
+        assert summary["token_ids"][account["username"]] == token["id"]
         assert _lifetime_days(token) == pytest.approx(90, abs=0.01)  # the entry's ttl, or the default
         secret = variable(airflow_db, account["variable_key"])
         assert secret is not None

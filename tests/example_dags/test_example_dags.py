@@ -91,7 +91,7 @@ def test_onboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, ai
         (token,) = emulator.tokens(user)
         assert token["name"] == "airflow"
         assert _lifetime_days(token) == pytest.approx(90, abs=0.01)
-        assert xcom[("create_token", i)]["id"] == token["id"]
+        assert xcom[("create_token", i)]["token"]["id"] == token["id"]
         secret = variable(airflow_db, f"motherduck_token_{user}")
         assert secret is not None
         assert emulator.is_valid_token(secret)
@@ -147,8 +147,8 @@ def test_token_rotation(airflow_dag_runner: Runner, airflow_db: str) -> None:
         record = DagRunRecord(airflow_db, dag_id)
         assert record.states() == {("rotate_token", -1): "success"}, failure_excerpt(printed)
         summary = record.xcom()[("rotate_token", -1)]
-        assert (summary["created"], summary["new_token"]["id"]) == (False, new["id"])
-        assert (summary["revoked"], summary["kept"], summary["still_live"]) == (
+        assert (summary["created"], summary["token"]["id"]) == (False, new["id"])
+        assert (summary["revoked_ids"], summary["kept_ids"], summary["still_live_ids"]) == (
             [stuck],
             [new["id"], old[2]["id"]],
             [],
@@ -182,7 +182,7 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
         set_variable(airflow_db, f"motherduck_token_{user}", None)
         set_variable(airflow_db, default_record_key(variable_key=f"motherduck_token_{user}"), None)
     set_variable(airflow_db, "motherduck_token_legacy_etl", legacy[1]["token"])
-    set_variable(airflow_db, default_record_key(variable_key="motherduck_token_legacy_etl"), "{}")  # goes too
+    set_variable(airflow_db, default_record_key(variable_key="motherduck_token_legacy_etl"), "{}")
     record, printed = _run("example_motherduck_offboarding", emulator, airflow_dag_runner, airflow_db)
 
     assert emulator.users() == ["admin", "busy_other"]
@@ -191,7 +191,7 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
     assert [xcom[("offboard.offboard_account", i)] for i in range(3)] == [
         {
             "username": "legacy_etl",
-            "revoked": [t["id"] for t in [*legacy, dbt]],  # every token, whatever its name
+            "revoked_ids": [t["id"] for t in [*legacy, dbt]],  # every token, whatever its name
             "deleted": True,
             "variables_deleted": [
                 "motherduck_token_legacy_etl",
@@ -200,11 +200,11 @@ def test_offboarding(emulator: MotherDuckEmulator, airflow_dag_runner: Runner, a
         },
         {
             "username": "tableau_extracts",
-            "revoked": [extracts["id"]],
+            "revoked_ids": [extracts["id"]],
             "deleted": True,
             "variables_deleted": [],
         },
-        {"username": "churn_model_v1", "revoked": [], "deleted": False, "variables_deleted": []},
+        {"username": "churn_model_v1", "revoked_ids": [], "deleted": False, "variables_deleted": []},
     ]
     assert variable(airflow_db, "motherduck_token_legacy_etl") is None
     assert variable(airflow_db, default_record_key(variable_key="motherduck_token_legacy_etl")) is None

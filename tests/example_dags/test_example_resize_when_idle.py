@@ -77,5 +77,5 @@ def test_the_dags_watcher_fires_once_each_time_notebook_runner_goes_idle(
         await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(asyncio.wait_for(main(), 20))
-    assert classpath.endswith("MotherDuckAccountsEventTrigger")
+    assert classpath.endswith("MotherDuckActiveAccountsEventTrigger")
     assert events == [{"status": "success", "accounts": []}] * 2

@@ -39,11 +39,11 @@ def test_temporary_account_is_created_used_and_removed(
 
     assert emulator.users() == ["admin"]  # created, then deleted
     xcom = record.xcom()
-    token_id = xcom[("create_token", -1)]["id"]
+    token_id = xcom[("create_token", -1)]["token"]["id"]
     assert [t["id"] for t in xcom[("list_tokens", -1)]] == [token_id]
     assert xcom[("revoke_tokens", -1)] == {
         "username": "backfill_bot",
-        "deleted": [token_id],
+        "revoked_ids": [token_id],
         "variables_deleted": [
             "motherduck_token_backfill_bot",
             default_record_key(variable_key="motherduck_token_backfill_bot"),

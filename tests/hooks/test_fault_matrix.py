@@ -80,10 +80,10 @@ ENDPOINTS = (
     ),
     Endpoint("list_tokens", "GET", f"/v1/users/{USER}/tokens", lambda hook, seed: hook.list_tokens(USER)),
     Endpoint(
-        "delete_token",
+        "revoke_token",
         "DELETE",
         f"/v1/users/{USER}/tokens/{{token_id}}",
-        lambda hook, seed: hook.delete_token(USER, seed.token_id),
+        lambda hook, seed: hook.revoke_token(USER, seed.token_id),
         lambda emu, seed: int(seed.token_id not in [t["id"] for t in emu.tokens(USER)]),
     ),
     Endpoint(

@@ -85,11 +85,11 @@ def test_token_lifecycle(hook: MotherDuckHook, emulator: MotherDuckEmulator) -> 
     expiring = next(t for t in listed if t["id"] == created["id"])
     assert expiring["expire_at"]
 
-    assert hook.delete_token("etl_bot", created["id"]) is True
+    assert hook.revoke_token("etl_bot", created["id"]) is True
     assert not emulator.is_valid_token(created["token"])
-    assert hook.delete_token("etl_bot", created["id"], missing_ok=True) is False
+    assert hook.revoke_token("etl_bot", created["id"], missing_ok=True) is False
     with pytest.raises(MotherDuckNotFoundError):
-        hook.delete_token("etl_bot", created["id"])
+        hook.revoke_token("etl_bot", created["id"])
     assert [t["id"] for t in hook.list_tokens("etl_bot")] == [forever["id"]]
 
 
@@ -119,7 +119,7 @@ def test_a_secret_given_as_token_id_goes_nowhere(hook: MotherDuckHook, emulator:
     with pytest.raises(
         ValueError, match=r"token_id \(a str of \d+ characters, not shown.*\) is invalid"
     ) as info:
-        hook.delete_token("etl_bot", secret)
+        hook.revoke_token("etl_bot", secret)
     assert secret not in str(info.value)
     assert emulator.journal == []
 
@@ -192,7 +192,7 @@ def test_bad_input_sends_nothing(hook: MotherDuckHook, emulator: MotherDuckEmula
     with pytest.raises(ValueError, match=r"read_scaling.flock_size=99"):
         hook.update_duckling_config("etl_bot", read_scaling={"flock_size": 99})
     with pytest.raises(ValueError, match=r"token_id \(a str of \d+ characters, not shown.*\) is invalid"):
-        hook.delete_token("etl_bot", "")
+        hook.revoke_token("etl_bot", "")
     assert emulator.journal == []
 
 
@@ -550,7 +550,7 @@ def test_delete_whose_answer_was_lost_is_done_not_missing(
     path = f"/v1/users/etl_bot/tokens/{token_id}" if what == "token" else "/v1/users/etl_bot"
     emulator.inject("DELETE", path, after=True, **fault)
     if what == "token":
-        assert hook.delete_token("etl_bot", token_id) is True
+        assert hook.revoke_token("etl_bot", token_id) is True
         assert emulator.tokens("etl_bot") == []
     else:
         assert hook.delete_user("etl_bot") is True
@@ -567,8 +567,8 @@ def test_delete_of_a_missing_token_after_a_429_is_still_missing(
     missing = "123e4567-e89b-12d3-a456-426614174000"
     emulator.inject("DELETE", f"/v1/users/etl_bot/tokens/{missing}", status=429)
     with pytest.raises(MotherDuckNotFoundError):
-        hook.delete_token("etl_bot", missing)
-    assert hook.delete_token("etl_bot", missing, missing_ok=True) is False
+        hook.revoke_token("etl_bot", missing)
+    assert hook.revoke_token("etl_bot", missing, missing_ok=True) is False
 
 
 def test_get_is_retried_after_a_dropped_connection(
@@ -683,7 +683,7 @@ def test_a_dot_or_empty_path_segment_is_refused_unsent(
         lambda: hook.delete_user(username),
         lambda: hook.list_tokens(username),
         lambda: hook.create_token(username, "t"),
-        lambda: hook.delete_token(username, "123e4567-e89b-12d3-a456-426614174000"),
+        lambda: hook.revoke_token(username, "123e4567-e89b-12d3-a456-426614174000"),
         lambda: hook.get_duckling_config(username),
         lambda: hook.set_duckling_config(username, STANDARD),
         lambda: hook.update_duckling_config(username, read_scaling={"flock_size": 2}),

@@ -142,12 +142,14 @@ def test_shares_grants_attachments_databases(org: MotherDuckEmulator) -> None:
     created = run(
         MotherDuckCreateShareOperator(task_id="t", share="orders_share", database="orders", as_user=OWNER)
     )
-    share = created["share"]
+    share = created
     assert created["created"] is True
     assert created["username"] == OWNER
     assert set(share) == {
-        "name",
+        "share",
         "database",
+        "username",
+        "created",
         "access",
         "visibility",
         "update",
@@ -216,7 +218,7 @@ def test_access_as_code_in_a_real_dag_run(
     assert "role='ANALYSTS' is invalid: it is not lowercase" in printed
     xcom = {task: value for (task, _), value in record.xcom().items()}
     assert xcom["grant_role"]["granted"] is True
-    assert xcom["share"]["share"]["url"].startswith("md:_share/orders/")
+    assert xcom["share"]["url"].startswith("md:_share/orders/")
     assert xcom["attach"] == {"username": READER, "alias": "orders_in", "created": True}
     assert xcom["drop"]["deleted"] is True
     # Every short-lived token was revoked, and none was ever printed.

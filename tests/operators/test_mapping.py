@@ -80,7 +80,8 @@ def test_operators_in_a_real_dag_run(
     # Tokens: templated name and TTL, metadata-only XCom, secret in the Variable and nowhere else.
     secrets = []
     for i, user in enumerate(USERS):
-        meta = xcom[("create_tokens", i)]
+        assert set(xcom[("create_tokens", i)]) == {"username", "token"}
+        meta = xcom[("create_tokens", i)]["token"]
         assert set(meta) == {"id", "name", "token_type", "expire_at", "created_ts", "read_only", "username"}
         assert (meta["username"], meta["name"]) == (user, "nightly")
         assert _lifetime(meta) == pytest.approx(7200, abs=1)
@@ -97,12 +98,12 @@ def test_operators_in_a_real_dag_run(
         assert names == (["nightly", "revealed"] if user == "svc_a" else ["nightly"])
 
     # Positive control: return_secret=True does put a real secret in the XCom table ...
-    revealed = xcom[("reveal", -1)]["token"]
+    revealed = xcom[("reveal", -1)]["secret"]
     assert SECRET_RE.fullmatch(revealed)
     raw = record.xcom_raw()
     assert [key for key, text in raw.items() if SECRET_RE.search(text)] == [("reveal", -1)]
     # ... and it was revoked by name afterwards (missing_ok on the accounts without one).
-    assert [xcom[("revoke_revealed", i)]["deleted"] for i in range(3)][1:] == [[], []]
+    assert [xcom[("revoke_revealed", i)]["revoked_ids"] for i in range(3)][1:] == [[], []]
     assert not emulator.is_valid_token(revealed)
 
     # No secret in the task logs or the run's output, not even the revealed one (masked),

@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 
 from airflow_provider_motherduck._compat import DAG, Context
-from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError
+from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators import (
     MotherDuckBulkOnboardOperator,
@@ -32,7 +32,6 @@ from airflow_provider_motherduck.workflows.delivery import (
     default_record_key,
     fingerprint,
 )
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_accounts
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
 from tests.support import (
@@ -83,7 +82,7 @@ def test_reaches_the_declared_state(
     secret = motherduck_variables[KEY]
     assert emulator.is_valid_token(secret)
     assert delivered(motherduck_variables[RECORD]) == Delivered(token["id"], "airflow", fingerprint(secret))
-    assert result["user_created"] is True
+    assert result["created"] is True
     assert result["token_created"] is True
     assert result["token"]["id"] == token["id"]
     assert result["duckling_config"] == emulator.duckling_config(USER)
@@ -109,7 +108,7 @@ def test_rerun_with_the_same_declaration_only_reads(
     assert requests_seen(emulator) == [f"GET /v1/users/{USER}/tokens", f"GET /v1/users/{USER}/instances"]
     assert motherduck_variables.writes == []
     assert again["token"] == first["token"]
-    assert (again["user_created"], again["token_created"]) == (False, False)
+    assert (again["created"], again["token_created"]) == (False, False)
 
 
 def test_existing_account_is_brought_into_line(
@@ -128,7 +127,7 @@ def test_existing_account_is_brought_into_line(
     result = run(onboard())
 
     assert writes_seen(emulator) == [f"POST /v1/users/{USER}/tokens"]  # config already as declared
-    assert result["user_created"] is False
+    assert result["created"] is False
     assert result["other_token_ids"] == [other["id"]]
     assert emulator.is_valid_token(other["token"])  # reported, not revoked
 
@@ -145,7 +144,7 @@ def test_a_lost_delivery_is_redone(
     elif loss == "variable deleted":
         del motherduck_variables[KEY]
     elif loss == "token revoked":
-        hook.delete_token(USER, first["token"]["id"])
+        hook.revoke_token(USER, first["token"]["id"])
     else:
         motherduck_variables[RECORD] = "{not json"
     emulator.clear_journal()
@@ -184,13 +183,13 @@ def test_a_rotated_token_still_counts_as_delivered(
             Context, {"params": {}, "run_id": "r", "logical_date": datetime(2025, 1, 6, tzinfo=timezone.utc)}
         )
     )
-    assert rotated["revoked"] == [first["token"]["id"]]
+    assert rotated["revoked_ids"] == [first["token"]["id"]]
     emulator.clear_journal()
 
     again = run(onboard())
 
     assert writes_seen(emulator) == []
-    assert again["token"]["id"] == rotated["new_token"]["id"]
+    assert again["token"]["id"] == rotated["token"]["id"]
     assert again["token"]["name"] == "airflow@20250106T000000Z"
     assert again["token_created"] is False
 
@@ -301,7 +300,7 @@ def test_a_token_from_the_create_operator_is_recognised(
     emulator.add_user(USER)
     created = run(
         MotherDuckCreateTokenOperator(task_id="t", username=USER, token_name="airflow", variable_key=KEY)
-    )
+    )["token"]
     assert delivered_id(motherduck_variables[RECORD]) == created["id"]
 
     result = run(onboard())
@@ -320,7 +319,7 @@ def test_create_operator_succeeds_when_only_its_record_fails(
     motherduck_variables.refuse_write(RECORD, 3)
     create = MotherDuckCreateTokenOperator(task_id="t", username=USER, token_name="n", variable_key=KEY)
     with caplog.at_level(logging.WARNING):
-        created = run(create)
+        created = run(create)["token"]
     printed = caplog.text + "".join(capfd.readouterr())  # Airflow 3 logs to stdout, 2.11 to logging
     secret = motherduck_variables[KEY]
     assert emulator.is_valid_token(secret)
@@ -423,7 +422,7 @@ def test_offboarding_revokes_deletes_and_is_rerunnable(
     result = run(op)
 
     assert result["deleted"] is True
-    assert len(result["revoked"]) == 2
+    assert len(result["revoked_ids"]) == 2
     assert result["variables_deleted"] == [KEY, RECORD]
     assert emulator.users() == ["admin"]
     assert not emulator.is_valid_token(secret)
@@ -436,7 +435,7 @@ def test_offboarding_revokes_deletes_and_is_rerunnable(
     assert motherduck_variables == {}
 
     again = run(MotherDuckOffboardAccountOperator(task_id="off", username=USER, variable_key=KEY))
-    assert again == {"username": USER, "revoked": [], "deleted": False, "variables_deleted": []}
+    assert again == {"username": USER, "revoked_ids": [], "deleted": False, "variables_deleted": []}
 
 
 def test_offboarding_after_a_failed_user_delete(
@@ -482,17 +481,17 @@ def test_bulk_onboarding_converges_and_reruns_read_only(
 
     summary = run(bulk)
     assert summary["accounts"] == 24
-    assert summary["users_created"] == []
-    assert summary["tokens_created"] == ["svc_007", "svc_011"]
+    assert summary["created_usernames"] == []
+    assert summary["token_created_usernames"] == ["svc_007", "svc_011"]
     for i, account in enumerate(accounts):
         (token,) = emulator.tokens(account["username"])
-        assert summary["tokens"][account["username"]] == token["id"]
+        assert summary["token_ids"][account["username"]] == token["id"]
         assert emulator.duckling_config(account["username"])["read_scaling"]["flock_size"] == i % 5
         assert emulator.is_valid_token(motherduck_variables[account["variable_key"]])
 
     emulator.clear_journal()
     motherduck_variables.writes.clear()
-    assert run(bulk)["tokens_created"] == []
+    assert run(bulk)["token_created_usernames"] == []
     assert writes_seen(emulator) == []
     assert motherduck_variables.writes == []
     assert not SECRET_RE.search(json.dumps(summary))

@@ -12,8 +12,8 @@ from airflow_provider_motherduck._compat import AIRFLOW_V_3, redact
 from airflow_provider_motherduck.exceptions import MotherDuckError, MotherDuckNotFoundError
 from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckListTokensOperator,
+    MotherDuckRevokeTokenOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.operators.helpers import SECRET_RE, requests_seen, run, writes_seen
@@ -40,10 +40,12 @@ def _lifetime(token: dict[str, Any]) -> float:
 
 
 def test_create_token_returns_metadata_only(emulator: MotherDuckEmulator, bot: str) -> None:
-    result = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="airflow"))
+    returned = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="airflow"))
 
-    assert set(result) == METADATA_KEYS  # no "token"
-    assert not SECRET_RE.search(repr(result))
+    assert set(returned) == {"username", "token"}  # no "secret"
+    assert not SECRET_RE.search(repr(returned))
+    result = returned["token"]
+    assert set(result) == METADATA_KEYS
     assert result["username"] == bot
     assert result["name"] == "airflow"
     assert (result["token_type"], result["read_only"], result["expire_at"]) == ("read_write", False, None)
@@ -58,7 +60,7 @@ def test_create_token_returns_metadata_only(emulator: MotherDuckEmulator, bot: s
     "ttl", [7200, 7200.0, "7200", timedelta(hours=2), pendulum.duration(hours=2), "PT2H", "2 hours", "2 hour"]
 )
 def test_create_token_ttl_forms(emulator: MotherDuckEmulator, bot: str, ttl: Any) -> None:
-    result = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="n", ttl=ttl))
+    result = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="n", ttl=ttl))["token"]
     assert emulator.journal[0].body["ttl"] == 7200
     assert _lifetime(result) == pytest.approx(7200, abs=1)
 
@@ -67,15 +69,15 @@ def test_create_read_scaling_token_with_never(emulator: MotherDuckEmulator, bot:
     op = MotherDuckCreateTokenOperator(
         task_id="t", username=bot, token_name="bi", token_type="read_scaling", ttl="never"
     )
-    result = run(op)
+    result = run(op)["token"]
     assert (result["token_type"], result["read_only"], result["expire_at"]) == ("read_scaling", True, None)
     assert "ttl" not in emulator.journal[0].body
 
 
 def test_return_secret_puts_a_working_masked_secret_in_xcom(emulator: MotherDuckEmulator, bot: str) -> None:
     result = run(MotherDuckCreateTokenOperator(task_id="t", username=bot, token_name="n", return_secret=True))
-    secret = result["token"]
-    assert set(result) == {*METADATA_KEYS, "token"}
+    secret = result["secret"]
+    assert set(result) == {"username", "token", "secret"}
     assert emulator.is_valid_token(secret)
     assert redact(f"secret={secret}") == "secret=***"  # registered with Airflow's masker at once
 
@@ -135,34 +137,34 @@ def test_templated_token_fields_render(emulator: MotherDuckEmulator, bot: str) -
         token_type="{{ params.kind }}",
         ttl="{{ params.days }} days",
     )
-    result = run(op, {"user": bot, "env": "prod", "kind": "read_scaling", "days": 30})
+    result = run(op, {"user": bot, "env": "prod", "kind": "read_scaling", "days": 30})["token"]
     assert (result["name"], result["token_type"]) == ("airflow-prod", "read_scaling")
     assert emulator.journal[0].body["ttl"] == 30 * 86400
 
 
-def test_delete_token_by_id_and_missing_ok(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_by_id_and_missing_ok(emulator: MotherDuckEmulator, bot: str) -> None:
     keep = emulator.add_token(bot, "keep")
     gone = emulator.add_token(bot, "gone")
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"])
-    assert run(op) == {"username": bot, "deleted": [gone["id"]]}
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_id=gone["id"])
+    assert run(op) == {"username": bot, "revoked_ids": [gone["id"]]}
     assert not emulator.is_valid_token(gone["token"])
     assert emulator.is_valid_token(keep["token"])
 
-    again = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"], missing_ok=True)
-    assert run(again) == {"username": bot, "deleted": []}
+    again = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_id=gone["id"], missing_ok=True)
+    assert run(again) == {"username": bot, "revoked_ids": []}
     with pytest.raises(MotherDuckNotFoundError):
-        run(MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_id=gone["id"]))
-    gone_user = MotherDuckDeleteTokenOperator(
+        run(MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_id=gone["id"]))
+    gone_user = MotherDuckRevokeTokenOperator(
         task_id="d", username="nobody", token_id=SOME_ID, missing_ok=True
     )
-    assert run(gone_user) == {"username": "nobody", "deleted": []}
+    assert run(gone_user) == {"username": "nobody", "revoked_ids": []}
 
 
-def test_delete_token_by_name(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_by_name(emulator: MotherDuckEmulator, bot: str) -> None:
     target = emulator.add_token(bot, "airflow")
     other = emulator.add_token(bot, "dbt")
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow")
-    assert run(op) == {"username": bot, "deleted": [target["id"]]}
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow")
+    assert run(op) == {"username": bot, "revoked_ids": [target["id"]]}
     assert [t["id"] for t in emulator.tokens(bot)] == [other["id"]]
     assert requests_seen(emulator) == [
         f"GET /v1/users/{bot}/tokens",
@@ -170,12 +172,12 @@ def test_delete_token_by_name(emulator: MotherDuckEmulator, bot: str) -> None:
     ]
 
 
-def test_delete_token_by_name_with_several_matches(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_by_name_with_several_matches(emulator: MotherDuckEmulator, bot: str) -> None:
     first = emulator.add_token(bot, "airflow")
     second = emulator.add_token(bot, "airflow")
     other = emulator.add_token(bot, "dbt")
 
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow")
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow")
     with pytest.raises(MotherDuckError, match="2 tokens named 'airflow'") as info:
         run(op)
     assert first["id"] in str(info.value)
@@ -183,22 +185,22 @@ def test_delete_token_by_name_with_several_matches(emulator: MotherDuckEmulator,
     assert "all_matching=True" in str(info.value)
     assert writes_seen(emulator) == []  # nothing deleted
 
-    every = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow", all_matching=True)
-    assert run(every) == {"username": bot, "deleted": [first["id"], second["id"]]}
+    every = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow", all_matching=True)
+    assert run(every) == {"username": bot, "revoked_ids": [first["id"], second["id"]]}
     assert [t["id"] for t in emulator.tokens(bot)] == [other["id"]]
 
 
-def test_delete_token_by_name_without_match(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_by_name_without_match(emulator: MotherDuckEmulator, bot: str) -> None:
     with pytest.raises(MotherDuckError, match="no token named 'airflow'"):
-        run(MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow"))
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="airflow", missing_ok=True)
-    assert run(op) == {"username": bot, "deleted": []}
+        run(MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow"))
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="airflow", missing_ok=True)
+    assert run(op) == {"username": bot, "revoked_ids": []}
     with pytest.raises(MotherDuckNotFoundError):
-        run(MotherDuckDeleteTokenOperator(task_id="d", username="nobody", token_name="airflow"))
-    gone_user = MotherDuckDeleteTokenOperator(
+        run(MotherDuckRevokeTokenOperator(task_id="d", username="nobody", token_name="airflow"))
+    gone_user = MotherDuckRevokeTokenOperator(
         task_id="d", username="nobody", token_name="airflow", missing_ok=True
     )
-    assert run(gone_user) == {"username": "nobody", "deleted": []}
+    assert run(gone_user) == {"username": "nobody", "revoked_ids": []}
     assert writes_seen(emulator) == []
 
 
@@ -215,16 +217,16 @@ def test_delete_token_by_name_without_match(emulator: MotherDuckEmulator, bot: s
         ({"token_id": SOME_ID, "username": "x\ty"}, "username='x\\ty'"),
     ],
 )
-def test_delete_token_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], problem: str) -> None:
+def test_revoke_token_bad_arguments_fail_at_parse_time(kwargs: dict[str, Any], problem: str) -> None:
     args = {"username": "etl_bot", **kwargs}
-    with pytest.raises(ValueError, match="MotherDuckDeleteTokenOperator 'd'") as info:
-        MotherDuckDeleteTokenOperator(task_id="d", **args)
+    with pytest.raises(ValueError, match="MotherDuckRevokeTokenOperator 'd'") as info:
+        MotherDuckRevokeTokenOperator(task_id="d", **args)
     assert problem in str(info.value)
 
 
-def test_delete_token_templated_name_checked_after_rendering(emulator: MotherDuckEmulator, bot: str) -> None:
+def test_revoke_token_templated_name_checked_after_rendering(emulator: MotherDuckEmulator, bot: str) -> None:
     emulator.add_token(bot, "airflow")
-    op = MotherDuckDeleteTokenOperator(task_id="d", username=bot, token_name="{{ params.name }}")
+    op = MotherDuckRevokeTokenOperator(task_id="d", username=bot, token_name="{{ params.name }}")
     with pytest.raises(ValueError, match="token_name=''"):
         run(op, {"name": ""})
     assert emulator.journal == []

@@ -1,4 +1,4 @@
-"""MotherDuckAccountsEventTrigger (asset watchers, Airflow 3) against the emulator over real HTTP.
+"""MotherDuckActiveAccountsEventTrigger (asset watchers, Airflow 3) against the emulator over real HTTP.
 
 The tests change the emulator's state between polls and count the events; waits are bounded.
 """
@@ -30,18 +30,20 @@ needs_shared_streams = pytest.mark.skipif(
 
 @pytest.mark.skipif(AIRFLOW_V_3, reason="Airflow 2 only")
 def test_absent_on_airflow_2_with_a_clear_error() -> None:
-    with pytest.raises(ImportError, match=r"MotherDuckAccountsEventTrigger needs Airflow 3\.0 or later"):
-        from airflow_provider_motherduck.triggers import MotherDuckAccountsEventTrigger
+    with pytest.raises(
+        ImportError, match=r"MotherDuckActiveAccountsEventTrigger needs Airflow 3\.0 or later"
+    ):
+        from airflow_provider_motherduck.triggers import MotherDuckActiveAccountsEventTrigger
     with pytest.raises(ImportError, match="this is Airflow 2"):
-        from airflow_provider_motherduck.triggers.accounts import MotherDuckAccountsEventTrigger  # noqa: F401
+        from airflow_provider_motherduck.triggers.accounts import MotherDuckActiveAccountsEventTrigger  # noqa: F401
 
 
 def event_trigger(**kwargs: Any) -> Any:
-    from airflow_provider_motherduck.triggers import MotherDuckAccountsEventTrigger
+    from airflow_provider_motherduck.triggers import MotherDuckActiveAccountsEventTrigger
 
     kwargs.setdefault("hook_params", {"retry_delay": 0.01})
     kwargs.setdefault("poke_interval", 0.02)
-    return MotherDuckAccountsEventTrigger(**kwargs)
+    return MotherDuckActiveAccountsEventTrigger(**kwargs)
 
 
 def idle_watch(**kwargs: Any) -> Any:
@@ -95,7 +97,7 @@ def test_serialize_round_trips_and_an_asset_watcher_takes_it() -> None:
 
     trigger = idle_watch(poke_interval=30)
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_provider_motherduck.triggers.accounts.MotherDuckAccountsEventTrigger"
+    assert classpath == "airflow_provider_motherduck.triggers.accounts.MotherDuckActiveAccountsEventTrigger"
     assert kwargs == {
         "motherduck_conn_id": "motherduck_default",
         "usernames": ["etl_loader"],

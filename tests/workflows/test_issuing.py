@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from airflow_provider_motherduck._compat import Context, redact, should_hide_value_for_key
-from airflow_provider_motherduck.exceptions import MotherDuckAPIError
+from airflow_provider_motherduck.exceptions import MotherDuckAPIError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
@@ -28,7 +28,7 @@ from airflow_provider_motherduck.workflows.delivery import (
     task_identity,
     use_variable_store,
 )
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError, issue_token
+from airflow_provider_motherduck.workflows.issuing import issue_token
 from tests.operators.helpers import run, writes_seen
 from tests.support import PauseOnWrite, delivered_id, execute_off_the_main_thread, in_thread
 
@@ -61,7 +61,7 @@ def test_a_retry_after_a_lost_create_answer_leaves_one_live_token(
         run(create)
     (lost,) = live_ids(emulator)  # MotherDuck made it; the task never saw it
 
-    result = run(create)  # Airflow's task retry
+    result = run(create)["token"]  # Airflow's task retry
 
     assert live_ids(emulator) == [result["id"]]
     assert writes_seen(emulator)[-1] == f"DELETE /v1/users/{USER}/tokens/{lost}"
@@ -198,8 +198,11 @@ def test_two_create_token_tasks_overlapping(
             op, cast(Context, {"params": {}, "ti": ti, "run_id": run_id})
         )
 
-    a, b = overlap(
-        motherduck_variables, motherduck_conn, task("scheduled__1"), task("manual__2"), key=RECORD, nth=2
+    a, b = (
+        result["token"]
+        for result in overlap(
+            motherduck_variables, motherduck_conn, task("scheduled__1"), task("manual__2"), key=RECORD, nth=2
+        )
     )
 
     # A delivered last; B's token (overwritten while A ran) was revoked by A.
@@ -238,7 +241,7 @@ def test_a_crash_after_delivery_then_the_retry_issues_nothing_new(
     assert delivered_id(motherduck_variables[RECORD]) is None
     use_variable_store(motherduck_variables)
 
-    result = op.execute(context(2))  # Airflow's retry
+    result = op.execute(context(2))["token"]  # Airflow's retry
 
     assert result["id"] == token["id"]
     assert [t["id"] for t in emulator.tokens(USER)] == [token["id"]]
@@ -255,7 +258,7 @@ def test_a_token_revoked_by_another_writer_right_after_delivery_is_issued_again(
 
     def revoke_the_new_token(hook: MotherDuckHook) -> None:
         (first,) = emulator.tokens(USER)
-        hook.delete_token(USER, first["id"])
+        hook.revoke_token(USER, first["id"])
 
     first, _ = overlap(
         motherduck_variables,

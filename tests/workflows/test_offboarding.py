@@ -27,7 +27,7 @@ def test_offboarding_whose_revoke_fails_part_way_converges(
 
     emulator.clear_faults()
     result = offboard_account(hook, USER, variable_key=KEY)
-    assert result["revoked"] == [second["id"]]
+    assert result["revoked_ids"] == [second["id"]]
     assert result["deleted"] is True
     assert emulator.users() == ["admin"]
     assert not emulator.is_valid_token(first["token"])

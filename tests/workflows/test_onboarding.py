@@ -7,11 +7,10 @@ import logging
 
 import pytest
 
-from airflow_provider_motherduck.exceptions import MotherDuckSQLError
+from airflow_provider_motherduck.exceptions import MotherDuckSQLError, TokenIssueError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.workflows.delivery import InMemoryVariableStore
-from airflow_provider_motherduck.workflows.issuing import TokenIssueError
 from airflow_provider_motherduck.workflows.onboarding import check_account, onboard_account, onboard_accounts
 from airflow_provider_motherduck.workflows.reconcile import check_declaration
 from tests.operators.helpers import writes_seen
@@ -37,7 +36,7 @@ def test_a_user_created_by_someone_else_meanwhile_is_adopted(
     """Between our 404 and our POST someone created the user: the conflict is success, not an error."""
     emulator.inject("POST", "/v1/users", status=409, after=True)
     result = onboard_account(hook, ACCOUNT)
-    assert result["user_created"] is False
+    assert result["created"] is False
     assert USER in emulator.users()
     (token,) = emulator.tokens(USER)
     assert result["token"]["id"] == token["id"]
@@ -125,7 +124,7 @@ def test_the_flat_form_is_the_declared_account_of_a_declaration(
     emulator.add_user(USER)
     caplog.set_level(logging.INFO)
     result = onboard_account(hook, check_account(flat))
-    assert result["user_created"] is False
+    assert result["created"] is False
     assert emulator.users() == ["admin", USER]
     assert "read_write.instance_size: standard -> jumbo" in caplog.text
     emulator.clear_journal()

@@ -25,7 +25,11 @@ from airflow_provider_motherduck._compat import (
     Context,
     should_hide_value_for_key,
 )
-from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckError
+from airflow_provider_motherduck.exceptions import (
+    MotherDuckAPIError,
+    MotherDuckError,
+    MotherDuckRotationError,
+)
 from airflow_provider_motherduck.operators import MotherDuckRotateTokenOperator
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from airflow_provider_motherduck.validation import TOKEN_NAME_MAX_LENGTH
@@ -40,7 +44,7 @@ from airflow_provider_motherduck.workflows.naming import (
     LOGICAL_NAME_MAX_LENGTH as TOKEN_NAME_MAX,
 )
 from airflow_provider_motherduck.workflows.naming import name_pattern, rotated_name, run_marker
-from airflow_provider_motherduck.workflows.rotation import MotherDuckRotationError, plan_rotation
+from airflow_provider_motherduck.workflows.rotation import plan_rotation
 from tests.operators.helpers import SECRET_RE, requests_seen, writes_seen
 from tests.support import (
     CONN_ENV,
@@ -158,7 +162,7 @@ def execute(
 
     if check is not None:
         hook = op.hook
-        for name in ("create_token", "delete_token"):
+        for name in ("create_token", "revoke_token"):
             real = getattr(hook, name)
 
             def watched(*args: Any, _real: Callable[..., Any] = real, **kwargs: Any) -> Any:
@@ -242,12 +246,12 @@ def test_first_rotation_replaces_the_old_tokens(
     result = execute(rotate(sink), emulator, check)
     check()
 
-    new = result["new_token"]
+    new = result["token"]
     assert new["name"] == f"airflow@{MARKER}"
     assert result["created"] is True
-    assert result["revoked"] == [old[0]["id"], old[1]["id"]]  # oldest first
-    assert result["kept"] == [new["id"]]
-    assert (result["in_grace"], result["still_live"], result["dry_run"]) == ([], [], False)
+    assert result["revoked_ids"] == [old[0]["id"], old[1]["id"]]  # oldest first
+    assert result["kept_ids"] == [new["id"]]
+    assert (result["in_grace_ids"], result["still_live_ids"], result["dry_run"]) == ([], [], False)
     assert result["destination"] == (f"Airflow Variable {KEY}" if sink is None else "secret_sink Vault")
     assert new["expire_at"] is not None
     assert [t["id"] for t in emulator.tokens(USER) if t["name"] != "emulator-admin"] == [
@@ -282,9 +286,9 @@ def test_keep_two_keeps_the_newest_previous_token(
 ) -> None:
     old = seed(emulator, motherduck_variables, None, n=3)
     result = execute(rotate(keep=2), emulator, invariant(emulator, motherduck_variables, None))
-    new_id = result["new_token"]["id"]
-    assert result["kept"] == [new_id, old[2]["id"]]
-    assert result["revoked"] == [old[0]["id"], old[1]["id"]]
+    new_id = result["token"]["id"]
+    assert result["kept_ids"] == [new_id, old[2]["id"]]
+    assert result["revoked_ids"] == [old[0]["id"], old[1]["id"]]
     assert [t["id"] for t in family(emulator)] == [old[2]["id"], new_id]
     assert emulator.is_valid_token(old[2]["token"])  # the previous secret still works
 
@@ -298,8 +302,8 @@ def test_rerun_of_a_finished_run_changes_nothing(
     writes = list(motherduck_variables.writes)
 
     again = execute(rotate(vault), emulator)
-    assert again["new_token"] == first["new_token"]
-    assert (again["created"], again["revoked"], again["kept"]) == (False, [], [first["new_token"]["id"]])
+    assert again["token"] == first["token"]
+    assert (again["created"], again["revoked_ids"], again["kept_ids"]) == (False, [], [first["token"]["id"]])
     assert writes_seen(emulator) == []
     assert motherduck_variables.writes == writes
     assert vault.calls == 1
@@ -314,10 +318,10 @@ def test_next_run_rotates_again_and_keep_counts_marked_tokens(
     second = execute(rotate(keep=2), emulator, check, context(MONDAY + timedelta(days=7)))
     third = execute(rotate(keep=2), emulator, check, context(MONDAY + timedelta(days=14)))
 
-    assert second["new_token"]["name"] == "airflow@20250113T000000Z"
-    assert third["kept"] == [third["new_token"]["id"], second["new_token"]["id"]]
-    assert third["revoked"] == [first["new_token"]["id"]]
-    assert [t["id"] for t in family(emulator)] == [second["new_token"]["id"], third["new_token"]["id"]]
+    assert second["token"]["name"] == "airflow@20250113T000000Z"
+    assert third["kept_ids"] == [third["token"]["id"], second["token"]["id"]]
+    assert third["revoked_ids"] == [first["token"]["id"]]
+    assert [t["id"] for t in family(emulator)] == [second["token"]["id"], third["token"]["id"]]
     assert posts(emulator) == 3
 
 
@@ -331,8 +335,8 @@ def test_throttled_create_is_retried(
     emulator.inject("POST", TOKENS_PATH, status=429)
     result = execute(rotate(vault), emulator, invariant(emulator, motherduck_variables, vault))
     assert posts(emulator) == 2  # refused once (429: not processed), then created
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
-    assert result["revoked"] == [t["id"] for t in old]
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
+    assert result["revoked_ids"] == [t["id"] for t in old]
 
 
 def test_lost_create_answer_then_rerun_converges(
@@ -352,8 +356,8 @@ def test_lost_create_answer_then_rerun_converges(
     result = execute(rotate(vault), emulator, check)
     check()
     assert result["created"] is True
-    assert result["revoked"] == [lost["id"], old[0]["id"], old[1]["id"]]  # the orphan first
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert result["revoked_ids"] == [lost["id"], old[0]["id"], old[1]["id"]]  # the orphan first
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
     assert posts(emulator) == 2
 
 
@@ -385,7 +389,7 @@ def test_failed_delivery_revokes_the_new_token(
     assert "No old token was touched" in str(err)
     assert at_destination(motherduck_variables, sink) == before  # the previous secret, still valid
     assert [t["id"] for t in family(emulator)] == [t["id"] for t in old]
-    new_id = err.summary["new_token"]["id"]
+    new_id = err.summary["token"]["id"]
     assert writes_seen(emulator) == [f"POST {TOKENS_PATH}", f"DELETE {TOKENS_PATH}/{new_id}"]
     assert sorted(err.still_live) == sorted(t["id"] for t in old)
     assert err.__cause__ is None
@@ -399,7 +403,7 @@ def test_failed_delivery_revokes_the_new_token(
         sink.refuse = False
     motherduck_variables.allow_write(KEY)
     result = execute(rotate(sink), emulator, check)
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
 
 
 def test_failed_delivery_and_failed_revoke_of_the_new_token(
@@ -411,15 +415,15 @@ def test_failed_delivery_and_failed_revoke_of_the_new_token(
     emulator.inject("DELETE", f"{TOKENS_PATH}/*", status=503, times=3)
     with pytest.raises(MotherDuckRotationError, match="revoking it failed too") as info:
         execute(rotate(vault), emulator, check)
-    new_id = info.value.summary["new_token"]["id"]
+    new_id = info.value.summary["token"]["id"]
     assert info.value.still_live[0] == new_id
     assert f"token {new_id} is still live" in str(info.value)
 
     # The re-run sees an undelivered token of this run: delivers a fresh one, then revokes it.
     vault.refuse = False
     result = execute(rotate(vault), emulator, check)
-    assert result["revoked"] == [new_id, old[0]["id"], old[1]["id"]]
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert result["revoked_ids"] == [new_id, old[0]["id"], old[1]["id"]]
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
 
 
 def test_failed_record_write_keeps_the_delivered_secret(
@@ -437,7 +441,7 @@ def test_failed_record_write_keeps_the_delivered_secret(
     with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
         execute(rotate(), emulator, check)
     check()
-    first = info.value.summary["new_token"]
+    first = info.value.summary["token"]
     assert emulator.is_valid_token(motherduck_variables[KEY])
     assert motherduck_variables[KEY] != old[1]["token"]
     assert writes_seen(emulator) == [f"POST {TOKENS_PATH}"]  # nothing revoked
@@ -447,8 +451,8 @@ def test_failed_record_write_keeps_the_delivered_secret(
     # The Variable holds the fingerprint noted before delivery: the re-run adopts the token.
     result = execute(rotate(), emulator, check)
     assert result["created"] is False
-    assert result["new_token"]["id"] == first["id"]
-    assert result["revoked"] == [old[0]["id"], old[1]["id"]]
+    assert result["token"]["id"] == first["id"]
+    assert result["revoked_ids"] == [old[0]["id"], old[1]["id"]]
     assert [t["id"] for t in family(emulator)] == [first["id"]]
 
 
@@ -461,15 +465,15 @@ def test_a_sink_token_whose_record_failed_gets_the_grace(
     motherduck_variables.refuse_write(SINK_RECORD, 3)
     with pytest.raises(MotherDuckRotationError, match="could not write its delivery record") as info:
         execute(rotate(vault, keep=2, revoke_after="1 day"), emulator)
-    first = info.value.summary["new_token"]
+    first = info.value.summary["token"]
     handed_out = vault.secret
 
     result = execute(rotate(vault, keep=2, revoke_after="1 day"), emulator)
 
     assert result["created"] is True
-    assert result["in_grace"] == [first["id"], old[0]["id"]]
-    assert result["kept"] == [result["new_token"]["id"], old[1]["id"]]
-    assert result["revoked"] == []
+    assert result["in_grace_ids"] == [first["id"], old[0]["id"]]
+    assert result["kept_ids"] == [result["token"]["id"], old[1]["id"]]
+    assert result["revoked_ids"] == []
     assert emulator.is_valid_token(handed_out)
 
 
@@ -485,9 +489,9 @@ def test_a_lost_create_answer_is_revoked_without_grace(
 
     result = execute(rotate(keep=2, revoke_after="1 day"), emulator)
 
-    assert result["revoked"] == [lost["id"]]
-    assert result["kept"] == [result["new_token"]["id"], old[1]["id"]]
-    assert [t["id"] for t in family(emulator)] == [old[0]["id"], old[1]["id"], result["new_token"]["id"]]
+    assert result["revoked_ids"] == [lost["id"]]
+    assert result["kept_ids"] == [result["token"]["id"], old[1]["id"]]
+    assert [t["id"] for t in family(emulator)] == [old[0]["id"], old[1]["id"], result["token"]["id"]]
 
 
 def test_destination_overwritten_by_someone_else_is_not_trusted(
@@ -498,7 +502,7 @@ def test_destination_overwritten_by_someone_else_is_not_trusted(
     motherduck_variables[KEY] = "mdt_" + "0" * 48  # not the secret the record fingerprinted
     result = execute(rotate(), emulator)
     assert result["created"] is True
-    assert result["revoked"] == [first["new_token"]["id"]]
+    assert result["revoked_ids"] == [first["token"]["id"]]
     assert emulator.is_valid_token(motherduck_variables[KEY])
 
 
@@ -526,9 +530,9 @@ def test_failed_revoke_then_rerun_converges_without_a_second_token(
     check()
     err = info.value
     assert err.still_live == [stuck]
-    assert err.summary["revoked"] == [old[1 - failing]["id"]]  # the other one was still revoked
+    assert err.summary["revoked_ids"] == [old[1 - failing]["id"]]  # the other one was still revoked
     assert "Re-run the task to finish" in str(err)
-    new_id = err.summary["new_token"]["id"]
+    new_id = err.summary["token"]["id"]
     assert sorted(t["id"] for t in family(emulator)) == sorted([stuck, new_id])
     secret = at_destination(motherduck_variables, sink)
     no_secret_in(str(err) + json.dumps(err.summary) + logged(), secret)
@@ -537,8 +541,8 @@ def test_failed_revoke_then_rerun_converges_without_a_second_token(
     result = execute(rotate(sink), emulator, check)
     check()
     assert result["created"] is False
-    assert result["new_token"]["id"] == new_id
-    assert (result["revoked"], result["kept"], result["still_live"]) == ([stuck], [new_id], [])
+    assert result["token"]["id"] == new_id
+    assert (result["revoked_ids"], result["kept_ids"], result["still_live_ids"]) == ([stuck], [new_id], [])
     assert [t["id"] for t in family(emulator)] == [new_id]
     assert posts(emulator) == 1
     assert at_destination(motherduck_variables, sink) == secret
@@ -551,8 +555,8 @@ def test_a_token_revoked_meanwhile_by_someone_else_is_fine(
     # The DELETE reaches MotherDuck but its answer is lost; the retry then gets 404: gone already.
     emulator.inject("DELETE", f"{TOKENS_PATH}/{old[0]['id']}", status=503, after=True)
     result = execute(rotate(vault), emulator)
-    assert result["revoked"] == [old[0]["id"], old[1]["id"]]
-    assert [t["id"] for t in family(emulator)] == [result["new_token"]["id"]]
+    assert result["revoked_ids"] == [old[0]["id"], old[1]["id"]]
+    assert [t["id"] for t in family(emulator)] == [result["token"]["id"]]
 
 
 # -- grace, expiry, dry run ------------------------------------------------------------------------------
@@ -570,9 +574,9 @@ def test_revoke_after_leaves_young_tokens_for_a_later_run(
     motherduck_variables[KEY] = recent["token"]
 
     result = execute(rotate(revoke_after="2 days"), emulator, invariant(emulator, motherduck_variables, None))
-    assert result["revoked"] == [ancient["id"]]
-    assert result["in_grace"] == [recent["id"]]
-    assert result["kept"] == [result["new_token"]["id"]]
+    assert result["revoked_ids"] == [ancient["id"]]
+    assert result["in_grace_ids"] == [recent["id"]]
+    assert result["kept_ids"] == [result["token"]["id"]]
     assert emulator.is_valid_token(recent["token"])
 
     # The next run, with a grace shorter than the recent token's age, revokes it; the grace now
@@ -580,8 +584,8 @@ def test_revoke_after_leaves_young_tokens_for_a_later_run(
     later = execute(
         rotate(revoke_after=timedelta(minutes=30)), emulator, ctx=context(MONDAY + timedelta(days=7))
     )
-    assert later["revoked"] == [recent["id"]]
-    assert later["in_grace"] == [result["new_token"]["id"]]
+    assert later["revoked_ids"] == [recent["id"]]
+    assert later["in_grace_ids"] == [result["token"]["id"]]
 
 
 def test_expired_tokens_hold_no_keep_slot(
@@ -595,8 +599,8 @@ def test_expired_tokens_hold_no_keep_slot(
     motherduck_variables[KEY] = live["token"]
 
     result = execute(rotate(keep=2, revoke_after="1 day"), emulator)
-    assert result["kept"] == [result["new_token"]["id"], live["id"]]
-    assert result["revoked"] == [dead["id"]]  # grace or not: it works no more
+    assert result["kept_ids"] == [result["token"]["id"], live["id"]]
+    assert result["revoked_ids"] == [dead["id"]]  # grace or not: it works no more
 
 
 def test_dry_run_reports_and_writes_nothing(
@@ -610,13 +614,13 @@ def test_dry_run_reports_and_writes_nothing(
         "token_name": "airflow",
         "destination": "secret_sink Vault",
         "dry_run": True,
-        "new_token": None,
+        "token": None,
         "created": True,
-        "revoked": [old[0]["id"], old[1]["id"]],
-        "kept": [old[2]["id"]],
-        "in_grace": [],
+        "revoked_ids": [old[0]["id"], old[1]["id"]],
+        "kept_ids": [old[2]["id"]],
+        "in_grace_ids": [],
         "spared_ids": [],
-        "still_live": [],
+        "still_live_ids": [],
     }
     assert {e.method for e in emulator.journal} == {"GET"}
     assert emulator.tokens(USER) == before
@@ -628,8 +632,8 @@ def test_dry_run_reports_and_writes_nothing(
         execute(rotate(vault, keep=2), emulator)
     emulator.clear_journal()
     plan = execute(rotate(vault, keep=2, dry_run=True), emulator)
-    assert (plan["created"], plan["revoked"]) == (False, [old[1]["id"]])
-    assert plan["new_token"]["name"] == f"airflow@{MARKER}"
+    assert (plan["created"], plan["revoked_ids"]) == (False, [old[1]["id"]])
+    assert plan["token"]["name"] == f"airflow@{MARKER}"
     assert {e.method for e in emulator.journal} == {"GET"}
 
 
@@ -681,7 +685,7 @@ def test_runs_without_a_logical_date_use_the_run_id(
 ) -> None:
     ctx = context(None, run_id="manual__2025-01-06T10:00:00+00:00_a1B2c3D4")
     first = execute(rotate(vault), emulator, ctx=ctx)
-    assert first["new_token"]["name"].startswith("airflow@run-")
+    assert first["token"]["name"].startswith("airflow@run-")
     again = execute(rotate(vault), emulator, ctx=ctx)
     assert again["created"] is False
     assert posts(emulator) == 1
@@ -787,7 +791,7 @@ def test_templated_fields_render(
     ctx = context()
     ctx["params"] = {"user": USER, "env": "prod", "days": 35, "grace": "PT1H"}
     result = execute(op, emulator, ctx=ctx)
-    assert result["new_token"]["name"] == f"airflow-prod@{MARKER}"
+    assert result["token"]["name"] == f"airflow-prod@{MARKER}"
     assert emulator.journal[1].body["ttl"] == 35 * 86400
     assert "md_etl_bot" in motherduck_variables
     assert default_record_key(variable_key="md_etl_bot") in motherduck_variables
@@ -796,7 +800,7 @@ def test_templated_fields_render(
 def test_error_survives_pickling() -> None:
     import pickle
 
-    err = MotherDuckRotationError("boom", {"still_live": ["a"], "revoked": []})
+    err = MotherDuckRotationError("boom", {"still_live_ids": ["a"], "revoked_ids": []})
     back = pickle.loads(pickle.dumps(err))
     assert (str(back), back.still_live, back.summary) == ("boom", ["a"], err.summary)
 
@@ -844,12 +848,12 @@ def test_rotation_beside_rotation_never_stores_a_revoked_secret(
     a = run_a()
     check()
 
-    a_id, b_id = a["new_token"]["id"], b["new_token"]["id"]
+    a_id, b_id = a["token"]["id"], b["token"]["id"]
     assert a_id in b["spared_ids"]  # B left A's token alone while A was delivering it
     assert {a_id, b_id} <= {t["id"] for t in family(emulator)}
-    assert b_id not in a["revoked"]
+    assert b_id not in a["revoked_ids"]
 
     later = execute(rotate(), emulator, check, run_of(2))
-    assert [t["id"] for t in family(emulator)] == [later["new_token"]["id"]]
+    assert [t["id"] for t in family(emulator)] == [later["token"]["id"]]
     assert emulator.is_valid_token(motherduck_variables[KEY])
-    assert sorted(later["revoked"]) == sorted([a_id, b_id])
+    assert sorted(later["revoked_ids"]) == sorted([a_id, b_id])

@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from airflow_provider_motherduck._compat import mask_secret
-from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckAuthError
+from airflow_provider_motherduck.exceptions import MotherDuckAPIError, MotherDuckAuthError, SQLDriverError
 from airflow_provider_motherduck.hooks.sql.errors import is_transient, map_error
 from airflow_provider_motherduck.hooks.sql.statements import Statement
-from airflow_provider_motherduck.hooks.sql.transports import DriverError, Transport
+from airflow_provider_motherduck.hooks.sql.transports import Transport
 from airflow_provider_motherduck.validation import TTL_MIN_SECONDS, check_username
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class SQLSession:
                 if self._transport is None:
                     self._transport = self._open()
                 rows = self._transport.execute(statement)
-            except DriverError as err:
+            except SQLDriverError as err:
                 # Opening is retried like a read: a fresh session has done nothing yet.
                 retried = err.statement is not statement or statement.kind.retried
                 if not (retried and is_transient(err.text) and attempt < self._attempts):

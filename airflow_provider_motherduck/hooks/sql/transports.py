@@ -1,7 +1,7 @@
 """The two ways to MotherDuck's SQL: DuckDB with the ``motherduck`` extension, or the Postgres endpoint.
 
 Each transport runs :class:`~airflow_provider_motherduck.hooks.sql.statements.Statement` objects
-and nothing else, and turns its client's failure into :class:`DriverError` with the token
+and nothing else, and turns its client's failure into :class:`~airflow_provider_motherduck.exceptions.SQLDriverError` with the token
 scrubbed from the text. Invariant: the token goes to the client only as a value (DuckDB's
 ``motherduck_token`` setting, libpq's ``password`` keyword), never into a connection string,
 a log line or an error. Each client is an optional extra, imported on first use.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TypeAlias, cast
 
 from airflow_provider_motherduck import __version__
-from airflow_provider_motherduck.exceptions import MotherDuckConfigError
+from airflow_provider_motherduck.exceptions import MotherDuckConfigError, SQLDriverError
 from airflow_provider_motherduck.hooks.sql.errors import scrub
 from airflow_provider_motherduck.hooks.sql.statements import Statement, boot
 from airflow_provider_motherduck.hooks.transport import is_loopback
@@ -37,15 +37,6 @@ class Rows:
 
     def dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
-
-
-class DriverError(Exception):
-    """A SQL client's failure, its text already scrubbed of the token."""
-
-    def __init__(self, text: str, statement: Statement) -> None:
-        super().__init__(text)
-        self.text = text
-        self.statement = statement
 
 
 class Transport(Protocol):
@@ -125,7 +116,7 @@ class DuckDBTransport:
             columns = tuple(d[0].lower() for d in cursor.description or ())
             rows = [tuple(r) for r in cursor.fetchall()] if columns else []
         except self._error as err:
-            raise DriverError(scrub(str(err), [self._token]), statement) from None
+            raise SQLDriverError(scrub(str(err), [self._token]), statement) from None
         return Rows(columns, rows)
 
     def close(self) -> None:
@@ -160,7 +151,7 @@ class PostgresTransport:
             )
         except psycopg.Error as err:
             opening = Statement(f"connect to {target.host}:{target.port}", boot(token)[0].kind, "connect")
-            raise DriverError(scrub(_text(err), [token]), opening) from None
+            raise SQLDriverError(scrub(_text(err), [token]), opening) from None
 
     def execute(self, statement: Statement) -> Rows:
         try:
@@ -168,7 +159,7 @@ class PostgresTransport:
             columns = tuple(d.name.lower() for d in cursor.description or ())
             rows = [tuple(r) for r in cursor.fetchall()] if columns else []
         except self._error as err:
-            raise DriverError(scrub(_text(err), [self._token]), statement) from None
+            raise SQLDriverError(scrub(_text(err), [self._token]), statement) from None
         return Rows(columns, rows)
 
     def close(self) -> None:

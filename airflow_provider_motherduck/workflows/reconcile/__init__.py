@@ -24,6 +24,11 @@ from typing import Any
 
 from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
 from airflow_provider_motherduck.workflows.delivery import VariableStore
+from airflow_provider_motherduck.workflows.loading import (
+    declaration_path,
+    load_declaration,
+    read_declaration_file,
+)
 from airflow_provider_motherduck.workflows.pool import HookFactory
 from airflow_provider_motherduck.workflows.reconcile.apply import ReconcileResult, apply_plan
 from airflow_provider_motherduck.workflows.reconcile.declaration import (
@@ -36,9 +41,6 @@ from airflow_provider_motherduck.workflows.reconcile.declaration import (
     check_max_deletes,
     check_mode,
     check_protect,
-    declaration_path,
-    load_declaration,
-    read_declaration_file,
 )
 from airflow_provider_motherduck.workflows.reconcile.plan import (
     ACTION_ORDER,
@@ -129,8 +131,9 @@ def reconcile_accounts(
     write and raises :class:`MotherDuckReconcileError` when the plan is not empty (drift) or
     unsafe. ``apply`` carries the plan out (see :func:`apply_plan`) and raises, after finishing
     what it could, if an account's actions failed. The summary: ``name``, ``mode``, ``prune``,
-    ``plan`` (the actions), ``deletes``, ``spared``, ``unsafe``, and for ``apply`` also ``done``
-    (each action with its outcome), ``failed`` and ``not_attempted``. Never a secret.
+    ``plan`` (the actions), ``deletes``, ``spared``, ``unsafe``, ``adopted_usernames`` (the
+    accounts the plan adopts), and for ``apply`` also ``done`` (each action with its outcome),
+    ``failed`` and ``not_attempted``. Never a secret.
     """
     check_mode(mode)
     state = read_state(declaration, new_hook, max_workers=max_workers, store=store)
@@ -144,6 +147,7 @@ def reconcile_accounts(
         "deletes": plan.deletes,
         "spared": [{"username": u, "reason": r} for u, r in plan.spared],
         "unsafe": unsafe,
+        "adopted_usernames": [a.username for a in plan.actions if isinstance(a, AdoptUser)],
     }
     log.info(
         "Plan of declaration %r for %d service account(s) (%s, prune=%s):\n%s",

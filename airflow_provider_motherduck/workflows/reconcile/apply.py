@@ -167,13 +167,13 @@ def _attach_share(run: AccountRun, action: AttachShare) -> dict[str, Any]:
 
 
 def _revoke_token(run: AccountRun, action: RevokeToken) -> dict[str, Any]:
-    revoked = run.hook.delete_token(action.username, action.token_id, missing_ok=True)
+    revoked = run.hook.revoke_token(action.username, action.token_id, missing_ok=True)
     return {"revoked_ids": [action.token_id] if revoked else []}
 
 
 def _delete_user(run: AccountRun, action: DeleteUser) -> dict[str, Any]:
     gone = offboard_account(run.hook, action.username, forget_variables=False)
-    return {"revoked_ids": gone["revoked"], "deleted": gone["deleted"]}
+    return {"revoked_ids": gone["revoked_ids"], "deleted": gone["deleted"]}
 
 
 _DISPATCH: dict[type[Action], Callable[[AccountRun, Any], dict[str, Any]]] = {

@@ -5,7 +5,8 @@ is reported at once, each once, with its path (``service_accounts[3].tokens[0].t
 excerpt of the value (never a whole mapping); a part that is already wrong is left out of the
 checks that span parts (duplicates), so one mistake gives one problem.
 
-A declaration is a mapping (or its JSON or YAML text, or a path to such a file)::
+A declaration is a mapping (or its JSON or YAML text, or a path to such a file, read bounded by
+:func:`~airflow_provider_motherduck.workflows.loading.load_declaration`)::
 
     name: analytics                                  # required: the ownership record's name
     service_accounts:
@@ -27,10 +28,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from airflow_provider_motherduck.arguments import (
@@ -53,19 +52,14 @@ from airflow_provider_motherduck.validation import (
     parse_ttl,
 )
 from airflow_provider_motherduck.workflows.delivery import SecretDestination, SecretSink
+from airflow_provider_motherduck.workflows.loading import load_declaration
 
 MODES: Final = ("plan", "check", "apply")
 DEFAULT_MAX_DELETES: Final = 5
-#: The most bytes a declaration's text or file may hold.
-DEFAULT_MAX_BYTES: Final = 1 << 20
-#: File names read as a declaration (JSON is read as JSON, the rest as YAML).
-DECLARATION_SUFFIXES: Final = (".json", ".yaml", ".yml")
 TOP_KEYS: Final = ("name", "service_accounts")
 ACCOUNT_KEYS: Final = ("username", "read_write", "read_scaling", "tokens", "roles", "shares")
 SHARE_KEYS: Final = ("share", "owner", "alias")
 TOKEN_KEYS: Final = ("name", "token_type", "ttl", "variable_key", "secret_sink", "record_key")
-#: How much of a bad value a problem shows.
-EXCERPT_CHARS: Final = 40
 
 T = TypeVar("T")
 
@@ -129,67 +123,6 @@ class Declaration:
         return next((a for a in self.accounts if a.key == key), None)
 
 
-_SOURCE_FORMS = "a mapping, its JSON or YAML text, or the path of a .json, .yaml or .yml file"
-
-
-class _Excerpt:
-    """A value shown in a problem: its ``repr`` cut to :data:`EXCERPT_CHARS` characters."""
-
-    def __init__(self, value: Any) -> None:
-        text = repr(dict(value) if isinstance(value, Mapping) else value)
-        self.text = text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def declaration_path(source: Any) -> Path | None:
-    """The file ``source`` names (a ``PathLike``, or a one-line string ending in ``.json``,
-    ``.yaml`` or ``.yml``), or ``None`` for a mapping or inline text."""
-    if isinstance(source, os.PathLike):
-        return Path(source)
-    if isinstance(source, str) and "\n" not in source and source.strip().endswith(DECLARATION_SUFFIXES):
-        return Path(source.strip()).expanduser()
-    return None
-
-
-def read_declaration_file(path: Path, field: str = "desired") -> str:
-    """The text of a declaration file."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise invalid(field, str(path), f"cannot be read ({err.strerror or err})", _SOURCE_FORMS) from None
-
-
-def load_declaration(source: Any, field: str = "desired", *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """The declaration's data: a mapping as it is, a file (:func:`declaration_path`) read, other
-    text parsed as JSON, else as YAML; text longer than ``max_bytes`` is refused."""
-    if isinstance(source, Mapping):
-        return source
-    path = declaration_path(source)
-    if path is not None:
-        return _parse(read_declaration_file(path, field), field, max_bytes, json_only=path.suffix == ".json")
-    if isinstance(source, str):
-        return _parse(source, field, max_bytes, json_only=False)
-    raise invalid(field, source, f"expected a mapping or text, got {type(source).__name__}", _SOURCE_FORMS)
-
-
-def _parse(text: str, field: str, max_bytes: int, *, json_only: bool) -> Any:
-    if len(text.encode("utf-8")) > max_bytes:
-        raise invalid(field, _Excerpt(text), f"longer than {max_bytes} bytes", _SOURCE_FORMS)
-    try:
-        return json.loads(text)
-    except ValueError as err:
-        if json_only:
-            raise invalid(field, _Excerpt(text), f"not JSON ({err})", _SOURCE_FORMS) from None
-    import yaml  # ships with Airflow; imported only when a YAML declaration is read
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise invalid(field, _Excerpt(text), f"neither JSON nor YAML ({err})", _SOURCE_FORMS) from None
-
-
 class _Problems:
     """Every problem of a declaration, each once with its path; raised together at the end."""
 
@@ -207,7 +140,7 @@ class _Problems:
             return None
 
     def add(self, path: str, value: Any, problem: str, allowed: str) -> None:
-        self.found.append(str(invalid(path, _Excerpt(value), problem, allowed)))
+        self.found.append(str(invalid(path, value, problem, allowed)))
 
     def mapping(self, value: Any, path: str, allowed: Sequence[str], required: Sequence[str]) -> bool:
         """Whether ``value`` is a mapping holding every ``required`` key; each unknown key is a

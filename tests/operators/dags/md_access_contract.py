@@ -49,7 +49,7 @@ with DAG(
     )
     attach = MotherDuckAttachShareOperator(
         task_id="attach",
-        url="{{ ti.xcom_pull(task_ids='share')['share']['url'] }}",
+        url="{{ ti.xcom_pull(task_ids='share')['url'] }}",
         alias="orders_in",
         as_user="{{ params.reader }}",
     )

@@ -15,9 +15,9 @@ except ImportError:  # Airflow 2.11
 from airflow_provider_motherduck.operators import (
     MotherDuckCreateTokenOperator,
     MotherDuckCreateUserOperator,
-    MotherDuckDeleteTokenOperator,
     MotherDuckGetDucklingConfigOperator,
     MotherDuckListTokensOperator,
+    MotherDuckRevokeTokenOperator,
     MotherDuckSetDucklingConfigOperator,
 )
 
@@ -53,7 +53,7 @@ with DAG(
         username=create_users.output.map(lambda result: result["username"])
     )
     configs = MotherDuckGetDucklingConfigOperator.partial(task_id="get_config").expand(username=USERS)
-    revoke_revealed = MotherDuckDeleteTokenOperator.partial(
+    revoke_revealed = MotherDuckRevokeTokenOperator.partial(
         task_id="revoke_revealed", token_name="revealed", missing_ok=True
     ).expand(username=USERS)
 
