@@ -12,6 +12,7 @@ from airflow_provider_motherduck.operators import MotherDuckCreateUserOperator, 
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
 
 READ_ONLY = {
+    "MotherDuckAccessAuditOperator",  # its short-lived session tokens are its own: safe side by side
     "MotherDuckCurrentUserOperator",
     "MotherDuckGetDucklingConfigOperator",
     "MotherDuckListActiveAccountsOperator",
