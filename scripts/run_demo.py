@@ -2,21 +2,31 @@
 
 Starts the emulator, points ``motherduck_default`` at it, runs each example DAG with
 ``airflow dags test`` in a throwaway AIRFLOW_HOME (SQLite), and prints what the organisation
-holds after each one. Run it with ``make demo``.
+holds after each one, after what each one did: the reconcile plan, the drift verdict, the audit
+findings, each rotation's new, kept and revoked tokens with the reason, each onboarding's changes,
+read from the run's XComs and task logs (ids and names only: neither holds a secret). Run it with
+``make demo``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3
 from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.testing.dag_run import read_dag_run
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
@@ -81,6 +91,221 @@ def describe(emulator: MotherDuckEmulator) -> None:
         )
 
 
+# --- What each run did, read back from the metadata database and the task logs (never a secret:
+# XComs and logs hold token ids and names only, and the logs are masked). ---
+
+LOG_LINE = re.compile(r"^\[[^\]]*\] \{[^}]*\} [A-Z]+ - (.*)$")  # Airflow 2's text log format
+TOKEN_FATE = re.compile(r"^Token (\S+) of (\S+): (.+?)\.?$")  # rotation's "Token <id> of <user>: <why>."
+DONE = re.compile(r"^Done: (\S+) (\S+) ?(.*)$")  # the reconcile engine's "Done: <action> <user> <detail>"
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One task instance of a run: its id, map index, state, return value and log messages."""
+
+    task_id: str
+    map_index: int
+    state: str
+    xcom: Any
+    messages: tuple[str, ...]
+
+
+def last_run(home: Path, dag_id: str) -> list[TaskRun]:
+    """The task instances of ``dag_id``'s newest run in ``home``, in the order they started."""
+    with closing(sqlite3.connect(home / "airflow.db")) as conn:
+        row = conn.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,))
+        (run_id,) = row.fetchone()
+        tis = conn.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?"
+            " ORDER BY start_date, task_id, map_index",
+            (dag_id, run_id),
+        ).fetchall()
+    result = read_dag_run(home / "airflow.db", dag_id, run_id)
+    logs = task_logs(home / "logs", dag_id, run_id)
+    runs = []
+    for task_id, map_index, state in tis:
+        value = result.xcoms.get(task_id)
+        if isinstance(value, list) and map_index >= 0:  # a mapped task's values, in map index order
+            value = value[map_index] if map_index < len(value) else None
+        runs.append(TaskRun(task_id, map_index, state or "none", value, logs.get((task_id, map_index), ())))
+    return runs
+
+
+def task_logs(logs: Path, dag_id: str, run_id: str) -> dict[tuple[str, int], tuple[str, ...]]:
+    """(task id, map index) -> the messages of its task log (every try), from Airflow's default layout."""
+    found: dict[tuple[str, int], tuple[str, ...]] = {}
+    for path in sorted((logs / f"dag_id={dag_id}" / f"run_id={run_id}").glob("task_id=*/**/*.log")):
+        parts = dict(p.split("=", 1) for p in path.relative_to(logs).parts[:-1] if "=" in p)
+        key = (parts["task_id"], int(parts.get("map_index", -1)))
+        found[key] = found.get(key, ()) + tuple(log_messages(path.read_text(errors="replace")))
+    return found
+
+
+def log_messages(text: str) -> list[str]:
+    """The messages of a task log: Airflow 3's JSON lines (their ``event``) or Airflow 2's text lines
+    (a message continued over several lines kept as one)."""
+    messages: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and "event" in record:
+                messages.append(str(record["event"]))
+                continue
+        match = LOG_LINE.match(line)
+        if match:
+            messages.append(match.group(1))
+        elif messages and not line.startswith("["):
+            messages[-1] += "\n" + line
+    return messages
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "    ") -> list[str]:
+    """``rows`` under ``header``, each column as wide as its widest cell (long usernames fit)."""
+    cells = [[str(c) for c in header], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, indent + "  ".join("-" * w for w in widths))
+    return lines
+
+
+def either(value: Mapping[str, Any], new: str, old: str) -> Any:
+    """``value[new]``, or ``value[old]`` as main names it until the vocab branch lands (then ``old`` goes)."""
+    return value[new] if new in value else value.get(old)
+
+
+def describe_reconcile(run: TaskRun) -> list[str]:
+    summary: Mapping[str, Any] = run.xcom
+    plan = summary["plan"]
+    mode = summary["mode"]
+    rows = [(a["action"], a["username"], a.get("detail", "")) for a in plan]
+    if mode == "check":
+        verdict = (
+            "no drift: MotherDuck matches the declaration" if not plan else f"DRIFT: {len(plan)} action(s)"
+        )
+        lines = [f"  {run.task_id}: drift check of {summary['name']!r}: {verdict}"]
+    else:
+        lines = [
+            f"  {run.task_id}: {mode} of {summary['name']!r} (prune={summary['prune']}): {len(plan)} action(s)"
+        ]
+    if plan:
+        lines += table(("action", "username", "what"), rows)
+    lines += [f"    not pruned: {s['username']} ({s['reason']})" for s in summary.get("spared", [])]
+    lines += [f"    applying would be refused: {reason}" for reason in summary.get("unsafe", [])]
+    if mode == "apply":
+        lines.append(
+            f"    applied {len(summary.get('done', []))} of {len(plan)}; failed: "
+            f"{', '.join(summary.get('failed') or []) or 'none'}"
+        )
+    return lines
+
+
+def describe_audit(run: TaskRun) -> list[str]:
+    tokens, violations = run.xcom["tokens"], run.xcom["violations"]
+    lines = [f"  {run.task_id}: audited {len(tokens)} token(s), {len(violations)} break a rule"]
+    if violations:
+        rows = [(v["username"], v["id"], v["name"], ", ".join(v["breaks"])) for v in violations]
+        lines += table(("username", "token id", "name", "breaks"), rows)
+    return lines
+
+
+def describe_rotation(run: TaskRun) -> list[str]:
+    summary: Mapping[str, Any] = run.xcom
+    new = either(summary, "token", "new_token") or {}
+    username = summary["username"]
+    why = {
+        m.group(1): m.group(3) for m in map(TOKEN_FATE.match, run.messages) if m and m.group(2) == username
+    }
+    fates = [
+        *((i, "kept") for i in either(summary, "kept_ids", "kept") or []),
+        *((i, "in grace") for i in either(summary, "in_grace_ids", "in_grace") or []),
+        *((i, "spared") for i in summary.get("spared_ids") or []),
+        *((i, "revoked") for i in either(summary, "revoked_ids", "revoked") or []),
+        *((i, "STILL LIVE") for i in either(summary, "still_live_ids", "still_live") or []),
+    ]
+    lines = [
+        f"  {run.task_id}: {username}'s {summary['token_name']!r} token: "
+        f"{'created' if summary.get('created') else 'this run made it already:'} {new.get('name')} "
+        f"({new.get('id')}) into {summary['destination']}"
+    ]
+    rows = [(i, fate, why.get(i, "kept: the new token" if i == new.get("id") else "")) for i, fate in fates]
+    return lines + table(("token id", "fate", "why"), rows)
+
+
+def describe_onboarding(run: TaskRun) -> list[str]:
+    summary: Mapping[str, Any] = run.xcom
+    created = either(summary, "created", "user_created")
+    token = summary.get("token") or {}
+    changes = [
+        m.group(3)
+        for m in map(DONE.match, run.messages)
+        if m and m.group(1) == "update_duckling_config" and m.group(2) == summary["username"]
+    ]
+    return [
+        f"  {run.task_id}: {summary['username']}: user {'created' if created else 'adopted (existed)'}; "
+        f"Duckling {'; '.join(changes) or 'unchanged'}; token {token.get('name')} ({token.get('id')}) "
+        f"{'issued' if summary.get('token_created') else 'kept (its destination holds it)'}"
+    ]
+
+
+def describe_bulk(run: TaskRun) -> list[str]:
+    summary: Mapping[str, Any] = run.xcom
+    users = either(summary, "created_usernames", "users_created") or []
+    tokens = either(summary, "token_created_usernames", "tokens_created") or []
+    changes = [f"    {m.group(2)}: {m.group(3)}" for m in map(DONE.match, run.messages) if m]
+    return [
+        f"  {run.task_id}: {summary['accounts']} account(s); users created: {', '.join(users) or 'none'}; "
+        f"tokens issued: {', '.join(tokens) or 'none'}",
+        *changes,
+    ]
+
+
+def describe_failure(run: TaskRun) -> list[str]:
+    """A failed task: the messages that say why (a drift check's drift is its failure)."""
+    said = [m for m in run.messages if m.startswith(("Drift:", "Refusing to write", "Task failed with"))]
+    shown = "\n".join(said[:2] or ["(see its task log)"])
+    return [f"  {run.task_id}: FAILED", *(f"    {line}" for line in shown.splitlines())]
+
+
+def describe_task(run: TaskRun) -> list[str]:
+    """What one task did, by the shape of its XCom (the keys the operators return)."""
+    value = run.xcom
+    if run.state == "failed" or (run.state != "success" and value is None):
+        return describe_failure(run) if run.state == "failed" else []
+    if not isinstance(value, dict):
+        return []
+    if "plan" in value and "mode" in value:
+        return describe_reconcile(run)
+    if "violations" in value and "tokens" in value:
+        return describe_audit(run)
+    if "destination" in value and "token_name" in value:
+        return describe_rotation(run)
+    if "token_created" in value:
+        return describe_onboarding(run)
+    if value.keys() == {"username", "created"}:
+        return [
+            f"  {run.task_id}: user {value['username']} {'created' if value['created'] else 'existed already'}"
+        ]
+    if "deleted" in value and ("revoked" in value or "revoked_ids" in value):
+        revoked = either(value, "revoked_ids", "revoked") or []
+        return [
+            f"  {run.task_id}: {value['username']}: {len(revoked)} token(s) revoked, "
+            f"user {'deleted' if value['deleted'] else 'gone already'}"
+        ]
+    if "accounts" in value and ("tokens_created" in value or "token_created_usernames" in value):
+        return describe_bulk(run)
+    return []
+
+
+def story(runs: Sequence[TaskRun]) -> list[str]:
+    """What a run did, task by task (tasks whose XCom tells no story are left out)."""
+    return [line for run in runs for line in describe_task(run)]
+
+
 def main() -> int:
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir()
@@ -110,7 +335,9 @@ def main() -> int:
             started = time.monotonic()
             rc = airflow("dags", "test", dag_id, env=env)
             results.append((dag_id, rc, time.monotonic() - started))
-            print(f"{'succeeded' if rc == 0 else 'FAILED'}; the organisation now holds:")
+            print(f"{'succeeded' if rc == 0 else 'FAILED'}; what it did:")
+            print("\n".join(story(last_run(HOME, dag_id))) or "  (nothing to tell beyond the state below)")
+            print("the organisation now holds:")
             describe(emulator)
         writes = [f"{e.method} {e.path} -> {e.status}" for e in emulator.journal if e.method != "GET"]
     print(f"\n=== {len(writes)} writes reached MotherDuck ===")
