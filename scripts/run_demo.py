@@ -69,14 +69,14 @@ BEFORE = {
 }
 
 
-def airflow(*args: str, env: dict[str, str]) -> int:
-    """Run an Airflow CLI command; on failure show the end of its output."""
+def airflow(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run an Airflow CLI command; on failure show the end of its output. Returns its exit code and output."""
     done = subprocess.run(
         [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True, check=False
     )
     if done.returncode:
         print("\n".join((done.stdout + done.stderr).splitlines()[-40:]), file=sys.stderr)
-    return done.returncode
+    return done.returncode, done.stdout + done.stderr
 
 
 def describe(emulator: MotherDuckEmulator) -> None:
@@ -94,7 +94,11 @@ def describe(emulator: MotherDuckEmulator) -> None:
 # --- What each run did, read back from the metadata database and the task logs (never a secret:
 # XComs and logs hold token ids and names only, and the logs are masked). ---
 
-LOG_LINE = re.compile(r"^\[[^\]]*\] \{[^}]*\} [A-Z]+ - (.*)$")  # Airflow 2's text log format
+# A log line of `airflow dags test`: Airflow 3's console format (time, [level], message, [logger],
+# key=value pairs) or Airflow 2's ([time] {file:line} LEVEL - message); other lines continue a message.
+LOG_LINE = re.compile(r"^\S+ \[\s*[a-z]+\s*\] (.*)$|^\[[^\]]*\] \{[^}]*\} [A-Z]+ - (.*)$")
+LOGGER_SUFFIX = re.compile(r" +\[[\w.]+\](?: [\w.]+=\S*)*$")  # Airflow 3's "[logger] key=value ..."
+TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
 TOKEN_FATE = re.compile(r"^Token (\S+) of (\S+): (.+?)\.?$")  # rotation's "Token <id> of <user>: <why>."
 DONE = re.compile(r"^Done: (\S+) (\S+) ?(.*)$")  # the reconcile engine's "Done: <action> <user> <detail>"
 
@@ -110,8 +114,9 @@ class TaskRun:
     messages: tuple[str, ...]
 
 
-def last_run(home: Path, dag_id: str) -> list[TaskRun]:
-    """The task instances of ``dag_id``'s newest run in ``home``, in the order they started."""
+def last_run(home: Path, dag_id: str, output: str) -> list[TaskRun]:
+    """The task instances of ``dag_id``'s newest run in ``home``, in the order they started, each
+    with its messages from ``output`` (what `airflow dags test` printed: it logs every task there)."""
     with closing(sqlite3.connect(home / "airflow.db")) as conn:
         row = conn.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,))
         (run_id,) = row.fetchone()
@@ -121,45 +126,34 @@ def last_run(home: Path, dag_id: str) -> list[TaskRun]:
             (dag_id, run_id),
         ).fetchall()
     result = read_dag_run(home / "airflow.db", dag_id, run_id)
-    logs = task_logs(home / "logs", dag_id, run_id)
+    said = task_messages(output)
     runs = []
     for task_id, map_index, state in tis:
         value = result.xcoms.get(task_id)
         if isinstance(value, list) and map_index >= 0:  # a mapped task's values, in map index order
             value = value[map_index] if map_index < len(value) else None
-        runs.append(TaskRun(task_id, map_index, state or "none", value, logs.get((task_id, map_index), ())))
+        runs.append(
+            TaskRun(task_id, map_index, state or "none", value, tuple(said.get((task_id, map_index), ())))
+        )
     return runs
 
 
-def task_logs(logs: Path, dag_id: str, run_id: str) -> dict[tuple[str, int], tuple[str, ...]]:
-    """(task id, map index) -> the messages of its task log (every try), from Airflow's default layout."""
-    found: dict[tuple[str, int], tuple[str, ...]] = {}
-    for path in sorted((logs / f"dag_id={dag_id}" / f"run_id={run_id}").glob("task_id=*/**/*.log")):
-        parts = dict(p.split("=", 1) for p in path.relative_to(logs).parts[:-1] if "=" in p)
-        key = (parts["task_id"], int(parts.get("map_index", -1)))
-        found[key] = found.get(key, ()) + tuple(log_messages(path.read_text(errors="replace")))
-    return found
-
-
-def log_messages(text: str) -> list[str]:
-    """The messages of a task log: Airflow 3's JSON lines (their ``event``) or Airflow 2's text lines
-    (a message continued over several lines kept as one)."""
+def task_messages(output: str) -> dict[tuple[str, int], list[str]]:
+    """(task id, map index) -> the log messages printed while it ran (a message continued over
+    several lines kept as one, the logger and its key=value pairs left out)."""
+    found: dict[tuple[str, int], list[str]] = {}
     messages: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if isinstance(record, dict) and "event" in record:
-                messages.append(str(record["event"]))
-                continue
+    for line in output.splitlines():
+        started = TASK_START.search(line)
+        if started:
+            messages = found.setdefault((started.group(1), int(started.group(2))), [])
+            continue
         match = LOG_LINE.match(line)
         if match:
-            messages.append(match.group(1))
-        elif messages and not line.startswith("["):
-            messages[-1] += "\n" + line
-    return messages
+            messages.append(LOGGER_SUFFIX.sub("", match.group(1) or match.group(2)))
+        elif messages:
+            messages[-1] += "\n" + LOGGER_SUFFIX.sub("", line)
+    return found
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "    ") -> list[str]:
@@ -232,7 +226,10 @@ def describe_rotation(run: TaskRun) -> list[str]:
         f"{'created' if summary.get('created') else 'this run made it already:'} {new.get('name')} "
         f"({new.get('id')}) into {summary['destination']}"
     ]
-    rows = [(i, fate, why.get(i, "kept: the new token" if i == new.get("id") else "")) for i, fate in fates]
+    reasons = [
+        why.get(i, "kept: the new token" if i == new.get("id") else fate).split(": ", 1) for i, fate in fates
+    ]
+    rows = [(i, *reason, "")[:3] for (i, _), reason in zip(fates, reasons, strict=True)]
     return lines + table(("token id", "fate", "why"), rows)
 
 
@@ -290,6 +287,11 @@ def describe_task(run: TaskRun) -> list[str]:
         return [
             f"  {run.task_id}: user {value['username']} {'created' if value['created'] else 'existed already'}"
         ]
+    if value.keys() == {"read_write", "read_scaling"}:  # a Duckling config set: its log names the account
+        return [f"  {run.task_id}: {m}" for m in run.messages if m.startswith("Duckling config of ")]
+    token = value.get("token") if isinstance(value.get("token"), dict) else value  # vocab: {username, token}
+    if {"id", "name", "expire_at"} <= token.keys() and "username" in value:
+        return [f"  {run.task_id}: token {token['name']} ({token['id']}) issued for {value['username']}"]
     if "deleted" in value and ("revoked" in value or "revoked_ids" in value):
         revoked = either(value, "revoked_ids", "revoked") or []
         return [
@@ -324,7 +326,7 @@ def main() -> int:
         }
         print(f"MotherDuck emulator at {emulator.url}; throwaway Airflow home {HOME}")
         describe(emulator)
-        if airflow("db", "migrate", env=env) != 0:
+        if airflow("db", "migrate", env=env)[0] != 0:
             print("airflow db migrate failed", file=sys.stderr)
             return 1
         results = []
@@ -333,10 +335,13 @@ def main() -> int:
             if dag_id in BEFORE:
                 print(f"(meanwhile in MotherDuck: {BEFORE[dag_id](emulator)})")
             started = time.monotonic()
-            rc = airflow("dags", "test", dag_id, env=env)
+            rc, output = airflow("dags", "test", dag_id, env=env)
             results.append((dag_id, rc, time.monotonic() - started))
             print(f"{'succeeded' if rc == 0 else 'FAILED'}; what it did:")
-            print("\n".join(story(last_run(HOME, dag_id))) or "  (nothing to tell beyond the state below)")
+            print(
+                "\n".join(story(last_run(HOME, dag_id, output)))
+                or "  (nothing to tell beyond the state below)"
+            )
             print("the organisation now holds:")
             describe(emulator)
         writes = [f"{e.method} {e.path} -> {e.status}" for e in emulator.journal if e.method != "GET"]
