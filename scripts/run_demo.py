@@ -81,14 +81,13 @@ def airflow(*args: str, env: dict[str, str]) -> tuple[int, str]:
 
 def describe(emulator: MotherDuckEmulator) -> None:
     """Print the users, their Duckling sizes and live tokens, as the emulator holds them."""
+    rows = []
     for username in emulator.users():
         config = emulator.duckling_config(username)
         rw, rs = config["read_write"], config["read_scaling"]
         tokens = ", ".join(sorted(t["name"] for t in emulator.tokens(username))) or "-"
-        print(
-            f"  {username:<16} read_write={rw['instance_size']:<8} "
-            f"read_scaling={rs['instance_size']}x{rs['flock_size']:<3} tokens: {tokens}"
-        )
+        rows.append((username, rw["instance_size"], f"{rs['instance_size']} x{rs['flock_size']}", tokens))
+    print("\n".join(table(("username", "read_write", "read_scaling", "tokens"), rows, indent="  ")))
 
 
 # --- What each run did, read back from the metadata database and the task logs (never a secret:
@@ -221,10 +220,10 @@ def describe_rotation(run: TaskRun) -> list[str]:
         *((i, "revoked") for i in either(summary, "revoked_ids", "revoked") or []),
         *((i, "STILL LIVE") for i in either(summary, "still_live_ids", "still_live") or []),
     ]
+    made = "created" if summary.get("created") else "made by this run before"
     lines = [
-        f"  {run.task_id}: {username}'s {summary['token_name']!r} token: "
-        f"{'created' if summary.get('created') else 'this run made it already:'} {new.get('name')} "
-        f"({new.get('id')}) into {summary['destination']}"
+        f"  {run.task_id}: {username}'s {summary['token_name']!r} token into {summary['destination']}",
+        f"    new token {new.get('name')} ({new.get('id')}): {made}",
     ]
     reasons = [
         why.get(i, "kept: the new token" if i == new.get("id") else fate).split(": ", 1) for i, fate in fates
