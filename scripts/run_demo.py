@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,17 @@ DAGS = (
 )
 
 
+# How many days the emulator's clock runs behind: tokens seeded meanwhile look that old.
+LAG = {"days": 0}
+
+
+def earlier_rotations(emulator: MotherDuckEmulator) -> str:
+    for LAG["days"] in (13, 6):
+        emulator.add_token("dbt_prod", "airflow", ttl=35 * 86400)
+    LAG["days"] = 0
+    return "dbt_prod holds the 'airflow' tokens of the last two weekly rotations, 13 and 6 days old"
+
+
 def start_query(emulator: MotherDuckEmulator) -> str:
     emulator.set_ducklings("etl_loader", [{"id": "rw", "type": "read_write", "status": "active"}])
     return "etl_loader runs a query: its read_write Duckling is active"
@@ -64,6 +76,7 @@ def notebooks_idle(emulator: MotherDuckEmulator) -> str:
 # What happens in MotherDuck between two DAGs (the emulator plays the organisation's users). The
 # resize DAG runs as its asset watcher's event (notebook_runner going idle) would start it.
 BEFORE = {
+    "example_motherduck_token_rotation": earlier_rotations,
     "example_motherduck_wait_for_active": start_query,
     "example_motherduck_resize_when_idle": notebooks_idle,
 }
@@ -310,7 +323,9 @@ def story(runs: Sequence[TaskRun]) -> list[str]:
 def main() -> int:
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir()
-    with MotherDuckEmulator() as emulator:
+    with MotherDuckEmulator(
+        clock=lambda: datetime.now(timezone.utc) - timedelta(days=LAG["days"])
+    ) as emulator:
         if SEED.exists():
             emulator.load_seed(json.loads(SEED.read_text()))
         env = {
