@@ -92,15 +92,29 @@ def airflow(*args: str, env: dict[str, str]) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
-def describe(emulator: MotherDuckEmulator) -> None:
-    """Print the users, their Duckling sizes and live tokens, as the emulator holds them."""
-    rows = []
+Row = tuple[str, str, str, str]
+
+
+def organisation(emulator: MotherDuckEmulator) -> dict[str, Row]:
+    """username -> (username, read_write size, read_scaling size x flock, live token names)."""
+    rows = {}
     for username in emulator.users():
         config = emulator.duckling_config(username)
         rw, rs = config["read_write"], config["read_scaling"]
         tokens = ", ".join(sorted(t["name"] for t in emulator.tokens(username))) or "-"
-        rows.append((username, rw["instance_size"], f"{rs['instance_size']} x{rs['flock_size']}", tokens))
-    print("\n".join(table(("username", "read_write", "read_scaling", "tokens"), rows, indent="  ")))
+        rows[username] = (username, rw["instance_size"], f"{rs['instance_size']} x{rs['flock_size']}", tokens)
+    return rows
+
+
+def describe(now: Mapping[str, Row], before: Mapping[str, Row]) -> str:
+    """The users that are new or changed since ``before`` as a table, and the ones gone."""
+    changed = [row for name, row in now.items() if before.get(name) != row]
+    gone = [name for name in before if name not in now]
+    lines = (
+        table(("username", "read_write", "read_scaling", "tokens"), changed, indent="  ") if changed else []
+    )
+    lines += [f"  gone: {', '.join(gone)}"] if gone else []
+    return "\n".join(lines) or "  (no change)"
 
 
 # --- What each run did, read back from the metadata database and the task logs (never a secret:
@@ -265,11 +279,11 @@ def describe_bulk(run: TaskRun) -> list[str]:
     summary: Mapping[str, Any] = run.xcom
     users = either(summary, "created_usernames", "users_created") or []
     tokens = either(summary, "token_created_usernames", "tokens_created") or []
-    changes = [f"    {m.group(2)}: {m.group(3)}" for m in map(DONE.match, run.messages) if m]
+    done = [m.groups() for m in map(DONE.match, run.messages) if m]
     return [
-        f"  {run.task_id}: {summary['accounts']} account(s); users created: {', '.join(users) or 'none'}; "
-        f"tokens issued: {', '.join(tokens) or 'none'}",
-        *changes,
+        f"  {run.task_id}: {summary['accounts']} account(s), {len(users)} user(s) created, "
+        f"{len(tokens)} token(s) issued",
+        *(table(("action", "username", "what"), done) if done else []),
     ]
 
 
@@ -338,8 +352,9 @@ def main() -> int:
                 {"conn_type": "motherduck", "host": emulator.url, "password": emulator.admin_token}
             ),
         }
-        print(f"MotherDuck emulator at {emulator.url}; throwaway Airflow home {HOME}")
-        describe(emulator)
+        print(f"MotherDuck emulator at {emulator.url}; throwaway Airflow home {HOME}; its users:")
+        state = organisation(emulator)
+        print(describe(state, {}))
         if airflow("db", "migrate", env=env)[0] != 0:
             print("airflow db migrate failed", file=sys.stderr)
             return 1
@@ -356,8 +371,9 @@ def main() -> int:
                 "\n".join(story(last_run(HOME, dag_id, output)))
                 or "  (nothing to tell beyond the state below)"
             )
-            print("the organisation now holds:")
-            describe(emulator)
+            print("the organisation's users that changed:")
+            state, before = organisation(emulator), state
+            print(describe(state, before))
         writes = [f"{e.method} {e.path} -> {e.status}" for e in emulator.journal if e.method != "GET"]
     print(f"\n=== {len(writes)} writes reached MotherDuck ===")
     print("\n".join(f"  {w}" for w in writes))
