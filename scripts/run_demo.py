@@ -1,11 +1,11 @@
 """The main job: run the example DAGs end to end against the bundled MotherDuck emulator.
 
 Starts the emulator, points ``motherduck_default`` at it, runs each example DAG with
-``airflow dags test`` in a throwaway AIRFLOW_HOME (SQLite), and prints what the organisation
-holds after each one, after what each one did: the reconcile plan, the drift verdict, the audit
-findings, each rotation's new, kept and revoked tokens with the reason, each onboarding's changes,
-read from the run's XComs and task logs (ids and names only: neither holds a secret). Run it with
-``make demo``.
+``airflow dags test`` in a throwaway AIRFLOW_HOME (SQLite), and prints, DAG by DAG, what it did
+(the reconcile plan, the drift verdict, the audit findings, each rotation's new, kept and revoked
+tokens with the reason, each onboarding's changes), then the users that changed. What it did is
+read from the run's XComs and the task logs ``airflow dags test`` prints: token ids and names, never
+a secret (XComs hold none, logs are masked). Run it with ``make demo``.
 """
 
 from __future__ import annotations
@@ -117,8 +117,7 @@ def describe(now: Mapping[str, Row], before: Mapping[str, Row]) -> str:
     return "\n".join(lines) or "  (no change)"
 
 
-# --- What each run did, read back from the metadata database and the task logs (never a secret:
-# XComs and logs hold token ids and names only, and the logs are masked). ---
+# --- What each run did, read back from the metadata database and the printed task logs. ---
 
 # A log line of `airflow dags test`: Airflow 3's console format (time, [level], message, [logger],
 # key=value pairs) or Airflow 2's ([time] {file:line} LEVEL - message); other lines continue a message.
@@ -289,8 +288,8 @@ def describe_bulk(run: TaskRun) -> list[str]:
 
 def describe_failure(run: TaskRun) -> list[str]:
     """A failed task: the messages that say why (a drift check's drift is its failure)."""
-    said = [m for m in run.messages if m.startswith(("Drift:", "Refusing to write", "Task failed with"))]
-    shown = "\n".join(said[:2] or ["(see its task log)"])
+    said = [m[m.find(key) :] for m in run.messages for key in ("Drift:", "Refusing to write") if key in m]
+    shown = "\n".join(said[:2] or ["(its log above says why)"])
     return [f"  {run.task_id}: FAILED", *(f"    {line}" for line in shown.splitlines())]
 
 

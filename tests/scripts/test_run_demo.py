@@ -1,4 +1,4 @@
-"""``make demo``'s account of each run (``scripts/run_demo.py``), over the XComs and task logs of a real run.
+"""``make demo``'s account of each run (``scripts/run_demo.py``), over a real run's XComs and logs.
 
 One ``airflow dags test`` of a DAG that plans, applies and drift-checks a declaration, rotates a
 token and audits the tokens: the account read back from its metadata database and logs shows
