@@ -27,6 +27,7 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckConfigError,
     MotherDuckNotFoundError,
     MotherDuckRouteNotFoundError,
+    invalid,
 )
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, read_current_user
@@ -687,9 +688,8 @@ def _as_bool(value: Any, field: str, conn_label: str) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", ""):
         return value.strip().lower() in ("true", "1", "yes")
-    raise MotherDuckConfigError(
-        f"The extra {field}={value!r} of {conn_label} is invalid. Allowed: true or false."
-    )
+    problem = invalid(field, value, "not a boolean", "true or false")
+    raise MotherDuckConfigError(f"{problem} (an extra of {conn_label})")
 
 
 def _pick(arg: Any, extra: Any, default: Any, key: str, *, conn_label: str) -> int | float:

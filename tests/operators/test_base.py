@@ -61,8 +61,8 @@ def test_a_bad_connection_extra_names_the_task_and_the_connection(monkeypatch: p
     with pytest.raises(MotherDuckConfigError) as info:
         run(MotherDuckListUsersOperator(task_id="list_users"))
     assert str(info.value) == (
-        "MotherDuckListUsersOperator 'list_users': The extra allow_insecure_http='maybe' of connection "
-        "'motherduck_default' is invalid. Allowed: true or false."
+        "MotherDuckListUsersOperator 'list_users': allow_insecure_http='maybe' is invalid: not a boolean. "
+        "Allowed: true or false. (an extra of connection 'motherduck_default')"
     )
 
 
