@@ -125,6 +125,7 @@ LOG_LINE = re.compile(r"^\S+ \[\s*[a-z]+\s*\] (.*)$|^\[[^\]]*\] \{[^}]*\} [A-Z]+
 LOGGER_SUFFIX = re.compile(r" +\[[\w.]+\](?: [\w.]+=\S*)*$")  # Airflow 3's "[logger] key=value ..."
 TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
 TOKEN_FATE = re.compile(r"^Token (\S+) of (\S+): (.+?)\.?$")  # rotation's "Token <id> of <user>: <why>."
+SIZED = re.compile(r"^Duckling config of (\S+) is now ")  # the set-config operator's log line
 DONE = re.compile(r"^Done: (\S+) (\S+) ?(.*)$")  # the reconcile engine's "Done: <action> <user> <detail>"
 
 
@@ -313,7 +314,13 @@ def describe_task(run: TaskRun) -> list[str]:
             f"  {run.task_id}: user {value['username']} {'created' if value['created'] else 'existed already'}"
         ]
     if value.keys() == {"read_write", "read_scaling"}:  # a Duckling config set: its log names the account
-        return [f"  {run.task_id}: {m}" for m in run.messages if m.startswith("Duckling config of ")]
+        rw, rs = value["read_write"], value["read_scaling"]
+        now = f"read_write {rw.get('instance_size')}, read_scaling {rs.get('instance_size')} x{rs.get('flock_size')}"
+        return [
+            f"  {run.task_id}: {m.group(1)}'s Ducklings now {now}"
+            for m in map(SIZED.match, run.messages)
+            if m
+        ]
     token = value.get("token") if isinstance(value.get("token"), dict) else value  # vocab: {username, token}
     if {"id", "name", "expire_at"} <= token.keys() and "username" in value:
         return [f"  {run.task_id}: token {token['name']} ({token['id']}) issued for {value['username']}"]
