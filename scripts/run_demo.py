@@ -269,9 +269,10 @@ def describe_onboarding(run: TaskRun) -> list[str]:
         if m and m.group(1) == "update_duckling_config" and m.group(2) == summary["username"]
     ]
     return [
-        f"  {run.task_id}: {summary['username']}: user {'created' if created else 'adopted (existed)'}; "
-        f"Duckling {'; '.join(changes) or 'unchanged'}; token {token.get('name')} ({token.get('id')}) "
-        f"{'issued' if summary.get('token_created') else 'kept (its destination holds it)'}"
+        f"  {run.task_id}: {summary['username']}: user {'created' if created else 'adopted (it existed)'}",
+        f"    Ducklings: {'; '.join(changes) or 'unchanged'}",
+        f"    token {token.get('name')} ({token.get('id')}): "
+        f"{'issued' if summary.get('token_created') else 'kept (its destination holds it)'}",
     ]
 
 
@@ -324,6 +325,10 @@ def describe_task(run: TaskRun) -> list[str]:
     token = value.get("token") if isinstance(value.get("token"), dict) else value  # vocab: {username, token}
     if {"id", "name", "expire_at"} <= token.keys() and "username" in value:
         return [f"  {run.task_id}: token {token['name']} ({token['id']}) issued for {value['username']}"]
+    if value.keys() == {"username", "deleted"}:
+        return [
+            f"  {run.task_id}: user {value['username']} {'deleted' if value['deleted'] else 'gone already'}"
+        ]
     if "deleted" in value and ("revoked" in value or "revoked_ids" in value):
         revoked = either(value, "revoked_ids", "revoked") or []
         return [
@@ -375,7 +380,7 @@ def main() -> int:
             print(f"{'succeeded' if rc == 0 else 'FAILED'}; what it did:")
             print(
                 "\n".join(story(last_run(HOME, dag_id, output)))
-                or "  (nothing to tell beyond the state below)"
+                or "  (nothing to tell: the changes are below)"
             )
             print("the organisation's users that changed:")
             state, before = organisation(emulator), state
