@@ -198,7 +198,8 @@ def either(value: Mapping[str, Any], new: str, old: str) -> Any:
     return value[new] if new in value else value.get(old)
 
 
-def describe_reconcile(run: TaskRun) -> list[str]:
+def describe_reconcile(run: TaskRun, shown_plan: Any = None) -> list[str]:
+    """The plan as a table (``the plan above`` when it is ``shown_plan``, the one just printed)."""
     summary: Mapping[str, Any] = run.xcom
     plan = summary["plan"]
     mode = summary["mode"]
@@ -212,7 +213,9 @@ def describe_reconcile(run: TaskRun) -> list[str]:
         lines = [
             f"  {run.task_id}: {mode} of {summary['name']!r} (prune={summary['prune']}): {len(plan)} action(s)"
         ]
-    if plan:
+    if plan and shown_plan == plan:
+        lines.append("    the plan above")
+    elif plan:
         lines += table(("action", "username", "what"), rows)
     lines += [f"    not pruned: {s['username']} ({s['reason']})" for s in summary.get("spared", [])]
     lines += [f"    applying would be refused: {reason}" for reason in summary.get("unsafe", [])]
@@ -342,7 +345,20 @@ def describe_task(run: TaskRun) -> list[str]:
 
 def story(runs: Sequence[TaskRun]) -> list[str]:
     """What a run did, task by task (tasks whose XCom tells no story are left out)."""
-    return [line for run in runs for line in describe_task(run)]
+    lines: list[str] = []
+    shown_plan = None
+    for run in runs:
+        if (
+            isinstance(run.xcom, dict)
+            and "plan" in run.xcom
+            and "mode" in run.xcom
+            and run.state == "success"
+        ):
+            lines += describe_reconcile(run, shown_plan)
+            shown_plan = run.xcom["plan"]
+        else:
+            lines += describe_task(run)
+    return lines
 
 
 def main() -> int:
