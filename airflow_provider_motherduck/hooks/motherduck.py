@@ -27,6 +27,7 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckConfigError,
     MotherDuckNotFoundError,
     MotherDuckRouteNotFoundError,
+    invalid,
 )
 from airflow_provider_motherduck.hooks._answers import Call, Where, decode, failure
 from airflow_provider_motherduck.hooks.current_user import CurrentUser, read_current_user
@@ -248,7 +249,9 @@ class MotherDuckHook(SQLAdminMixin, BaseHook):
         warning = unknown_keys(extra, KNOWN_EXTRAS, f"The extras of {self._conn_label}")
         if warning:
             log.warning("%s", warning)
-        allow_http = _as_bool(extra.get("allow_insecure_http", False), "allow_insecure_http")
+        allow_http = _as_bool(
+            extra.get("allow_insecure_http", False), "allow_insecure_http", self._conn_label
+        )
         pick = partial(_pick, conn_label=self._conn_label)
         return _Settings(
             base_url=_base_url(conn.host, conn.port, allow_http, self._conn_label),
@@ -692,12 +695,13 @@ def _seg(value: str, field: str) -> str:
     return quote(check_path_segment(value, field), safe="")
 
 
-def _as_bool(value: Any, field: str) -> bool:
+def _as_bool(value: Any, field: str, conn_label: str) -> bool:
     if value is None or isinstance(value, bool):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no", ""):
         return value.strip().lower() in ("true", "1", "yes")
-    raise MotherDuckConfigError(f"Connection extra {field}={value!r} is invalid. Allowed: true or false.")
+    problem = invalid(field, value, "not a boolean", "true or false")
+    raise MotherDuckConfigError(f"{problem} (an extra of {conn_label})")
 
 
 def _pick(arg: Any, extra: Any, default: Any, key: str, *, conn_label: str) -> int | float:

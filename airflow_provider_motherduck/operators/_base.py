@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, ClassVar
 
 from airflow_provider_motherduck._compat import BaseOperator, Context
 from airflow_provider_motherduck.arguments import Check, check_conn_id, check_hook_params, is_literal
+from airflow_provider_motherduck.exceptions import MotherDuckConfigError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 
 
@@ -83,6 +85,17 @@ class MotherDuckBaseOperator(BaseOperator):
             if rendered:
                 setattr(self, field, checked)
 
+    @contextmanager
+    def naming_the_task(self) -> Iterator[None]:
+        """Prefix this task to a bad-input or bad-connection error raised inside, as the argument
+        checks do (a connection's error names the connection already)."""
+        try:
+            yield
+        except (ValueError, MotherDuckConfigError) as err:
+            if type(err) not in (ValueError, MotherDuckConfigError):  # subclasses carry more than a message
+                raise
+            raise type(err)(f"{type(self).__name__} {self.task_id!r}: {err}") from None
+
     @cached_property
     def hook(self) -> MotherDuckHook:
         """The hook for ``motherduck_conn_id``, built on first use."""
@@ -92,7 +105,8 @@ class MotherDuckBaseOperator(BaseOperator):
         """Check the rendered arguments, then :meth:`execute_checked`; the HTTP session is closed afterwards."""
         self.check_args(rendered=True)
         try:
-            return self.execute_checked(context)
+            with self.naming_the_task():
+                return self.execute_checked(context)
         finally:
             if "hook" in self.__dict__:
                 self.hook.close()

@@ -118,7 +118,9 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
         if path is not None:
             if not path.is_absolute() and self.has_dag():  # type: ignore[no-untyped-call]
                 path = Path(self.dag.folder) / path
-            self.desired = self.render_template(read_declaration_file(path, "desired"), context)
+            with self.naming_the_task():
+                text = read_declaration_file(path, "desired")
+            self.desired = self.render_template(text, context)
         return super().execute(context)
 
     def execute_checked(self, context: Context) -> dict[str, Any]:

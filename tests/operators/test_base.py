@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from airflow_provider_motherduck import operators
 from airflow_provider_motherduck._compat import DAG
-from airflow_provider_motherduck.operators import MotherDuckCreateUserOperator, MotherDuckListUsersOperator
+from airflow_provider_motherduck.exceptions import MotherDuckConfigError
+from airflow_provider_motherduck.operators import (
+    MotherDuckCreateUserOperator,
+    MotherDuckListUsersOperator,
+    MotherDuckReconcileOperator,
+)
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
+from tests.operators.helpers import run
+from tests.support import CONN_ENV, connection_json
 
 READ_ONLY = {
     "MotherDuckAccessAuditOperator",  # its short-lived session tokens are its own: safe side by side
@@ -47,3 +55,20 @@ def test_a_writing_operator_runs_once_at_a_time_unless_told_otherwise() -> None:
 
 def test_a_read_only_operator_keeps_airflows_default() -> None:
     assert MotherDuckListUsersOperator(task_id="l").max_active_tis_per_dag is None
+
+
+def test_a_bad_connection_extra_names_the_task_and_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CONN_ENV, connection_json("http://127.0.0.1:9", "x" * 12, allow_insecure_http="maybe"))
+    with pytest.raises(MotherDuckConfigError) as info:
+        run(MotherDuckListUsersOperator(task_id="list_users"))
+    assert str(info.value) == (
+        "MotherDuckListUsersOperator 'list_users': allow_insecure_http='maybe' is invalid: not a boolean. "
+        "Allowed: true or false. (an extra of connection 'motherduck_default')"
+    )
+
+
+def test_a_missing_declaration_file_names_the_task(tmp_path: Path) -> None:
+    missing = tmp_path / "organisation.yaml"
+    with pytest.raises(ValueError, match=r"^MotherDuckReconcileOperator 'apply': desired=") as info:
+        run(MotherDuckReconcileOperator(task_id="apply", desired=str(missing), mode="apply"))
+    assert f"{str(missing)!r} is invalid: cannot be read (No such file or directory)" in str(info.value)
