@@ -280,7 +280,7 @@ def describe_bulk(run: TaskRun) -> list[str]:
     tokens = summary.get("token_created_usernames") or []
     done = [m.groups() for m in map(DONE.match, run.messages) if m]
     return [
-        f"  {run.task_id}: {summary['accounts']} account(s), {len(users)} user(s) created, "
+        f"  {run.task_id}: {summary['account_count']} account(s), {len(users)} user(s) created, "
         f"{len(tokens)} token(s) issued",
         *(table(("action", "username", "what"), done) if done else []),
     ]

@@ -22,6 +22,7 @@ from airflow_provider_motherduck.workflows.delivery import (
     SecretDestination,
     SecretSink,
     check_destination,
+    issuer_of,
     task_identity,
 )
 from airflow_provider_motherduck.workflows.offboarding import offboard_account
@@ -125,7 +126,9 @@ class MotherDuckOnboardAccountOperator(MotherDuckBaseOperator):
             self.variable_key, self.secret_sink, self.record_key, task=task_identity(context)
         )
         flat = {key: getattr(self, key) for key in ACCOUNT_CHECKS}
-        return onboard_account(self.hook, check_account(flat, "account", destination=destination))
+        return onboard_account(
+            self.hook, check_account(flat, "account", destination=destination), issuer=issuer_of(context)
+        )
 
 
 class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
@@ -145,7 +148,7 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
     :param defaults: values for keys an account leaves out, e.g. ``{"token_name": "airflow"}``.
     :param max_workers: accounts onboarded at the same time (1 to 128).
 
-    XCom: ``{"accounts": n, "created_usernames": [...], "token_created_usernames": [...],
+    XCom: ``{"account_count": n, "created_usernames": [...], "token_created_usernames": [...],
     "token_ids": {username: token id}, "granted_roles": {username: [roles]}, "granted_shares":
     {username: [shares]}, "attached_aliases": {username: [aliases]}}`` (the last three name only
     accounts this run changed); never a secret.
@@ -189,9 +192,10 @@ class MotherDuckBulkOnboardOperator(MotherDuckBaseOperator):
             accounts,
             lambda: MotherDuckHook(self.motherduck_conn_id, **self.hook_params),
             max_workers=self.max_workers,
+            issuer=issuer_of(context),
         )
         summary: dict[str, Any] = {
-            "accounts": len(accounts),
+            "account_count": len(accounts),
             "created_usernames": [r["username"] for r in results if r["created"]],
             "token_created_usernames": [r["username"] for r in results if r["token_created"]],
             "token_ids": {r["username"]: r["token"]["id"] for r in results},

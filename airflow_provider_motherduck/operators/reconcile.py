@@ -14,7 +14,7 @@ from airflow_provider_motherduck.arguments import Check, check_bool
 from airflow_provider_motherduck.exceptions import invalid
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
-from airflow_provider_motherduck.workflows.delivery import SecretSink, variable_store
+from airflow_provider_motherduck.workflows.delivery import SecretSink, issuer_of, variable_store
 from airflow_provider_motherduck.workflows.loading import declaration_path, read_declaration_file
 from airflow_provider_motherduck.workflows.onboarding import check_max_workers
 from airflow_provider_motherduck.workflows.reconcile import (
@@ -134,4 +134,5 @@ class MotherDuckReconcileOperator(MotherDuckBaseOperator):
             protect=self.protect,
             max_deletes=self.max_deletes,
             max_workers=self.max_workers,
+            issuer=issuer_of(context),
         )

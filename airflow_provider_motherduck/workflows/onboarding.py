@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, Final
 
 from airflow_provider_motherduck._compat import redact
@@ -34,7 +35,7 @@ from airflow_provider_motherduck.validation import (
     check_token_type,
     parse_ttl,
 )
-from airflow_provider_motherduck.workflows.delivery import SecretDestination
+from airflow_provider_motherduck.workflows.delivery import Issuer, SecretDestination
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.reconcile.apply import AccountRun, apply_account
@@ -138,7 +139,9 @@ def check_max_workers(value: Any, field: str) -> int:
     return check_count(value, field, 1, MAX_WORKERS_LIMIT)
 
 
-def onboard_account(hook: MotherDuckHook, account: DeclaredAccount) -> dict[str, Any]:
+def onboard_account(
+    hook: MotherDuckHook, account: DeclaredAccount, *, issuer: Issuer | None = None
+) -> dict[str, Any]:
     """Bring one account to its declared state: a reconcile of that account alone, without prune.
 
     Reads first (its tokens, its Duckling config if sized) and writes only what the plan lists:
@@ -151,10 +154,12 @@ def onboard_account(hook: MotherDuckHook, account: DeclaredAccount) -> dict[str,
     :class:`~airflow_provider_motherduck.operators.onboarding.MotherDuckOnboardAccountOperator`.
     """
     with ActingSessions(hook) as sessions:
-        return _onboard(hook, account, sessions)
+        return _onboard(hook, account, sessions, issuer)
 
 
-def _onboard(hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSessions) -> dict[str, Any]:
+def _onboard(
+    hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSessions, issuer: Issuer | None
+) -> dict[str, Any]:
     (token,) = account.tokens or ()
     try:
         current: AccountState | None = read_account(hook, account, sessions)
@@ -174,7 +179,7 @@ def _onboard(hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSes
     )
     state = OrgState(users, {} if current is None else {account.key: current})
     plan = plan_reconcile(Declaration("", (account,)), state)
-    run = AccountRun(hook, current.tokens if current is not None else (), sessions=sessions)
+    run = AccountRun(hook, current.tokens if current is not None else (), sessions=sessions, issuer=issuer)
     applied = apply_account(run, plan.actions)
     outcomes = {done["action"]: done["outcome"] for done in applied}
     issued = outcomes.get(IssueToken.kind)
@@ -240,7 +245,11 @@ def _access_changes(applied: Sequence[Mapping[str, Any]]) -> dict[str, list[str]
 
 
 def onboard_accounts(
-    accounts: Sequence[DeclaredAccount], new_hook: HookFactory, *, max_workers: int
+    accounts: Sequence[DeclaredAccount],
+    new_hook: HookFactory,
+    *,
+    max_workers: int,
+    issuer: Issuer | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Onboard checked accounts on up to ``max_workers`` threads, one hook per thread.
 
@@ -251,7 +260,11 @@ def onboard_accounts(
     ``{username: error}`` for the others.
     """
     results, errors = run_on_pool(
-        accounts, onboard_account, new_hook, max_workers=max_workers, name="md-onboard"
+        accounts,
+        partial(onboard_account, issuer=issuer),
+        new_hook,
+        max_workers=max_workers,
+        name="md-onboard",
     )
     failed = {
         accounts[i].username: str(err)

@@ -57,7 +57,7 @@ def test_one_task_onboards_every_declared_account(
     names = [a["username"] for a in DECLARED]
     assert sorted(emulator.users()) == sorted(["admin", *names])
     summary = record.xcom()[("onboard_all", -1)]
-    assert summary["accounts"] == len(DECLARED)
+    assert summary["account_count"] == len(DECLARED)
     assert sorted(summary["created_usernames"]) == sorted(names)
     assert sorted(summary["token_created_usernames"]) == sorted(names)
     secrets = []

@@ -71,4 +71,4 @@ def test_a_missing_declaration_file_names_the_task(tmp_path: Path) -> None:
     missing = tmp_path / "organisation.yaml"
     with pytest.raises(ValueError, match=r"^MotherDuckReconcileOperator 'apply': desired=") as info:
         run(MotherDuckReconcileOperator(task_id="apply", desired=str(missing), mode="apply"))
-    assert f"{str(missing)!r} is invalid: cannot be read (No such file or directory)" in str(info.value)
+    assert "cannot be read (No such file or directory)" in str(info.value)

@@ -480,7 +480,7 @@ def test_bulk_onboarding_converges_and_reruns_read_only(
     assert "svc_011" in str(info.value)
 
     summary = run(bulk)
-    assert summary["accounts"] == 24
+    assert summary["account_count"] == 24
     assert summary["created_usernames"] == []
     assert summary["token_created_usernames"] == ["svc_007", "svc_011"]
     for i, account in enumerate(accounts):

@@ -18,6 +18,7 @@ import pytest
 from airflow_provider_motherduck import operators
 from airflow_provider_motherduck._compat import BaseOperator, Context
 from airflow_provider_motherduck.operators import (
+    MotherDuckAccessAuditOperator,
     MotherDuckAttachShareOperator,
     MotherDuckBulkOnboardOperator,
     MotherDuckCreateDatabaseOperator,
@@ -73,9 +74,16 @@ XCOM_KEYS: dict[str, Keys] = {
     "rotate token": keys(
         "username token_name destination dry_run token created revoked_ids kept_ids in_grace_ids spared_ids still_live_ids"
     ),
-    "onboard account": keys("username created duckling_config token token_created other_token_ids"),
-    "bulk onboard": keys("accounts created_usernames token_created_usernames token_ids"),
-    "offboard account": keys("username revoked_ids deleted variables_deleted"),
+    "onboard account": keys(
+        "username created duckling_config token token_created other_token_ids "
+        "granted_roles granted_shares attached_aliases"
+    ),
+    "bulk onboard": keys(
+        "account_count created_usernames token_created_usernames token_ids "
+        "granted_roles granted_shares attached_aliases"
+    ),
+    "offboard account": keys("username revoked_ids deleted variables_deleted", "access"),
+    "access audit": keys("accounts shares violations missing_shares"),
     "reconcile": keys(
         "name mode prune plan deletes spared unsafe adopted_usernames", "done failed not_attempted"
     ),
@@ -182,6 +190,11 @@ RUNS: list[tuple[str, Callable[[str], BaseOperator]]] = [
 
 #: The SQL operators, each built from the run's account (the owner) and what ``prepare`` made.
 SQL_RUNS: list[tuple[str, Callable[[str, str], BaseOperator]]] = [
+    ("access audit", lambda user, url: MotherDuckAccessAuditOperator(task_id="t")),
+    (
+        "offboard account",
+        lambda user, url: MotherDuckOffboardAccountOperator(task_id="t", username=user, report_access=True),
+    ),
     ("create role", lambda user, url: MotherDuckCreateRoleOperator(task_id="t", role=f"r_{user}")),
     ("drop role", lambda user, url: MotherDuckDropRoleOperator(task_id="t", role=f"r_{user}")),
     (

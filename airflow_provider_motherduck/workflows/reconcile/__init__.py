@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
-from airflow_provider_motherduck.workflows.delivery import VariableStore
+from airflow_provider_motherduck.workflows.delivery import Issuer, VariableStore
 from airflow_provider_motherduck.workflows.loading import (
     declaration_path,
     load_declaration,
@@ -123,6 +123,7 @@ def reconcile_accounts(
     protect: Sequence[str] = (),
     max_deletes: int | None = DEFAULT_MAX_DELETES,
     max_workers: int = 8,
+    issuer: Issuer | None = None,
 ) -> dict[str, Any]:
     """Read, plan, log the plan as a table, then act as ``mode`` says; returns the summary (XCom).
 
@@ -173,7 +174,9 @@ def reconcile_accounts(
             )
         return summary
     plan.raise_if_unsafe(max_deletes, summary)
-    result = apply_plan(plan, new_hook, store, max_workers=max_workers, max_deletes=max_deletes)
+    result = apply_plan(
+        plan, new_hook, store, max_workers=max_workers, max_deletes=max_deletes, issuer=issuer
+    )
     summary.update(done=result.done, failed=result.failed, not_attempted=result.not_attempted)
     log.info("Applied %d of %d action(s).", len(result.done), len(plan.actions))
     if result.failed:

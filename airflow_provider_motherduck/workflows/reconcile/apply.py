@@ -35,7 +35,7 @@ from airflow_provider_motherduck._compat import redact
 from airflow_provider_motherduck.exceptions import MotherDuckConflictError
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.validation import fold_username
-from airflow_provider_motherduck.workflows.delivery import VariableStore
+from airflow_provider_motherduck.workflows.delivery import Issuer, VariableStore
 from airflow_provider_motherduck.workflows.issuing import issue_token
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.offboarding import offboard_account
@@ -79,6 +79,8 @@ class AccountRun:
     stale: bool = False
     done: list[dict[str, Any]] = field(default_factory=list)
     sessions: ActingSessions | None = None
+    issuer: Issuer | None = None
+    """Who issues tokens (a task's run and try): a retry then revokes what its own earlier tries left."""
 
     def acting(self) -> ActingSessions:
         if self.sessions is None:
@@ -127,6 +129,7 @@ def _issue_token(run: AccountRun, action: IssueToken) -> dict[str, Any]:
         token_type=token.token_type,
         destination=token.destination,
         listed=run.listed,
+        issuer=run.issuer,
     )
     return {"token": issued.token, "created": True, "revoked_ids": issued.replaced}
 
@@ -220,6 +223,7 @@ def apply_plan(
     *,
     max_workers: int,
     max_deletes: int | None,
+    issuer: Issuer | None = None,
 ) -> ReconcileResult:
     """Carry out ``plan``: each account's actions in order, accounts on up to ``max_workers`` threads.
 
@@ -235,7 +239,7 @@ def apply_plan(
     order = list(groups)
 
     def account(hook: MotherDuckHook, username: str) -> list[dict[str, Any]]:
-        run = AccountRun(hook, tuple(plan.listed.get(fold_username(username), ())))
+        run = AccountRun(hook, tuple(plan.listed.get(fold_username(username), ())), issuer=issuer)
         try:
             return apply_account(run, groups[username])
         except Exception as err:
