@@ -51,12 +51,12 @@ def test_create_token_into_a_variable(
     motherduck_variables: InMemoryVariableStore,
 ) -> None:
     motherduck_emulator.add_user("etl_loader")
-    token = MotherDuckCreateTokenOperator(
+    xcom = MotherDuckCreateTokenOperator(
         task_id="token", username="etl_loader", token_name="airflow", variable_key="md_etl"
     ).execute(context={})
 
     assert motherduck_emulator.is_valid_token(motherduck_variables["md_etl"])
-    assert [t["id"] for t in motherduck_emulator.tokens("etl_loader")] == [token["id"]]
+    assert [t["id"] for t in motherduck_emulator.tokens("etl_loader")] == [xcom["token"]["id"]]
 
 
 def test_onboarding_then_rotation(
