@@ -80,7 +80,16 @@ def test_hook_meta_serves_the_motherduck_form(airflow_server: AirflowServer) -> 
     assert fields["password"]["hidden"] is False
     assert fields["password"]["title"] == "Admin access token"
     extras = meta["extra_fields"]
-    assert sorted(extras) == ["allow_insecure_http", "retry_delay", "retry_limit", "timeout"]
+    assert sorted(extras) == [
+        "allow_insecure_http",
+        "postgres_host",
+        "postgres_port",
+        "region",
+        "retry_delay",
+        "retry_limit",
+        "sql_transport",
+        "timeout",
+    ]
     assert extras["timeout"]["schema"]["title"] == "Timeout (seconds)"
     assert extras["allow_insecure_http"]["value"] is False
 
