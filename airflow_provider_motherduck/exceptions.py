@@ -63,7 +63,11 @@ class _Shortened(reprlib.Repr):
 
 def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
     """``repr(value)`` cut to at most ``limit`` characters, built without rendering all of a large value."""
-    text = _Shortened(limit).repr(value)
+    return cut(_Shortened(limit).repr(value), limit)
+
+
+def cut(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters, ``...`` marking the cut."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

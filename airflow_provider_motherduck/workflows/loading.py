@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from airflow_provider_motherduck.arguments import check_count
-from airflow_provider_motherduck.exceptions import excerpt, invalid
+from airflow_provider_motherduck.exceptions import cut, excerpt, invalid
 
 #: The largest declaration read by default (1 MiB: thousands of accounts).
 MAX_DECLARATION_BYTES: Final = 1 << 20
@@ -114,7 +114,7 @@ def _parse(text: str, field: str, *, shown: str, json_only: bool) -> Any:
     except yaml.YAMLError as err:
         raise invalid(field, shown, f"neither JSON nor YAML ({_yaml_problem(err)})", SOURCE_FORMS) from None
     except ValueError as err:  # the loader's refusals, or a value it cannot build (a bad date)
-        raise invalid(field, shown, _cut(str(err)), _RULES) from None
+        raise invalid(field, shown, cut(str(err), 160), _RULES) from None
 
 
 def _yaml_refusal(text: str) -> str | None:
@@ -137,11 +137,7 @@ def _yaml_problem(err: Any) -> str:
     """The parser's problem and where, without its quote of the input (a line can be long)."""
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     problem = getattr(err, "problem", None) or getattr(err, "context", None) or type(err).__name__
-    return _cut(str(problem)) + _at(mark)
-
-
-def _cut(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return cut(str(problem), 160) + _at(mark)
 
 
 @functools.cache

@@ -62,7 +62,7 @@ def offboard_account(
     """Revoke every token of ``username``, then delete the user (irreversible); re-runnable.
 
     With ``variable_key`` (or ``record_key``) and ``forget_variables``, the secret Variable and its
-    delivery record (both layouts) are deleted too, so no revoked secret lingers. If a revoke
+    delivery record are deleted too, so no revoked secret lingers. If a revoke
     fails the user is not deleted, and a re-run finishes. With ``report_access`` it first reads
     and logs the account's access (:func:`read_access`; the XCom's ``access``).
     """
