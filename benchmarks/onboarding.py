@@ -42,6 +42,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from emulator_process import EmulatorProcess
+
 REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve()
 TIMEOUT = 240
@@ -85,41 +87,19 @@ with DAG("bench_onboarding", schedule=None, start_date=datetime(2025, 1, 1)):
 """
 
 
-class Server:
+class Server(EmulatorProcess):
     """A fresh emulator process with latency on every request."""
 
     def __init__(self, latency: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(latency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        info = json.loads(self._pipe().readline())
+        super().__init__(_SERVER, str(latency), cwd=REPO)
         self.conn = json.dumps(
-            {"conn_type": "motherduck", "host": info["url"], "password": info["admin_token"]}
+            {"conn_type": "motherduck", "host": self.info["url"], "password": self.info["admin_token"]}
         )
-
-    def _pipe(self) -> Any:
-        assert self.proc.stdout is not None
-        return self.proc.stdout
 
     def stats(self) -> dict[str, float]:
         """Requests received so far and the emulator's CPU seconds."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("stats\n")
-        self.proc.stdin.flush()
-        stats: dict[str, float] = json.loads(self._pipe().readline())
+        stats: dict[str, float] = self.ask("stats")
         return stats
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @contextmanager

@@ -24,15 +24,15 @@ Stops by itself (the emulator process has a timeout); about 20 s with the defaul
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from emulator_process import EmulatorProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support import OWNER, ROLES, SHARES
@@ -61,38 +61,15 @@ emu.stop()
 """
 
 
-class Server:
+class Server(EmulatorProcess):
     """A fresh emulator process with latency on every request and statement."""
 
     def __init__(self, latency: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(latency), OWNER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        self.info = json.loads(self._line())
-
-    def _line(self) -> str:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline()
+        super().__init__(_SERVER, str(latency), OWNER, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
     def counts(self) -> dict[str, int]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("counts\n")
-        self.proc.stdin.flush()
-        counts: dict[str, int] = json.loads(self._line())
+        counts: dict[str, int] = self.ask("counts")
         return counts
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def main() -> None:

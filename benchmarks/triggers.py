@@ -38,7 +38,6 @@ import gc
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,6 +54,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # see the docstring
 
 import requests  # noqa: F401  # imported once here, not by the first poll while the lag is measured
+from emulator_process import EmulatorProcess
 
 from airflow_provider_motherduck._accounts import AccountsQuery
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
@@ -92,41 +92,18 @@ emu.stop()
 """
 
 
-class Server:
+class Server(EmulatorProcess):
     """A fresh emulator process; :meth:`send` runs one command and returns the request count."""
 
     def __init__(self, latency: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(latency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        info = json.loads(self._readline())
+        super().__init__(_SERVER, str(latency), cwd=REPO)
         for conn_id in CONNECTIONS:
             os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
-                {"conn_type": "motherduck", "host": info["url"], "password": info["admin_token"]}
+                {"conn_type": "motherduck", "host": self.info["url"], "password": self.info["admin_token"]}
             )
 
-    def _readline(self) -> str:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline()
-
     def send(self, command: str) -> int:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        count: int = json.loads(self._readline())["count"]
-        return count
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        return int(self.ask(command)["count"])
 
 
 @contextmanager
