@@ -2,8 +2,9 @@
 
 Every request to the emulator waits ``--latency`` seconds first (20 ms: a far-away API). The
 emulator runs in its own process, as MotherDuck would, so its work does not compete with the
-client for one GIL. Each scenario starts from an empty organisation: onboarding one account is 5
-requests (GET tokens -> 404, POST user, GET + PUT Duckling config, POST token); a re-run, 2 GETs.
+client for one GIL. Each scenario starts from an empty organisation: onboarding one account is 6
+requests (GET tokens -> 404, POST user, GET + PUT Duckling config, POST token, GET tokens to check
+the new token is still live); a re-run, 2 GETs.
 
 1. ``onboard_accounts``, the function MotherDuckBulkOnboardOperator runs, each scenario in a
    fresh process: 1 worker (sequential), then thread pools of ``--workers``, then a re-run of the
@@ -45,6 +46,8 @@ from typing import Any
 from emulator_process import EmulatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
+#: Requests onboarding makes for one new account (see the module docstring).
+REQUESTS_PER_ACCOUNT = 6
 HERE = Path(__file__).resolve()
 TIMEOUT = 240
 BOUND_TARGET = 2.0  # 500 accounts in one task within 2x of max(latency bound, CPU floor of the calls)
@@ -176,7 +179,7 @@ def one_scenario(n: int, workers: int, rerun: bool, plain: bool) -> None:
 
 
 def bare_scenario(n: int, workers: int) -> None:
-    """The same 5 requests per account over bare ``requests.Session``s (one per thread), nothing else:
+    """The same REQUESTS_PER_ACCOUNT requests per account over bare ``requests.Session``s (one per thread), nothing else:
     the CPU floor of the HTTP calls alone. Prints JSON."""
     import requests
 
@@ -198,6 +201,7 @@ def bare_scenario(n: int, workers: int) -> None:
         session.put(f"{user}/instances", json=body, timeout=30).raise_for_status()
         token = {"name": "airflow", "token_type": "read_write", "ttl": 90 * 86400}
         session.post(f"{user}/tokens", json=token, timeout=30).json()["token"]
+        session.get(f"{user}/tokens", timeout=30).raise_for_status()
 
     requests.Session().close()  # import and warm up before the clock starts
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -222,7 +226,7 @@ def run_scenario(
             raise SystemExit(f"scenario {workers} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
         runs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         total = srv.stats()
-        fresh_requests = 5 * n
+        fresh_requests = REQUESTS_PER_ACCOUNT * n
         runs[0].update(requests=fresh_requests)
         if rerun:
             runs[1].update(requests=total["requests"] - before["requests"] - fresh_requests)
@@ -355,14 +359,14 @@ def main() -> int:
             f"{r['client_cpu']:>12.2f} {r['masking']:>9.2f} {1000 * r['server_cpu'] / req:>17.2f}"
         )
     best = next(r for name, r in rows if name == f"thread pool, {top} workers")
-    latency_bound = 5 * n * args.latency / top
+    latency_bound = REQUESTS_PER_ACCOUNT * n * args.latency / top
     cpu_floor = bare["client_cpu"]
     bound = max(latency_bound, cpu_floor)
     rerun = next(r for name, r in rows if name.startswith("re-run"))
     ratio = best["wall"] / bound
     print(
         f"\nBounds with {top} workers: latency x requests / workers = {latency_bound:.2f} s; the client CPU of "
-        f"the same {5 * n} requests over bare requests.Sessions = {cpu_floor:.2f} s (all threads share one GIL). "
+        f"the same {REQUESTS_PER_ACCOUNT * n} requests over bare requests.Sessions = {cpu_floor:.2f} s (all threads share one GIL). "
         f"{n} accounts in one task took {best['wall']:.2f} s = {ratio:.2f}x the larger bound "
         f"(target <= {BOUND_TARGET:.1f}x: {'met' if ratio <= BOUND_TARGET else 'MISSED'}); with plain "
         f"mask_secret {plain['wall']:.2f} s, {plain['masking']:.2f} s of CPU in the masker (each call recompiles "
