@@ -38,7 +38,7 @@ from airflow_provider_motherduck.validation import (
 from airflow_provider_motherduck.workflows.delivery import Issuer, SecretDestination
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
-from airflow_provider_motherduck.workflows.reconcile.apply import AccountRun, apply_account
+from airflow_provider_motherduck.workflows.reconcile.apply import Run, apply_actions
 from airflow_provider_motherduck.workflows.reconcile.declaration import (
     Declaration,
     DeclaredAccount,
@@ -179,8 +179,8 @@ def _onboard(
     )
     state = OrgState(users, {} if current is None else {account.key: current})
     plan = plan_reconcile(Declaration("", (account,)), state)
-    run = AccountRun(hook, current.tokens if current is not None else (), sessions=sessions, issuer=issuer)
-    applied = apply_account(run, plan.actions)
+    run = Run(hook, current.tokens if current is not None else (), sessions=sessions, issuer=issuer)
+    applied = apply_actions(run, plan.actions)
     outcomes = {done["action"]: done["outcome"] for done in applied}
     issued = outcomes.get(IssueToken.kind)
     if issued is not None:

@@ -231,4 +231,4 @@ def test_the_flat_access_arguments_report_every_problem_with_its_path() -> None:
             }
         )
     checked = check_account({**flat, "shares": [{"share": "s", "owner": OWNER}]})
-    assert [(s.share, s.alias) for s in checked.shares] == [("s", "s")]  # the alias defaults to the name
+    assert [(s.share, s.alias) for s in checked.attach] == [("s", "s")]  # the alias defaults to the name

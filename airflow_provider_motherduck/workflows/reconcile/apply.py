@@ -1,27 +1,32 @@
 """Apply: carry out a plan, and only the plan.
 
 The invariant: nothing is written unless :meth:`~.plan.ReconcilePlan.raise_if_unsafe` passed, and
-the ownership record names every declared account and token name before the first write that
-could create one (:func:`~.state.own`), so a crash part-way leaves nothing the record forgets.
-Each account's actions run in order (:data:`~.plan.ACTION_ORDER`), accounts side by side on the
-bounded pool; every step is safe to fail and to repeat, so after a failure the next run's plan
-lists exactly what is left.
+the ownership record names every declared account, token name, role grant, role and share before
+the first write that could create one (:func:`~.state.own`), so a crash part-way leaves nothing the
+record forgets. The plan's actions run phase by phase (:data:`~.plan.PHASES`); within a phase,
+each group's actions (an account's, a share owner's, the roles') run in order, groups side by side
+on the bounded pool. A group that fails stops there, and its later phases are not attempted; after
+any failure nothing is pruned. Every step is safe to fail and to repeat, so after a failure the
+next run's plan lists exactly what is left.
 
 How each kind keeps it:
 
 * ``create_user``: a conflict means the plan was made on a stale view (the account exists): its
   tokens are listed again, and a declared token its destination already holds is not issued again.
-* ``adopt_user``: no MotherDuck write (the record already names it).
+* ``adopt_user``, ``adopt_role``, ``adopt_share``: no MotherDuck write (the record already names it).
 * ``update_duckling_config``: read-merge-write, no ``PUT`` when equal.
 * ``issue_token``: :func:`~airflow_provider_motherduck.workflows.issuing.issue_token`, whose
   delivery record lets the next try find what this one left.
-* ``grant_role``, ``grant_share``, ``attach_share``: the hook's methods read first and change
-  nothing that holds already; a share is granted by its owner and attached as the account, each
-  through one short-lived session per account acted as (:class:`~.state.ActingSessions`), whose
-  tokens are revoked when the account's actions end, done or failed.
-* ``revoke_token``, ``delete_user``: gone already is success; a user is deleted only after its
-  tokens are revoked (:func:`~airflow_provider_motherduck.workflows.offboarding.offboard_account`);
-  only then is it removed from the ownership record (:func:`~.state.disown`).
+* ``create_role``, ``create_share``, the grants, ``include_role``, ``set_share_include``,
+  ``attach_share``: the hook's methods read first and change nothing that holds already (a create
+  that loses a race to another writer answers what the other made); a share's actions run as its
+  owner and an attachment as the account, each through one short-lived session per account acted
+  as (:class:`~.state.ActingSessions`), whose tokens are revoked when the group's actions end.
+* ``replace_share``: drop, then create (a re-run after a crash between the two creates it).
+* ``revoke_*``, ``exclude_role``, ``drop_*``, ``delete_user``: gone already is success; a user is
+  deleted only after its tokens are revoked
+  (:func:`~airflow_provider_motherduck.workflows.offboarding.offboard_account`); only then is it
+  removed from the ownership record (:func:`~.state.disown`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from airflow_provider_motherduck._compat import redact
@@ -41,16 +47,31 @@ from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.offboarding import offboard_account
 from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
 from airflow_provider_motherduck.workflows.reconcile.plan import (
+    PHASES,
+    PRUNE_GRANTS,
     Action,
+    AdoptRole,
+    AdoptShare,
     AdoptUser,
     AttachShare,
+    CreateRole,
+    CreateShare,
     CreateUser,
     DeleteUser,
+    DropRole,
+    DropShare,
+    ExcludeRole,
     GrantRole,
     GrantShare,
+    GrantShareToRole,
+    IncludeRole,
     IssueToken,
     ReconcilePlan,
+    ReplaceShare,
+    RevokeRole,
+    RevokeShare,
     RevokeToken,
+    SetShareInclude,
     UpdateDucklingConfig,
 )
 from airflow_provider_motherduck.workflows.reconcile.state import ActingSessions, disown, own
@@ -65,19 +86,20 @@ class ReconcileResult:
 
     done: list[dict[str, Any]]
     failed: dict[str, str]
-    """Username -> error, for accounts whose actions stopped (the rest of theirs not attempted)."""
+    """Group (a username, ``roles``, ``shares of <owner>``) -> error, for groups whose actions stopped."""
     not_attempted: list[dict[str, Any]]
 
 
 @dataclass
-class AccountRun:
-    """One account's run: its hook, its tokens as listed (listed again after a stale view), each
+class Run:
+    """One group's run: its hook, its tokens as listed (listed again after a stale view), each
     action done with its outcome, and the SQL sessions it acts in (closed when its actions end)."""
 
     hook: MotherDuckHook
-    listed: tuple[Mapping[str, Any], ...]
+    listed: tuple[Mapping[str, Any], ...] = ()
     stale: bool = False
     done: list[dict[str, Any]] = field(default_factory=list)
+    finished: list[Action] = field(default_factory=list)
     sessions: ActingSessions | None = None
     issuer: Issuer | None = None
     """Who issues tokens (a task's run and try): a retry then revokes what its own earlier tries left."""
@@ -87,8 +109,11 @@ class AccountRun:
             self.sessions = ActingSessions(self.hook)
         return self.sessions
 
+    def as_owner(self, owner: str) -> str | None:
+        return self.acting().as_owner(owner)
 
-def _create_user(run: AccountRun, action: CreateUser) -> dict[str, Any]:
+
+def _create_user(run: Run, action: CreateUser) -> dict[str, Any]:
     try:
         run.hook.create_user(action.username)
     except MotherDuckConflictError:  # it exists: the plan's listing missed it
@@ -99,18 +124,18 @@ def _create_user(run: AccountRun, action: CreateUser) -> dict[str, Any]:
     return {"created": True}
 
 
-def _adopt_user(run: AccountRun, action: AdoptUser) -> dict[str, Any]:
+def _adopt(run: Run, action: Action) -> dict[str, Any]:
     return {"adopted": True}
 
 
-def _update_duckling_config(run: AccountRun, action: UpdateDucklingConfig) -> dict[str, Any]:
+def _update_duckling_config(run: Run, action: UpdateDucklingConfig) -> dict[str, Any]:
     config = run.hook.update_duckling_config(
         action.username, read_write=action.read_write, read_scaling=action.read_scaling
     )
     return {"duckling_config": dict(config)}
 
 
-def _issue_token(run: AccountRun, action: IssueToken) -> dict[str, Any]:
+def _issue_token(run: Run, action: IssueToken) -> dict[str, Any]:
     token = action.token
     if run.stale:  # the plan did not see this account's tokens: its destination may hold one
         found, _ = token.destination.find(
@@ -134,16 +159,19 @@ def _issue_token(run: AccountRun, action: IssueToken) -> dict[str, Any]:
     return {"token": issued.token, "created": True, "revoked_ids": issued.replaced}
 
 
-def _grant_role(run: AccountRun, action: GrantRole) -> dict[str, Any]:
+def _grant_role(run: Run, action: GrantRole) -> dict[str, Any]:
     granted = run.hook.grant_role(action.role, to_user=action.username)
     log.info("%s: role %s %s.", action.username, action.role, "granted" if granted else "held already")
     return {"granted": granted}
 
 
-def _grant_share(run: AccountRun, action: GrantShare) -> dict[str, Any]:
+def _revoke_role(run: Run, action: RevokeRole) -> dict[str, Any]:
+    return {"revoked": run.hook.revoke_role(action.role, from_user=action.username)}
+
+
+def _grant_share(run: Run, action: GrantShare) -> dict[str, Any]:
     share = action.share
-    as_owner = run.acting().as_owner(share.owner)
-    granted = run.hook.grant_share(share.share, to_user=action.username, as_user=as_owner)
+    granted = run.hook.grant_share(share.share, to_user=action.username, as_user=run.as_owner(share.owner))
     log.info(
         "%s: read on share %s %s by its owner %s.",
         action.username,
@@ -154,10 +182,13 @@ def _grant_share(run: AccountRun, action: GrantShare) -> dict[str, Any]:
     return {"granted": granted}
 
 
-def _attach_share(run: AccountRun, action: AttachShare) -> dict[str, Any]:
+def _attach_share(run: Run, action: AttachShare) -> dict[str, Any]:
     share = action.share
     url = run.acting().share_url(share)  # a share URL is sensitive: never logged
-    attached = run.hook.attach_share(url, share.alias, as_user=run.acting().hold(action.username))
+    as_user = run.acting().hold(action.username)
+    if action.again:  # the share was made again: the alias holds its old URL
+        run.hook.detach_share(share.alias, as_user=as_user)
+    attached = run.hook.attach_share(url, share.alias, as_user=as_user)
     log.info(
         "%s: share %s of %s %s as %r.",
         action.username,
@@ -169,38 +200,104 @@ def _attach_share(run: AccountRun, action: AttachShare) -> dict[str, Any]:
     return {"alias": attached.alias, "created": attached.created}
 
 
-def _revoke_token(run: AccountRun, action: RevokeToken) -> dict[str, Any]:
+def _revoke_token(run: Run, action: RevokeToken) -> dict[str, Any]:
     revoked = run.hook.revoke_token(action.username, action.token_id, missing_ok=True)
     return {"revoked_ids": [action.token_id] if revoked else []}
 
 
-def _delete_user(run: AccountRun, action: DeleteUser) -> dict[str, Any]:
+def _delete_user(run: Run, action: DeleteUser) -> dict[str, Any]:
     gone = offboard_account(run.hook, action.username, forget_variables=False)
     return {"revoked_ids": gone["revoked_ids"], "deleted": gone["deleted"]}
 
 
-_DISPATCH: dict[type[Action], Callable[[AccountRun, Any], dict[str, Any]]] = {
+def _create_role(run: Run, action: CreateRole) -> dict[str, Any]:
+    return {"created": run.hook.create_role(action.role).created}
+
+
+def _include_role(run: Run, action: IncludeRole) -> dict[str, Any]:
+    return {"granted": run.hook.grant_role(action.included, to_role=action.role)}
+
+
+def _exclude_role(run: Run, action: ExcludeRole) -> dict[str, Any]:
+    return {"revoked": run.hook.revoke_role(action.included, from_role=action.role)}
+
+
+def _drop_role(run: Run, action: DropRole) -> dict[str, Any]:
+    return {"deleted": run.hook.drop_role(action.role)}
+
+
+def _create_share(run: Run, action: CreateShare) -> dict[str, Any]:
+    d = action.declared
+    as_user = run.as_owner(action.owner)
+    dropped = isinstance(action, ReplaceShare) and run.hook.drop_share(action.share, as_user=as_user)
+    made = run.hook.create_share(
+        d.name,
+        d.database,
+        access=d.access,
+        visibility=d.visibility,
+        update=d.update,
+        include=d.include,
+        as_user=as_user,
+    )
+    return {"created": made.created, **({"dropped": dropped} if isinstance(action, ReplaceShare) else {})}
+
+
+def _set_share_include(run: Run, action: SetShareInclude) -> dict[str, Any]:
+    share = run.hook.set_share_include(action.share, action.include, as_user=run.as_owner(action.owner))
+    return {"include": None if share.include is None else list(share.include)}
+
+
+def _grant_share_to_role(run: Run, action: GrantShareToRole) -> dict[str, Any]:
+    as_user = run.as_owner(action.owner)
+    return {"granted": run.hook.grant_share(action.share, to_role=action.role, as_user=as_user)}
+
+
+def _revoke_share(run: Run, action: RevokeShare) -> dict[str, Any]:
+    grantee = {"from_user" if action.grantee_type == "user" else "from_role": action.grantee}
+    as_user = run.as_owner(action.owner)
+    return {"revoked": run.hook.revoke_share(action.share, **grantee, as_user=as_user)}
+
+
+def _drop_share(run: Run, action: DropShare) -> dict[str, Any]:
+    return {"deleted": run.hook.drop_share(action.share, as_user=run.as_owner(action.owner))}
+
+
+_DISPATCH: dict[type[Action], Callable[[Run, Any], dict[str, Any]]] = {
     CreateUser: _create_user,
-    AdoptUser: _adopt_user,
+    AdoptUser: _adopt,
     UpdateDucklingConfig: _update_duckling_config,
     IssueToken: _issue_token,
     GrantRole: _grant_role,
+    RevokeRole: _revoke_role,
     GrantShare: _grant_share,
     AttachShare: _attach_share,
     RevokeToken: _revoke_token,
     DeleteUser: _delete_user,
+    CreateRole: _create_role,
+    AdoptRole: _adopt,
+    IncludeRole: _include_role,
+    ExcludeRole: _exclude_role,
+    DropRole: _drop_role,
+    CreateShare: _create_share,
+    ReplaceShare: _create_share,
+    AdoptShare: _adopt,
+    SetShareInclude: _set_share_include,
+    GrantShareToRole: _grant_share_to_role,
+    RevokeShare: _revoke_share,
+    DropShare: _drop_share,
 }
 
 
-def apply_account(run: AccountRun, actions: Sequence[Action]) -> list[dict[str, Any]]:
-    """One account's actions in order (an error stops there and is raised; ``run.done`` holds what
+def apply_actions(run: Run, actions: Sequence[Action]) -> list[dict[str, Any]]:
+    """One group's actions in order (an error stops there and is raised; ``run.done`` holds what
     was done); returns each action's XCom form with its ``outcome``. The run's SQL sessions are
     closed (their tokens revoked) at the end, however it ends."""
     try:
         for action in actions:
             outcome = _DISPATCH[type(action)](run, action)
             run.done.append({**action.as_dict(), "outcome": outcome})
-            log.info("Done: %s %s %s", action.kind, action.username, action.detail)
+            run.finished.append(action)
+            log.info("Done: %s %s %s", action.kind, action.subject, action.detail)
     finally:
         if run.sessions is not None:
             run.sessions.close()
@@ -208,11 +305,11 @@ def apply_account(run: AccountRun, actions: Sequence[Action]) -> list[dict[str, 
 
 
 class _Stopped(Exception):
-    """An account's actions stopped: those done, and why."""
+    """A group's actions stopped: the run (what it did), and why."""
 
-    def __init__(self, done: list[dict[str, Any]], cause: Exception) -> None:
+    def __init__(self, run: Run, cause: Exception) -> None:
         super().__init__(str(cause))
-        self.done = done
+        self.run = run
         self.cause = cause
 
 
@@ -225,55 +322,60 @@ def apply_plan(
     max_deletes: int | None,
     issuer: Issuer | None = None,
 ) -> ReconcileResult:
-    """Carry out ``plan``: each account's actions in order, accounts on up to ``max_workers`` threads.
+    """Carry out ``plan``: phase by phase, each group's actions in order, groups on up to
+    ``max_workers`` threads.
 
     First :meth:`~.plan.ReconcilePlan.raise_if_unsafe` (``max_deletes``: ``None``, no limit), then
-    the ownership record in ``store``. An account whose action fails stops there; the others go
-    on. A re-run (a new plan from a new read) finishes the job.
+    the ownership record in ``store``. A group whose action fails stops there, and its actions in
+    later phases are not attempted; the other groups go on, but once anything failed nothing is
+    pruned. A re-run (a new plan from a new read) finishes the job.
     """
     plan.raise_if_unsafe(max_deletes)
     own(plan.name, store, plan.owns)
-    groups: dict[str, list[Action]] = {}
-    for action in plan.actions:
-        groups.setdefault(action.username, []).append(action)
-    order = list(groups)
-
-    def account(hook: MotherDuckHook, username: str) -> list[dict[str, Any]]:
-        run = AccountRun(hook, tuple(plan.listed.get(fold_username(username), ())), issuer=issuer)
-        try:
-            return apply_account(run, groups[username])
-        except Exception as err:
-            raise _Stopped(run.done, err) from err  # the pool reads the cause
-
-    results, errors = run_on_pool(order, account, new_hook, max_workers=max_workers, name="md-reconcile")
     done: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     not_attempted: list[dict[str, Any]] = []
-    for i, username in enumerate(order):
-        error = errors.get(i)
-        if error is None:
-            done += results[i] or []
-            continue
-        finished = error.done if isinstance(error, _Stopped) else []
-        cause = error.cause if isinstance(error, _Stopped) else error
-        done += finished
-        not_attempted += [a.as_dict() for a in groups[username][len(finished) :]]
-        failed[username] = f"{type(cause).__name__}: {redact(str(cause))}"
-    _forget_pruned(plan, store, failed)
+    finished: list[Action] = []
+    for phase in PHASES:
+        groups: dict[str, list[Action]] = {}
+        for action in plan.actions:
+            if action.phase == phase:
+                groups.setdefault(action.group, []).append(action)
+        stopped = [g for g in groups if g in failed or (failed and phase >= PRUNE_GRANTS)]
+        not_attempted += [a.as_dict() for g in stopped for a in groups.pop(g)]
+        order = list(groups)
+        results, errors = run_on_pool(
+            order,
+            partial(_run_group, plan, groups, issuer),
+            new_hook,
+            max_workers=max_workers,
+            name="md-reconcile",
+        )
+        for i, group in enumerate(order):
+            error = errors.get(i)
+            run = results[i] if error is None else error.run if isinstance(error, _Stopped) else None
+            done += run.done if run is not None else []
+            finished += run.finished if run is not None else []
+            if error is not None:
+                cause = error.cause if isinstance(error, _Stopped) else error
+                not_attempted += [a.as_dict() for a in groups[group][len(run.finished) if run else 0 :]]
+                failed[group] = f"{type(cause).__name__}: {redact(str(cause))}"
+    gone = [path for action in finished for path in action.forgets()]
+    if gone:
+        disown(plan.name, store, gone)
     return ReconcileResult(done, failed, not_attempted)
 
 
-def _forget_pruned(plan: ReconcilePlan, store: VariableStore, failed: Mapping[str, str]) -> None:
-    """Remove from the record what pruning deleted or revoked, for accounts that finished."""
-    gone: dict[str, list[str] | None] = {}
-    for action in plan.actions:
-        if action.username in failed:
-            continue
-        if isinstance(action, DeleteUser):
-            gone[action.username] = None
-        elif isinstance(action, RevokeToken) and action.pruned is not None:
-            names = gone.setdefault(action.username, [])
-            if names is not None:
-                names.append(action.pruned)
-    if gone:
-        disown(plan.name, store, gone)
+def _run_group(
+    plan: ReconcilePlan,
+    groups: Mapping[str, Sequence[Action]],
+    issuer: Issuer | None,
+    hook: MotherDuckHook,
+    group: str,
+) -> Run:
+    run = Run(hook, tuple(plan.listed.get(fold_username(group), ())), issuer=issuer)
+    try:
+        apply_actions(run, groups[group])
+    except Exception as err:
+        raise _Stopped(run, err) from err  # the pool reads the cause
+    return run

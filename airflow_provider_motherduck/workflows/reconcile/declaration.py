@@ -9,6 +9,16 @@ A declaration is a mapping (or its JSON or YAML text, or a path to such a file, 
 :func:`~airflow_provider_motherduck.workflows.loading.load_declaration`)::
 
     name: analytics                                  # required: the ownership record's name
+    roles:                                           # custom roles the declaration owns
+      - name: sales_readers
+        includes: [explorer]                         # roles granted to it (it holds what they hold)
+    shares:                                          # shares the declaration owns
+      - name: sales_share
+        owner: sales_owner                           # left out: the connection's account
+        database: sales
+        access: restricted                           # default restricted; hidden; automatic
+        include: [main.orders]                       # left out: the whole database
+        grants: {users: [report_reader], roles: [sales_readers]}   # restricted shares only
     service_accounts:
       - username: etl_loader
         read_write: {instance_size: jumbo}          # partial Duckling config, optional
@@ -16,12 +26,13 @@ A declaration is a mapping (or its JSON or YAML text, or a path to such a file, 
         tokens:                                      # left out: tokens not managed
           - {name: airflow, ttl: 90 days, variable_key: motherduck_etl_loader}
         roles: [analysts]                            # held (granted by the admin); left out: not managed
-        shares:                                      # read grants (by each owner) and attachments
+        attach:                                      # read (granted by each owner if needed), attached
           - {share: orders_share, owner: sales_owner, alias: orders}   # alias: default the share's name
 
 Usernames are compared as MotherDuck compares them
 (:func:`~airflow_provider_motherduck.validation.fold_username`): ``ETL_Loader`` and ``etl_loader``
-are declared twice.
+are declared twice. Role names are lowercase (MotherDuck stores them so); a share is named by its
+owner and its name.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import difflib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, TypeVar
 
 from airflow_provider_motherduck.arguments import (
@@ -42,9 +54,14 @@ from airflow_provider_motherduck.validation import (
     DUCKLING_FIELDS,
     check_alias,
     check_duckling_half,
+    check_grantee,
+    check_include_pattern,
     check_new_username,
     check_object_name,
     check_role_name,
+    check_share_access,
+    check_share_update,
+    check_share_visibility,
     check_token_name,
     check_token_type,
     check_username,
@@ -56,9 +73,12 @@ from airflow_provider_motherduck.workflows.loading import load_declaration
 
 MODES: Final = ("plan", "check", "apply")
 DEFAULT_MAX_DELETES: Final = 5
-TOP_KEYS: Final = ("name", "service_accounts")
-ACCOUNT_KEYS: Final = ("username", "read_write", "read_scaling", "tokens", "roles", "shares")
+TOP_KEYS: Final = ("name", "service_accounts", "roles", "shares")
+ACCOUNT_KEYS: Final = ("username", "read_write", "read_scaling", "tokens", "roles", "attach")
 SHARE_KEYS: Final = ("share", "owner", "alias")
+ROLE_KEYS: Final = ("name", "includes")
+ORG_SHARE_KEYS: Final = ("name", "owner", "database", "access", "visibility", "update", "include", "grants")
+GRANT_KEYS: Final = ("users", "roles")
 TOKEN_KEYS: Final = ("name", "token_type", "ttl", "variable_key", "secret_sink", "record_key")
 
 T = TypeVar("T")
@@ -84,21 +104,47 @@ class DeclaredShare:
 
 
 @dataclass(frozen=True)
+class DeclaredRole:
+    """A custom role the declaration owns, and the roles it includes (granted to it)."""
+
+    name: str
+    includes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeclaredOrgShare:
+    """A share the declaration owns: ``owner`` (``None``: the connection's account) shares
+    ``database``; ``include`` ``None`` shares all of it. ``users`` and ``roles`` may read it
+    (restricted shares only)."""
+
+    name: str
+    database: str
+    owner: str | None = None
+    access: str = "restricted"
+    visibility: str = "hidden"
+    update: str = "automatic"
+    include: tuple[str, ...] | None = None
+    users: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DeclaredAccount:
     """A service account as declared; ``tokens=None``: its tokens are not managed. ``roles`` and
-    ``shares`` are held in addition to what it has (never revoked or detached by onboarding)."""
+    ``attach`` are held in addition to what it has (onboarding never revokes or detaches; prune
+    revokes only owned roles no longer declared)."""
 
     username: str
     read_write: dict[str, Any] | None = None
     read_scaling: dict[str, Any] | None = None
     tokens: tuple[DeclaredToken, ...] | None = None
     roles: tuple[str, ...] = ()
-    shares: tuple[DeclaredShare, ...] = ()
+    attach: tuple[DeclaredShare, ...] = ()
 
     @property
     def access_declared(self) -> bool:
-        """Whether it declares roles or shares (its access is read and planned)."""
-        return bool(self.roles or self.shares)
+        """Whether it declares roles or attachments (its access is read and planned)."""
+        return bool(self.roles or self.attach)
 
     @property
     def key(self) -> str:
@@ -116,6 +162,8 @@ class Declaration:
 
     name: str
     accounts: tuple[DeclaredAccount, ...]
+    roles: tuple[DeclaredRole, ...] = ()
+    shares: tuple[DeclaredOrgShare, ...] = ()
 
     def account(self, username: str) -> DeclaredAccount | None:
         """The declared account of that username, whatever its case."""
@@ -202,7 +250,7 @@ class _Problems:
             )
             self.once(
                 f"alias of {account.username}",
-                ((f"{path}.shares[{j}].alias", s.alias) for j, s in enumerate(account.shares)),
+                ((f"{path}.attach[{j}].alias", s.alias) for j, s in enumerate(account.attach)),
                 str.casefold,
             )
         return accounts
@@ -230,7 +278,7 @@ def check_declaration(
     """
     data = load_declaration(value, field)
     problems = _Problems(field)
-    problems.mapping(data, "", TOP_KEYS, TOP_KEYS)
+    problems.mapping(data, "", TOP_KEYS, ("name",))
     if not isinstance(data, Mapping):  # nothing more to check
         problems.raise_any()
     name = None if data.get("name") is None else problems.check(check_unmasked_name, data["name"], "name")
@@ -245,9 +293,107 @@ def check_declaration(
         for i, item in enumerate(listed)
     }
     checked = problems.unique({path: a for path, a in accounts.items() if a is not None})
+    roles = _list(data.get("roles"), "roles", problems, "role mappings (or names)", _role(problems))
+    problems.once("role", ((f"roles[{j}].name", r.name) for j, r in enumerate(roles)), str)
+    _no_cycle(roles, problems)
+    shares = _list(data.get("shares"), "shares", problems, "share mappings", _org_share(problems))
+    problems.once(
+        "share",
+        ((f"shares[{j}]", f"{s.name} of {s.owner or 'the connection'}") for j, s in enumerate(shares)),
+        str.casefold,  # share names and usernames alike compare case-insensitively
+    )
     problems.raise_any()
     assert name is not None
-    return Declaration(name, tuple(checked.values()))
+    return Declaration(name, tuple(checked.values()), roles, shares)
+
+
+def _role(problems: _Problems) -> Callable[[Any, str], DeclaredRole]:
+    """The check of one role: a name, or ``{name, includes}``."""
+
+    def check(item: Any, path: str) -> DeclaredRole:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not problems.mapping(item, path, ROLE_KEYS, ("name",)):
+            raise _Reported
+        before = len(problems.found)
+        name = problems.check(partial(check_role_name, new=True), item["name"], f"{path}.name")
+        includes = _list(item.get("includes"), f"{path}.includes", problems, "role names", check_role_name)
+        problems.once("included role", ((f"{path}.includes[{j}]", r) for j, r in enumerate(includes)), str)
+        if name in includes:
+            problems.add(f"{path}.includes", list(includes), "a role cannot include itself", "other roles")
+        if len(problems.found) > before or name is None:
+            raise _Reported
+        return DeclaredRole(name, includes)
+
+    return check
+
+
+def _no_cycle(roles: Sequence[DeclaredRole], problems: _Problems) -> None:
+    """Roles that include one another in a circle (``a`` includes ``b`` includes ``a``)."""
+    includes = {r.name: r.includes for r in roles}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in includes.get(start, ())
+        )
+
+    for j, role in enumerate(roles):
+        if any(reaches(n, role.name, {n}) for n in role.includes):
+            problems.add(f"roles[{j}].includes", list(role.includes), "it leads back to the role", "no cycle")
+
+
+def _org_share(problems: _Problems) -> Callable[[Any, str], DeclaredOrgShare]:
+    """The check of one share the declaration owns."""
+
+    def check(item: Any, path: str) -> DeclaredOrgShare:
+        if not problems.mapping(item, path, ORG_SHARE_KEYS, ("name", "database")):
+            raise _Reported
+        before = len(problems.found)
+        grants = item.get("grants") or {}
+        users: tuple[str, ...] = ()
+        roles: tuple[str, ...] = ()
+        if problems.mapping(grants, f"{path}.grants", GRANT_KEYS, ()):
+            users = _list(grants.get("users"), f"{path}.grants.users", problems, "usernames", check_grantee)
+            roles = _list(
+                grants.get("roles"), f"{path}.grants.roles", problems, "role names", check_role_name
+            )
+            problems.once(
+                "grantee", ((f"{path}.grants.users[{j}]", u) for j, u in enumerate(users)), fold_username
+            )
+            problems.once("grantee", ((f"{path}.grants.roles[{j}]", r) for j, r in enumerate(roles)), str)
+        options = {
+            key: problems.check(checker, item.get(key, default), f"{path}.{key}")
+            for key, checker, default in (
+                ("access", check_share_access, "restricted"),
+                ("visibility", check_share_visibility, "hidden"),
+                ("update", check_share_update, "automatic"),
+            )
+        }
+        if (users or roles) and options["access"] not in (None, "restricted"):
+            problems.add(
+                f"{path}.grants",
+                grants,
+                f"grants apply to restricted shares only, and this one is {options['access']}",
+                "no grants, or access: restricted",
+            )
+        share = DeclaredOrgShare(
+            name=problems.check(check_object_name, item["name"], f"{path}.name") or "",
+            database=problems.check(check_object_name, item["database"], f"{path}.database") or "",
+            owner=None
+            if item.get("owner") is None
+            else problems.check(check_username, item["owner"], f"{path}.owner"),
+            include=None
+            if item.get("include") is None
+            else problems.check(check_include_pattern, item["include"], f"{path}.include"),
+            users=users,
+            roles=roles,
+            **{k: v for k, v in options.items() if v is not None},
+        )
+        if len(problems.found) > before:
+            raise _Reported
+        return share
+
+    return check
 
 
 def _account(
@@ -282,10 +428,10 @@ def _account(
             ]
             tokens = tuple(t for t in made if t is not None)
     roles = _list(item.get("roles"), f"{path}.roles", problems, "role names", check_role_name)
-    shares = _list(item.get("shares"), f"{path}.shares", problems, "share mappings", _share(problems))
+    attach = _list(item.get("attach"), f"{path}.attach", problems, "share mappings", _share(problems))
     if len(problems.found) > before or username is None:
         return None
-    return DeclaredAccount(username, halves["read_write"], halves["read_scaling"], tokens, roles, shares)
+    return DeclaredAccount(username, halves["read_write"], halves["read_scaling"], tokens, roles, attach)
 
 
 def _list(
@@ -434,6 +580,7 @@ FLAT_KEYS: Final = (
     "roles",
     "shares",
 )
+_FLAT_ACCOUNT: Final = {"shares": "attach"}  # the flat form names an account's attachments "shares"
 _FLAT_TOKEN: Final = {
     "token_name": "name",
     "token_type": "token_type",
@@ -460,13 +607,16 @@ def check_flat_accounts(
             continue
         token = {_FLAT_TOKEN[k]: v for k, v in flat.items() if k in _FLAT_TOKEN and v is not None}
         halves = {
-            k: flat[k] for k in ("read_write", "read_scaling", "roles", "shares") if flat.get(k) is not None
+            _FLAT_ACCOUNT.get(k, k): flat[k]
+            for k in ("read_write", "read_scaling", "roles", "shares")
+            if flat.get(k) is not None
         }
         nested.append((path, {"username": flat["username"], **halves, "tokens": [token]}))
     accounts = {path: _account(item, path, problems, {}, destination) for path, item in nested}
     checked = problems.unique({path: a for path, a in accounts.items() if a is not None})
     problems.found = [
-        p.replace(".tokens[0].name", ".token_name").replace(".tokens[0]", "") for p in problems.found
+        p.replace(".tokens[0].name", ".token_name").replace(".tokens[0]", "").replace(".attach[", ".shares[")
+        for p in problems.found
     ]
     problems.raise_any()
     return tuple(checked.values())

@@ -4,18 +4,22 @@ Reading only: nothing here writes to MotherDuck. The one write is the ownership 
 Variable per declaration name (``motherduck_owned_<name>``; JSON, no secret, shown in the UI)::
 
     {"kind": "motherduck-ownership", "declaration": "analytics",
-     "accounts": {"etl_loader": {"tokens": ["airflow"]}}}
+     "accounts": {"etl_loader": {"tokens": ["airflow"], "roles": ["sales_readers"]}},
+     "roles": {"sales_readers": {"includes": ["explorer"]}},
+     "shares": {"sales_owner/sales_share": {"users": ["etl_loader"], "roles": ["sales_readers"]}}}
 
-It lists the service accounts the declaration created or adopted and the token names it issued
-for them. Prune acts only on what it lists, so an account or token it does not list is never
-touched. The invariants, under any interleaving of runs (Airflow Variables have no compare-and-set,
-so two writers' read-merge-writes may lose one another's update):
+It lists what the declaration created or adopted: service accounts with the token names it issued
+and the roles it granted them, custom roles with the roles it made them include, and shares (by
+owner) with the grants it made on them. Prune acts only on what it lists, so an account, token,
+role, share or grant it does not list is never touched. The invariants, under any interleaving of
+runs (Airflow Variables have no compare-and-set, so two writers' read-merge-writes may lose one
+another's update):
 
-* A name is added before the write that creates or adopts it (:func:`own`), so a crash after a
-  create cannot leave an account the record does not list.
-* A lost update can only drop names from the record: the record then *forgets* an account, and a
-  forgotten account is never pruned, which is the safe direction. Each apply adds again everything
-  it declares, so the next apply of a declaration restores what a lost update dropped.
+* A name is added before the write that creates, grants or adopts it (:func:`own`), so a crash
+  after a create cannot leave anything the record does not list.
+* A lost update can only drop names from the record: the record then *forgets* them, and what is
+  forgotten is never pruned, which is the safe direction. Each apply adds again everything it
+  declares, so the next apply of a declaration restores what a lost update dropped.
 * A name is removed (:func:`disown`) only after MotherDuck confirmed its deletion or revoke.
 
 Usernames are compared folded (:func:`~airflow_provider_motherduck.validation.fold_username`) and
@@ -27,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -39,7 +43,7 @@ from airflow_provider_motherduck.exceptions import (
     MotherDuckSQLNotFoundError,
 )
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
-from airflow_provider_motherduck.hooks.sql.answers import Attachment
+from airflow_provider_motherduck.hooks.sql.answers import Attachment, Role, Share, ShareGrant
 from airflow_provider_motherduck.validation import fold_username
 from airflow_provider_motherduck.workflows.delivery import VariableStore
 from airflow_provider_motherduck.workflows.naming import name_pattern
@@ -62,27 +66,57 @@ _RECORD_LOCK = threading.Lock()
 # -- the ownership record ------------------------------------------------------------------------
 
 
+#: An owned thing, ``(section, name)``, or one name it owns, ``(section, name, part, item)``:
+#: ``("accounts", "etl_loader", "tokens", "airflow")``, ``("shares", "sales_owner/s", "users", "bot")``.
+OwnedPath = tuple[str, ...]
+SECTIONS: Final = ("accounts", "roles", "shares")
+
+
+def share_key(owner: str, share: str) -> str:
+    """A share's name in the record: its owner and its name (``sales_owner/sales_share``)."""
+    return f"{owner}/{share}"
+
+
 @dataclass(frozen=True)
 class Ownership:
-    """What a declaration owns: folded username -> (MotherDuck's spelling, owned token names)."""
+    """What a declaration owns: per section, folded name -> (its spelling, owned names per part)."""
 
     name: str
-    accounts: Mapping[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+    entries: Mapping[tuple[str, str], tuple[str, Mapping[str, frozenset[str]]]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return OWNED_PREFIX + self.name
 
-    def owns(self, username: str) -> bool:
-        return fold_username(username) in self.accounts
+    def owns(self, name: str, section: str = "accounts") -> bool:
+        return (section, fold_username(name)) in self.entries
+
+    def names(self, section: str) -> list[str]:
+        """The owned names of a section, as spelled, sorted."""
+        return sorted(spelled for (sec, _), (spelled, _) in self.entries.items() if sec == section)
+
+    def items(self, section: str, name: str, part: str) -> frozenset[str]:
+        """The names owned under one entry (empty if the entry is not owned)."""
+        return self.entries.get((section, fold_username(name)), ("", {}))[1].get(part, frozenset())
 
     def tokens(self, username: str) -> frozenset[str]:
         """The token names owned for that account (empty if the account is not owned)."""
-        return self.accounts.get(fold_username(username), ("", frozenset()))[1]
+        return self.items("accounts", username, "tokens")
 
     def dumps(self) -> str:
-        accounts = {spelled: {"tokens": sorted(names)} for spelled, names in sorted(self.accounts.values())}
-        return json.dumps({"kind": _KIND, "declaration": self.name, "accounts": accounts}, sort_keys=True)
+        data: dict[str, Any] = {"kind": _KIND, "declaration": self.name}
+        for section in SECTIONS:
+            entries = {
+                spelled: {
+                    **({"tokens": []} if section == "accounts" else {}),  # every account lists its tokens
+                    **{part: sorted(names) for part, names in sorted(parts.items())},
+                }
+                for (sec, _), (spelled, parts) in sorted(self.entries.items())
+                if sec == section
+            }
+            if entries or section == "accounts":
+                data[section] = entries
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def parse(cls, name: str, text: str | None) -> Ownership:
@@ -92,16 +126,22 @@ class Ownership:
             return cls(name)
         try:
             data = json.loads(text)
-            accounts = {
-                fold_username(str(user)): (str(user), frozenset(str(n) for n in entry.get("tokens", ())))
-                for user, entry in data["accounts"].items()
+            if not isinstance(data["accounts"], Mapping):  # every record has its accounts
+                raise TypeError
+            entries = {
+                (section, fold_username(str(spelled))): (
+                    str(spelled),
+                    {str(part): frozenset(str(n) for n in names) for part, names in parts.items()},
+                )
+                for section in SECTIONS
+                for spelled, parts in data.get(section, {}).items()
             }
         except (ValueError, KeyError, TypeError, AttributeError):
             raise MotherDuckReconcileError(
                 f"The ownership record (Airflow Variable {OWNED_PREFIX + name}) cannot be read. Fix or "
                 "delete it: deleted, the declaration owns nothing until its next apply adopts what it declares."
             ) from None
-        return cls(name, accounts)
+        return cls(name, entries)
 
 
 def read_ownership(name: str, store: VariableStore) -> Ownership:
@@ -109,30 +149,32 @@ def read_ownership(name: str, store: VariableStore) -> Ownership:
     return Ownership.parse(name, store.get(OWNED_PREFIX + name))
 
 
-def own(name: str, store: VariableStore, owned: Mapping[str, Iterable[str]]) -> Ownership:
-    """Add ``{username: token names}`` to the record (read, merge, write; no write if nothing is new)."""
+def own(name: str, store: VariableStore, owned: Iterable[OwnedPath]) -> Ownership:
+    """Add what ``owned`` names to the record (read, merge, write; no write if nothing is new)."""
     return _change(name, store, owned, add=True)
 
 
-def disown(name: str, store: VariableStore, gone: Mapping[str, Iterable[str] | None]) -> Ownership:
-    """Remove token names (``None``: the whole account) from the record, after MotherDuck confirmed."""
+def disown(name: str, store: VariableStore, gone: Iterable[OwnedPath]) -> Ownership:
+    """Remove what ``gone`` names (a two-part path: the whole entry), after MotherDuck confirmed."""
     return _change(name, store, gone, add=False)
 
 
-def _change(name: str, store: VariableStore, change: Mapping[str, Any], *, add: bool) -> Ownership:
+def _change(name: str, store: VariableStore, change: Iterable[OwnedPath], *, add: bool) -> Ownership:
     with _RECORD_LOCK:
         before = read_ownership(name, store)
-        accounts = dict(before.accounts)
-        for username, names in change.items():
-            key = fold_username(username)
-            spelled, held = accounts.get(key, (username, frozenset()))
+        entries = dict(before.entries)
+        for path in change:
+            section, spelled, *item = path
+            key = (section, fold_username(spelled))
+            spelling, parts = entries.get(key, (spelled, {}))
             if add:
-                accounts[key] = (spelled, held | frozenset(names))
-            elif names is None:
-                accounts.pop(key, None)
-            elif key in accounts:
-                accounts[key] = (spelled, held - frozenset(names))
-        after = Ownership(name, accounts)
+                parts = {**parts, **({item[0]: parts.get(item[0], frozenset()) | {item[1]}} if item else {})}
+                entries[key] = (spelling, parts)
+            elif not item:
+                entries.pop(key, None)
+            elif key in entries:
+                entries[key] = (spelling, {**parts, item[0]: parts.get(item[0], frozenset()) - {item[1]}})
+        after = Ownership(name, entries)
         if after != before:
             store.set(
                 after.key,
@@ -152,8 +194,8 @@ class AccountAccess:
     roles: frozenset[str] = frozenset()
     """Roles it holds directly (what ``grant_role`` makes)."""
     readable: frozenset[tuple[str, str]] = frozenset()
-    """``(share, owner)``, folded, of declared shares it may read already (a user grant, or a share
-    open to the organisation)."""
+    """``(share, owner)``, folded, of declared shares it may read already (a grant to it or to a
+    role it holds, directly or not, or a share open to the organisation)."""
     attached: Mapping[str, Attachment] = field(default_factory=dict)
     """What it has attached, by folded alias."""
 
@@ -177,6 +219,18 @@ class AccountState:
 
 
 @dataclass(frozen=True)
+class ShareState:
+    """A share as its owner lists it, and who may read it."""
+
+    share: Share
+    grants: tuple[ShareGrant, ...] = ()
+
+    def grantees(self, kind: str) -> frozenset[str]:
+        """The folded names granted read, of one kind (``user`` or ``role``)."""
+        return frozenset(fold_username(g.grantee) for g in self.grants if g.grantee_type == kind)
+
+
+@dataclass(frozen=True)
 class OrgState:
     """The listed state a plan is made from."""
 
@@ -189,6 +243,28 @@ class OrgState:
     prunes: nothing is owned and nothing adopted)."""
     total_count: int | None = None
     """How many users MotherDuck said there are (``None``: not said)."""
+    me: str = ""
+    """The connection's account (MotherDuck's spelling): the owner of shares declared without one.
+    Read only when the declaration or its record has shares."""
+    roles: Mapping[str, Role] = field(default_factory=dict)
+    """Every role, by name (read only when the declaration or its record has roles)."""
+    shares: Mapping[str, ShareState] = field(default_factory=dict)
+    """The declared and owned shares that exist, by folded :func:`share_key`."""
+    missing_owners: frozenset[str] = frozenset()
+    """Folded owners of declared or owned shares that are not active service accounts (their
+    shares cannot be read or made)."""
+
+    def spelled(self, username: str) -> str:
+        """A username as MotherDuck spells it (as given if no such user is listed)."""
+        user = self.user(username)
+        return str(user["username"]) if user is not None else username
+
+    def owner(self, owner: str | None) -> str:
+        """A declared share's owner as MotherDuck spells it (``None``: the connection's account)."""
+        return self.me if owner is None else self.spelled(owner)
+
+    def share(self, owner: str, name: str) -> ShareState | None:
+        return self.shares.get(fold_username(share_key(owner, name)))
 
     @property
     def partial(self) -> str | None:
@@ -258,19 +334,23 @@ class ActingSessions:
 
 
 def read_access(
-    hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSessions | None = None
+    hook: MotherDuckHook,
+    account: DeclaredAccount,
+    sessions: ActingSessions | None = None,
 ) -> AccountAccess:
-    """The account's direct roles and its grants on the declared shares (as the admin: no token),
-    and its attachments (as the account: in ``sessions`` if given, else one short-lived token).
+    """The account's roles and its grants on the shares it attaches (as the admin: no token), and
+    its attachments (as the account: in ``sessions`` if given, else one short-lived token).
 
     A share's grants read as the admin name their owner; a share of that name owned by someone
     else (or none visible) counts as not readable, and the grant (made as the owner, reading
     first) sorts it out.
     """
     username = account.username
-    roles = frozenset(g.role.casefold() for g in hook.roles_of(username) if g.direct)
+    held = hook.roles_of(username)
+    roles = frozenset(g.role.casefold() for g in held if g.direct)
+    every_role = frozenset(g.role.casefold() for g in held)
     readable = set()
-    for share in account.shares:
+    for share in account.attach:
         try:
             grants = hook.share_grants(share.share)
         except MotherDuckSQLNotFoundError:
@@ -280,22 +360,28 @@ def read_access(
             and (
                 g.grantee_type in ("organization", "domain")
                 or (g.grantee_type == "user" and fold_username(g.grantee) == account.key)
+                or (g.grantee_type == "role" and g.grantee.casefold() in every_role)
             )
             for g in grants
         ):
             readable.add((share.share.casefold(), fold_username(share.owner)))
     attached: dict[str, Attachment] = {}
-    if account.shares:
+    if account.attach:
         as_user = sessions.hold(username) if sessions is not None else username
         attached = {a.alias.casefold(): a for a in hook.attached_databases(as_user=as_user)}
     return AccountAccess(roles, frozenset(readable), attached)
 
 
 def read_account(
-    hook: MotherDuckHook, account: DeclaredAccount, sessions: ActingSessions | None = None
+    hook: MotherDuckHook,
+    account: DeclaredAccount,
+    sessions: ActingSessions | None = None,
+    *,
+    owns_roles: bool = False,
 ) -> AccountState:
     """One existing account's tokens, config (if sized) and which token each destination holds,
-    and its access if it declares roles or shares (:func:`read_access`)."""
+    and its access (:func:`read_access`) if it declares roles or attachments or (``owns_roles``)
+    holds roles the declaration granted."""
     tokens = tuple(hook.list_tokens(account.username)) if account.tokens is not None else ()
     config = hook.get_duckling_config(account.username) if account.sizes_declared else None
     delivered: dict[str, str] = {}
@@ -308,32 +394,99 @@ def read_account(
             delivered[token.name] = str(found["id"])
         if unheld:
             leftovers[token.name] = tuple(str(t.get("id")) for t in unheld)
-    access = read_access(hook, account, sessions) if account.access_declared else None
+    access = read_access(hook, account, sessions) if account.access_declared or owns_roles else None
     return AccountState(tokens, config, delivered, leftovers, access)
+
+
+def _read_shares(hook: MotherDuckHook, owner: str, names: frozenset[str], me: str) -> list[ShareState]:
+    """The shares of ``names`` (folded) that ``owner`` owns, with their grants, read as the owner
+    (one short-lived token, unless the owner is the connection's account)."""
+    as_user = None if fold_username(owner) == fold_username(me) else owner
+    with hook.sql_session(as_user=as_user):  # one session for every read below
+        owned = [s for s in hook.list_shares(as_user=as_user) if s.name.casefold() in names]
+        return [ShareState(s, tuple(hook.share_grants(s.name, as_user=as_user))) for s in owned]
+
+
+def _read_org(
+    declaration: Declaration,
+    owned: Ownership | None,
+    users: Sequence[Mapping[str, Any]],
+    active: frozenset[str],
+    new_hook: HookFactory,
+    max_workers: int,
+) -> dict[str, Any]:
+    """The roles and shares a declaration declares or owns (only what it needs is read)."""
+    owned = owned or Ownership(declaration.name)
+    found: dict[str, Any] = {}
+    if not (declaration.roles or declaration.shares or owned.names("roles") or owned.names("shares")):
+        return found
+    hook = new_hook()
+    try:
+        found["roles"] = {r.name.casefold(): r for r in hook.list_roles()}
+        if not (declaration.shares or owned.names("shares")):
+            return found
+        me = str(hook.get_current_user()["username"])
+    finally:
+        hook.close()
+    spelled = {fold_username(str(u["username"])): str(u["username"]) for u in users}
+    wanted: dict[str, set[str]] = {}
+    for share in declaration.shares:
+        owner = share.owner or me
+        wanted.setdefault(fold_username(owner), set()).add(share.name.casefold())
+    for key in owned.names("shares"):
+        owner, _, name = key.rpartition("/")
+        wanted.setdefault(fold_username(owner), set()).add(name.casefold())
+    me_key = fold_username(me)
+    readable = [o for o in sorted(wanted) if o == me_key or o in active]
+    results, errors = run_on_pool(
+        readable,
+        lambda h, o: _read_shares(h, spelled.get(o, me), frozenset(wanted[o]), me),
+        new_hook,
+        max_workers=max_workers,
+        name="md-reconcile-read-shares",
+    )
+    for error in errors.values():
+        raise error
+    found["me"] = me
+    found["shares"] = {
+        fold_username(share_key(owner, s.share.name)): s
+        for owner, states in zip(readable, results, strict=True)
+        for s in states or ()
+    }
+    found["missing_owners"] = frozenset(wanted) - frozenset(readable)
+    return found
 
 
 def read_state(
     declaration: Declaration, new_hook: HookFactory, *, max_workers: int, store: VariableStore | None = None
 ) -> OrgState:
-    """List what a plan needs, reading only: the ownership record (with ``store``), the users, then
-    each existing declared account on a pool."""
+    """List what a plan needs, reading only: the ownership record (with ``store``), the users, the
+    roles and shares the declaration declares or owns, then each existing declared account on a pool."""
     owned = read_ownership(declaration.name, store) if store is not None else None
     hook = new_hook()
     try:
         users = hook.list_users(deprovisioned=None)
     finally:
         hook.close()
-    active = {
+    active = frozenset(
         fold_username(str(u["username"]))
         for u in users
         if u.get("is_service_account") is True and u.get("is_deprovisioned") is False
-    }
+    )
+    org = _read_org(declaration, owned, users, active, new_hook, max_workers)
     present = [a for a in declaration.accounts if a.key in active]
+    with_roles = {
+        a.key for a in present if owned is not None and owned.items("accounts", a.username, "roles")
+    }
     results, errors = run_on_pool(
-        present, read_account, new_hook, max_workers=max_workers, name="md-reconcile-read"
+        present,
+        lambda h, a: read_account(h, a, owns_roles=a.key in with_roles),
+        new_hook,
+        max_workers=max_workers,
+        name="md-reconcile-read",
     )
     for error in errors.values():
         if not isinstance(error, MotherDuckNotFoundError):  # not found: deleted since the listing
             raise error
     states = {a.key: s for a, s in zip(present, results, strict=True) if s is not None}
-    return OrgState(tuple(users), states, owned, users.total_count)
+    return OrgState(tuple(users), states, owned, users.total_count, **org)

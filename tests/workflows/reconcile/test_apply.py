@@ -61,7 +61,7 @@ def test_apply_adopts_creates_owns_and_a_rerun_makes_no_write(
     assert summary["failed"] == {}
     assert len(emulator.tokens("bi_dashboards")) == 3  # legacy kept: not owned
     owned = read_ownership("analytics", motherduck_variables)
-    assert {u for u, _ in owned.accounts.values()} == {"etl_loader", "bi_dashboards", "ml_features"}
+    assert owned.names("accounts") == ["bi_dashboards", "etl_loader", "ml_features"]
     assert owned.tokens("bi_dashboards") == {"dash", "ops"}
     emulator.clear_journal()
     motherduck_variables.writes.clear()
@@ -289,7 +289,7 @@ def test_a_declared_accounts_roles_and_shares_are_applied_then_checked_without_d
                 "username": "bi_reader",
                 "tokens": [{"name": "airflow", "variable_key": "md_bi_reader"}],
                 "roles": ROLES,
-                "shares": SHARES,
+                "attach": SHARES,
             }
         ],
     }

@@ -144,18 +144,18 @@ def test_roles_and_shares_are_checked_with_every_problem_and_its_path() -> None:
     account = {
         "username": "bi_reader",
         "roles": "analysts",
-        "shares": [{"share": "orders_share", "owner": " sales_owner", "alais": "o"}, {"owner": "x"}],
+        "attach": [{"share": "orders_share", "owner": " sales_owner", "alais": "o"}, {"owner": "x"}],
     }
     with pytest.raises(ValueError, match="4 problem") as info:
         check_declaration({"name": "readers", "service_accounts": [account]})
     problems = [p.split(" is invalid")[0] for p in str(info.value).splitlines()[1:]]
     assert problems == [
         "  - service_accounts[0].roles='analysts'",
-        "  - service_accounts[0].shares[0].alais='o'",
-        "  - service_accounts[0].shares[0].owner=' sales_owner'",
-        "  - service_accounts[0].shares[1].share=None",
+        "  - service_accounts[0].attach[0].alais='o'",
+        "  - service_accounts[0].attach[0].owner=' sales_owner'",
+        "  - service_accounts[0].attach[1].share=None",
     ]
     ok = check_declaration(
-        {"name": "readers", "service_accounts": [{**account, "roles": ["analysts"], "shares": []}]}
+        {"name": "readers", "service_accounts": [{**account, "roles": ["analysts"], "attach": []}]}
     )
-    assert (ok.accounts[0].roles, ok.accounts[0].shares) == (("analysts",), ())
+    assert (ok.accounts[0].roles, ok.accounts[0].attach) == (("analysts",), ())

@@ -31,7 +31,9 @@ def token(token_id: str, name: str) -> dict[str, Any]:
 
 
 def owned(*accounts: tuple[str, tuple[str, ...]]) -> Ownership:
-    return Ownership("analytics", {u.casefold(): (u, frozenset(names)) for u, names in accounts})
+    return Ownership(
+        "analytics", {("accounts", u.casefold()): (u, {"tokens": frozenset(names)}) for u, names in accounts}
+    )
 
 
 def declare(*accounts: dict[str, Any]) -> Any:
@@ -104,7 +106,7 @@ def test_an_existing_declared_account_is_adopted_and_nothing_unowned_is_pruned()
     plan = plan_reconcile(declared, state, prune=True)
     assert actions(plan) == [("adopt_user", "etl_loader", None)]
     assert plan.as_list()[0]["token_names"] == ["airflow"]
-    assert plan.owns == {"etl_loader": ("airflow",)}
+    assert plan.owns == (("accounts", "etl_loader"), ("accounts", "etl_loader", "tokens", "airflow"))
     assert "adopt_user" in plan.table()
 
 
@@ -121,7 +123,7 @@ def test_usernames_compare_folded_and_print_in_motherducks_spelling() -> None:
     plan = plan_reconcile(declared, state, prune=True, protect=())
     assert actions(plan) == [("update_duckling_config", "etl_loader", None)]
     assert plan.as_list()[0]["changes"] == {"read_write.instance_size": {"from": "standard", "to": "jumbo"}}
-    assert plan.owns == {"etl_loader": ()}
+    assert plan.owns == (("accounts", "etl_loader"),)
 
 
 @pytest.mark.parametrize(

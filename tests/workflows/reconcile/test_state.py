@@ -17,30 +17,46 @@ from tests.workflows.reconcile.conftest import DESIRED, new_hook
 def test_the_record_lists_owned_accounts_and_token_names_readably(
     motherduck_variables: InMemoryVariableStore,
 ) -> None:
-    own("analytics", motherduck_variables, {"ETL_Loader": ["airflow"], "bi_bot": []})
     own(
-        "analytics", motherduck_variables, {"etl_loader": ["ops"]}
-    )  # folded: the same account, its spelling kept
+        "analytics",
+        motherduck_variables,
+        [("accounts", "ETL_Loader", "tokens", "airflow"), ("accounts", "bi_bot"), ("roles", "sales_readers")],
+    )
+    own(
+        "analytics", motherduck_variables, [("accounts", "etl_loader", "tokens", "ops")]
+    )  # folded: one account
+    own("analytics", motherduck_variables, [("shares", "Sales_Owner/orders", "roles", "sales_readers")])
     record = json.loads(motherduck_variables["motherduck_owned_analytics"])
     assert record["accounts"] == {"ETL_Loader": {"tokens": ["airflow", "ops"]}, "bi_bot": {"tokens": []}}
+    assert record["roles"] == {"sales_readers": {}}
+    assert record["shares"] == {"Sales_Owner/orders": {"roles": ["sales_readers"]}}
     writes = len(motherduck_variables.writes)
-    own("analytics", motherduck_variables, {"bi_bot": []})
+    own("analytics", motherduck_variables, [("accounts", "bi_bot"), ("roles", "SALES_READERS")])
     assert len(motherduck_variables.writes) == writes  # nothing new: no write
 
-    disown("analytics", motherduck_variables, {"etl_loader": ["ops"], "bi_bot": None})
+    disown(
+        "analytics",
+        motherduck_variables,
+        [
+            ("accounts", "etl_loader", "tokens", "ops"),
+            ("accounts", "bi_bot"),
+            ("shares", "sales_owner/ORDERS"),
+        ],
+    )
     owned = read_ownership("analytics", motherduck_variables)
     assert owned.owns("ETL_LOADER")
     assert not owned.owns("bi_bot")
     assert owned.tokens("etl_loader") == {"airflow"}
+    assert (owned.names("roles"), owned.names("shares")) == (["sales_readers"], [])
 
 
 def test_a_lost_update_only_makes_the_record_forget(motherduck_variables: InMemoryVariableStore) -> None:
     """Two writers read the same record, then write: the later write drops the earlier one's
     addition. The dropped account is then not owned (never pruned), and the next apply of its
     declaration adds it again."""
-    own("shared", motherduck_variables, {"a_bot": []})
+    own("shared", motherduck_variables, [("accounts", "a_bot")])
     first_read = motherduck_variables["motherduck_owned_shared"]
-    own("shared", motherduck_variables, {"b_bot": []})
+    own("shared", motherduck_variables, [("accounts", "b_bot")])
     motherduck_variables["motherduck_owned_shared"] = first_read  # the other writer's stale write lands last
     owned = read_ownership("shared", motherduck_variables)
     assert owned.owns("a_bot")
