@@ -685,6 +685,9 @@ class Catalog:
             raise no_database(target)
         name = alias if alias is not None else share.database.name
         _check_object_name(name, "alias")
+        stale = account.attached.get(_key(name))
+        if stale is not None and not any(s is stale[1] for s in self.all_shares()):
+            del account.attached[_key(name)]  # its share was dropped: the attachment went with it
         if _key(name) in account.databases or _key(name) in account.attached:
             attached = account.attached.get(_key(name))
             if if_not_exists and attached is not None and attached[1] is share:

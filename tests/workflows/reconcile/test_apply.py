@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,16 @@ from airflow_provider_motherduck.workflows.delivery import (
     InMemoryVariableStore,
     default_record_key,
 )
-from airflow_provider_motherduck.workflows.reconcile import read_ownership
+from airflow_provider_motherduck.workflows.reconcile import (
+    apply_plan,
+    check_declaration,
+    plan_reconcile,
+    read_ownership,
+    read_state,
+)
 from tests.operators.helpers import SECRET_RE, writes_seen
-from tests.support import ROLES, SHARES, delivered_id, session_tokens, sql_writes
-from tests.workflows.reconcile.conftest import DESIRED, TOKENS, Reconcile
+from tests.support import OWNER, ROLES, SHARES, count_as, delivered_id, session_tokens, sql_writes
+from tests.workflows.reconcile.conftest import DESIRED, TOKENS, Reconcile, new_hook
 
 ALL_DECLARED = ["admin", "etl_loader", "bi_dashboards", "ml_features"]
 
@@ -309,3 +316,170 @@ def test_a_declared_accounts_roles_and_shares_are_applied_then_checked_without_d
     assert reconcile(desired, mode="check")["plan"] == []
     assert sql_writes(access_org) == []
     assert session_tokens(access_org) == []
+
+
+# -- roles and shares the declaration owns, over the Postgres wire protocol ---------------------
+
+READER = "report_reader"
+SALES: dict[str, Any] = {
+    "name": "sales_access",
+    "roles": [{"name": "sales_readers", "includes": ["analysts"]}],
+    "shares": [
+        {
+            "name": "sales_orders",
+            "owner": OWNER,
+            "database": "sales",
+            "include": ["main.orders"],
+            "grants": {"roles": ["sales_readers"]},
+        }
+    ],
+    "service_accounts": [
+        {
+            "username": READER,
+            "tokens": [{"name": "airflow", "variable_key": "md_report_reader"}],
+            "roles": ["sales_readers"],
+            "attach": [{"share": "sales_orders", "owner": OWNER, "alias": "orders_in"}],
+        }
+    ],
+}
+
+
+def test_declared_roles_and_shares_are_made_granted_and_attached_then_checked_without_drift(
+    reconcile: Reconcile, access_org: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
+    summary = reconcile(SALES)
+    assert [a["action"] for a in summary["done"]] == [
+        "create_role",
+        "include_role",
+        "create_user",
+        "issue_token",
+        "grant_role",
+        "create_share",
+        "grant_share_to_role",  # the account reads through its role: no grant of its own
+        "attach_share",
+    ]
+    assert count_as(access_org, motherduck_variables["md_report_reader"], "orders") == 3
+    record = json.loads(motherduck_variables["motherduck_owned_sales_access"])
+    assert record["roles"] == {"sales_readers": {"includes": ["analysts"]}}
+    assert record["shares"] == {f"{OWNER}/sales_orders": {"roles": ["sales_readers"]}}
+    assert record["accounts"][READER]["roles"] == ["sales_readers"]
+    assert session_tokens(access_org) == []
+
+    access_org.clear_journal()
+    assert reconcile(SALES, mode="check", prune=True)["plan"] == []
+    assert sql_writes(access_org) == []
+    assert session_tokens(access_org) == []
+
+
+def test_prune_drops_and_revokes_only_what_the_declaration_owns(
+    reconcile: Reconcile,
+    access_org: MotherDuckEmulator,
+    sql_hook: MotherDuckHook,
+    motherduck_variables: InMemoryVariableStore,
+) -> None:
+    reconcile(SALES)
+    sql_hook.create_role("other_team")  # neither declared nor owned: never touched
+    sql_hook.grant_role("other_team", to_user=READER)
+    sql_hook.create_share(
+        "their_share", "sales", access="restricted", visibility="hidden", update="manual", as_user=OWNER
+    )
+    sql_hook.grant_share("their_share", to_role="sales_readers", as_user=OWNER)
+    bare = {
+        "name": "sales_access",
+        "service_accounts": [{**SALES["service_accounts"][0], "roles": [], "attach": []}],
+    }
+    summary = reconcile(bare, prune=True)
+    assert [(a["action"], a["username"]) for a in summary["plan"]] == [
+        ("revoke_role", READER),
+        ("drop_share", OWNER),
+        ("drop_role", None),
+    ]
+    assert {r.name for r in sql_hook.list_roles()} >= {"other_team", *ROLES}
+    assert "sales_readers" not in {r.name for r in sql_hook.list_roles()}
+    assert {s.name for s in sql_hook.list_shares(as_user=OWNER)} == {
+        "their_share",
+        *(s["share"] for s in SHARES),
+    }
+    assert [g.role for g in sql_hook.roles_of(READER) if g.direct] == ["other_team"]
+    owned = read_ownership("sales_access", motherduck_variables)
+    assert (owned.names("roles"), owned.names("shares"), owned.items("accounts", READER, "roles")) == (
+        [],
+        [],
+        frozenset(),
+    )
+    assert reconcile(bare, mode="check", prune=True)["plan"] == []
+
+
+def test_an_apply_from_a_stale_plan_beside_a_whole_run_changes_nothing_twice(
+    reconcile: Reconcile, access_org: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
+    """Two overlapping applies of one declaration: one plans, the other runs whole, then the first
+    applies its plan. Every create finds what the other made, every grant is held already."""
+    declaration = check_declaration(SALES)
+    stale = plan_reconcile(
+        declaration, read_state(declaration, new_hook, max_workers=2, store=motherduck_variables)
+    )
+    reconcile(SALES)
+    result = apply_plan(stale, new_hook, motherduck_variables, max_workers=2, max_deletes=5)
+    assert result.failed == {}
+    made = {d["action"]: d["outcome"] for d in result.done if d["action"] != "issue_token"}
+    assert {k: v for k, v in made.items() if "created" in v} == {
+        "create_role": {"created": False},
+        "create_user": {"created": False},
+        "create_share": {"created": False},
+        "attach_share": {"alias": "orders_in", "created": False},
+    }
+    assert [t["name"] for t in access_org.tokens(READER)] == ["airflow"]
+    assert reconcile(SALES, mode="check")["plan"] == []
+
+    bare = {
+        "name": "sales_access",
+        "service_accounts": [{**SALES["service_accounts"][0], "roles": [], "attach": []}],
+    }
+    checked = check_declaration(bare)
+    stale = plan_reconcile(
+        checked, read_state(checked, new_hook, max_workers=2, store=motherduck_variables), prune=True
+    )
+    reconcile(bare, prune=True)
+    result = apply_plan(stale, new_hook, motherduck_variables, max_workers=2, max_deletes=5)
+    assert result.failed == {}
+    assert [d["outcome"] for d in result.done] == [{"revoked": False}, {"deleted": False}, {"deleted": False}]
+    assert reconcile(bare, mode="check", prune=True)["plan"] == []
+    assert session_tokens(access_org) == []
+
+
+def test_an_owned_share_whose_options_differ_is_made_again_and_attached_again(
+    reconcile: Reconcile, access_org: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
+    reconcile(SALES)
+    opened = json.loads(json.dumps(SALES))
+    opened["shares"][0] = {**opened["shares"][0], "access": "organization", "grants": None}
+    summary = reconcile(opened)
+    assert [(a["action"], a.get("changes")) for a in summary["done"]] == [
+        ("replace_share", {"access": {"from": "restricted", "to": "organization"}}),
+        ("attach_share", None),
+    ]
+    assert count_as(access_org, motherduck_variables["md_report_reader"], "orders") == 3  # the new URL
+    assert reconcile(opened, mode="check")["plan"] == []
+
+
+def test_a_share_it_does_not_own_is_never_replaced_the_apply_is_refused(
+    reconcile: Reconcile,
+    access_org: MotherDuckEmulator,
+    sql_hook: MotherDuckHook,
+    motherduck_variables: InMemoryVariableStore,
+) -> None:
+    sql_hook.create_share(
+        "their_share", "sales", access="restricted", visibility="hidden", update="manual", as_user=OWNER
+    )
+    access_org.clear_journal()
+    theirs = {
+        "name": "sales_access",
+        "shares": [{"name": "their_share", "owner": OWNER, "database": "sales"}],
+    }
+    with pytest.raises(
+        MotherDuckReconcileError, match=r"their_share of sales_owner has update manual \(declared automatic\)"
+    ):
+        reconcile(theirs)
+    assert sql_writes(access_org) == []
+    assert "motherduck_owned_sales_access" not in motherduck_variables
