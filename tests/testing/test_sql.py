@@ -320,7 +320,9 @@ def test_share_grant_errors_and_who_may_grant(
     assert rows(pg("auditor"), GRANTEES, ["analytics_share"]) == []  # an Admin views every share
 
 
-def test_only_the_owner_alters_a_share(admin: Sql, share_url: str, pg: Connect, md: MotherDuckEmulator) -> None:
+def test_only_the_owner_alters_a_share(
+    admin: Sql, share_url: str, pg: Connect, md: MotherDuckEmulator
+) -> None:
     md.add_user("auditor", admin=True)
     for other in (pg("etl_bot"), pg("auditor")):  # an Admin too does not find it by name
         fails(

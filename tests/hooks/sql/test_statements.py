@@ -83,7 +83,7 @@ def test_the_token_statement_is_quoted_and_never_shown() -> None:
         ),
         (
             st.set_share_include('we"ird', ["main.orders", "main.o'brien"]),
-            'ALTER SHARE "we""ird" SET INCLUDE_PATTERN \'main.orders,main.o\'\'brien\'',
+            "ALTER SHARE \"we\"\"ird\" SET INCLUDE_PATTERN 'main.orders,main.o''brien'",
             Kind.WRITE,
         ),
         (st.set_share_include("s", []), "ALTER SHARE \"s\" SET INCLUDE_PATTERN ''", Kind.WRITE),
