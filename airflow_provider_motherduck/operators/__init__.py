@@ -15,6 +15,7 @@ from airflow_provider_motherduck.operators.access import (
     MotherDuckGrantShareOperator,
     MotherDuckRevokeRoleOperator,
     MotherDuckRevokeShareOperator,
+    MotherDuckSetShareIncludeOperator,
 )
 from airflow_provider_motherduck.operators.access_audit import MotherDuckAccessAuditOperator
 from airflow_provider_motherduck.operators.accounts import MotherDuckListActiveAccountsOperator
@@ -78,6 +79,7 @@ __all__ = [
     "MotherDuckRevokeTokenOperator",
     "MotherDuckRotateTokenOperator",
     "MotherDuckSetDucklingConfigOperator",
+    "MotherDuckSetShareIncludeOperator",
     "MotherDuckTokenAuditOperator",
     "offboard_account_group",
 ]

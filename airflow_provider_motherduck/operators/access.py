@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_provider_motherduck._compat import Context
 from airflow_provider_motherduck.arguments import Check, check_bool, is_literal, optional
-from airflow_provider_motherduck.hooks.sql.answers import as_xcom
+from airflow_provider_motherduck.hooks.sql.answers import Share, as_xcom
 from airflow_provider_motherduck.hooks.sql.statements import pick_grantee
 from airflow_provider_motherduck.operators._base import MotherDuckBaseOperator
 from airflow_provider_motherduck.validation import (
@@ -263,8 +263,60 @@ class MotherDuckCreateShareOperator(_AccessOperator):
             f"Created the share {share.name} of {share.database}.",
             f"The share {share.name} exists",
         )
-        out = as_xcom(share)
-        return {"share": out.pop("name"), **out, "username": self.as_user, "created": share.created}
+        return _share_xcom(share, self.as_user, created=share.created)
+
+
+class MotherDuckSetShareIncludeOperator(_AccessOperator):
+    """Change which tables a share shows, in place, as its owner: its URL and grants stay.
+
+    The include pattern is the one option MotherDuck changes in place (``ALTER SHARE``); any
+    other option means a new share, with a new URL that every reader must attach again.
+
+    :param share: the share's name (templated).
+    :param include: table patterns (templated; a filtered share, Business plan); ``None`` shares
+        the whole database again, ``[]`` nothing.
+    :param as_user: the share's owner (templated; ``None``: the connection's account).
+
+    XCom: the create-share XCom's keys with ``changed`` (``False``: it showed these already)
+    for ``created``: ``{"share": name, "database", "access", "visibility", "update", "url",
+    "include", "created_at", "username": as_user, "changed": bool}``.
+    """
+
+    template_fields: Sequence[str] = ("share", "include", "as_user")
+
+    def __init__(
+        self, *, share: str, include: Sequence[str] | None, as_user: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.share = share
+        self.include = include
+        self.as_user = as_user
+        self.check_args(rendered=False)
+
+    def arg_checks(self) -> dict[str, Check]:
+        return {"share": check_object_name, "include": optional(check_include_pattern), "as_user": _as_user}
+
+    def execute_checked(self, context: Context) -> dict[str, Any]:
+        share = self.hook.set_share_include(self.share, self.include, as_user=self.as_user)
+        self._said(
+            share.changed,
+            f"The share {share.name} now shows {_shown(share.include)}.",
+            f"The share {share.name} shows {_shown(share.include)} already",
+        )
+        return _share_xcom(share, self.as_user, changed=share.changed)
+
+
+def _shown(include: Sequence[str] | None) -> str:
+    if include is None:
+        return "the whole database"
+    return ", ".join(include) if include else "nothing"
+
+
+def _share_xcom(share: Share, as_user: str | None, **flag: bool) -> dict[str, Any]:
+    """A share's XCom: ``share`` (its name), its options and URL, ``username`` and the operator's flag."""
+    out = as_xcom(share)
+    del out["created"], out["changed"]
+    return {"share": out.pop("name"), **out, "username": as_user, **flag}
 
 
 class MotherDuckDropShareOperator(_AccessOperator):

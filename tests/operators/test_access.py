@@ -25,6 +25,7 @@ from airflow_provider_motherduck.operators import (
     MotherDuckGrantShareOperator,
     MotherDuckRevokeRoleOperator,
     MotherDuckRevokeShareOperator,
+    MotherDuckSetShareIncludeOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.operators.helpers import DagRunRecord, everything_printed, failure_excerpt, leaked_secrets, run
@@ -77,6 +78,10 @@ def _session_tokens(emulator: MotherDuckEmulator) -> list[str]:
         (
             lambda: MotherDuckCreateShareOperator(task_id="t", share="s", database="d", include="main.*"),
             "include='main.*'",
+        ),
+        (
+            lambda: MotherDuckSetShareIncludeOperator(task_id="t", share="s", include=["a,b"]),
+            "include[0]='a,b'",
         ),
         (
             lambda: MotherDuckDropShareOperator(task_id="t", share="a.b"),
@@ -164,6 +169,18 @@ def test_shares_grants_attachments_databases(org: MotherDuckEmulator) -> None:
         None,
     )
     json.dumps(created)  # JSON-able XCom
+    narrowed = run(
+        MotherDuckSetShareIncludeOperator(
+            task_id="t", share="orders_share", include=["main.{{ params.table }}"], as_user=OWNER
+        ),
+        {"table": "orders"},
+    )
+    assert set(narrowed) == set(created) - {"created"} | {"changed"}
+    assert (narrowed["include"], narrowed["url"], narrowed["changed"]) == (
+        ["main.orders"],
+        share["url"],
+        True,
+    )
     grant = run(
         MotherDuckGrantShareOperator(task_id="t", share="orders_share", to_user=READER, as_user=OWNER)
     )

@@ -41,6 +41,7 @@ from airflow_provider_motherduck.operators import (
     MotherDuckRevokeShareOperator,
     MotherDuckRevokeTokenOperator,
     MotherDuckRotateTokenOperator,
+    MotherDuckSetShareIncludeOperator,
     MotherDuckTokenAuditOperator,
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
@@ -94,6 +95,9 @@ XCOM_KEYS: dict[str, Keys] = {
     "grant role": keys("role grantee grantee_type granted"),
     "revoke role": keys("role grantee grantee_type revoked"),
     "create share": keys("share database access visibility update include created_at url username created"),
+    "set share include": keys(
+        "share database access visibility update include created_at url username changed"
+    ),
     "drop share": keys("share username deleted"),
     "grant share": keys("share username grantee grantee_type granted"),
     "revoke share": keys("share username grantee grantee_type revoked"),
@@ -211,6 +215,12 @@ SQL_RUNS: list[tuple[str, Callable[[str, str], BaseOperator]]] = [
             task_id="t", share=f"s_{user}", database="orders", as_user=user
         ),
     ),
+    (
+        "set share include",
+        lambda user, url: MotherDuckSetShareIncludeOperator(
+            task_id="t", share="s", include=["main.orders"], as_user=user
+        ),
+    ),
     ("drop share", lambda user, url: MotherDuckDropShareOperator(task_id="t", share="s", as_user=user)),
     (
         "grant share",
@@ -259,12 +269,24 @@ def execute(op: BaseOperator) -> Any:
     return op.execute(context)
 
 
+#: The keys whose value is a bool.
+FLAGS = {
+    "created",
+    "deleted",
+    "adopted",
+    "granted",
+    "revoked",
+    "changed",
+    "token_created",
+    "dry_run",
+    "prune",
+}
 TOKEN_METADATA = {"id", "name", "token_type", "expire_at", "created_ts", "read_only", "username"}
 
 
 def keeps_to_the_rules(key: str, value: Any) -> bool:
     """The vocabulary's rules for ``value`` under ``key``."""
-    if key in ("created", "deleted", "adopted", "granted", "revoked", "token_created", "dry_run", "prune"):
+    if key in FLAGS:
         return isinstance(value, bool)
     if key.endswith("_ids") or key.endswith("_usernames"):
         strings = value.values() if key == "token_ids" else value

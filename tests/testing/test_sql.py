@@ -320,6 +320,19 @@ def test_share_grant_errors_and_who_may_grant(
     assert rows(pg("auditor"), GRANTEES, ["analytics_share"]) == []  # an Admin views every share
 
 
+def test_only_the_owner_alters_a_share(
+    admin: Sql, share_url: str, pg: Connect, md: MotherDuckEmulator
+) -> None:
+    md.add_user("auditor", admin=True)
+    for other in (pg("etl_bot"), pg("auditor")):  # an Admin too does not find it by name
+        fails(
+            other,
+            "ALTER SHARE analytics_share SET INCLUDE_PATTERN 'main.orders'",
+            "Catalog Error: Database share analytics_share not found",
+        )
+    assert rows(admin, OWNED_SHARE, ["analytics_share"])[0][5] is None
+
+
 def test_describing_a_share_and_its_grants(admin: Sql, share_url: str, pg: Connect) -> None:
     described = rows(admin, 'DESCRIBE SHARE "analytics_share"')
     assert [r[:3] for r in described] == [("analytics_share", share_url, "analytics")]

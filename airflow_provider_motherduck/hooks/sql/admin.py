@@ -10,8 +10,9 @@ when it is missing (``missing_ok``). MotherDuck offers no ``IF NOT EXISTS`` for 
 grants, so a concurrent writer can come between the read and the write: a create that then
 fails with "already exists" reads again and answers what is there (with ``exists_ok``), and a
 drop or revoke of what vanished meanwhile is a no-op (``IF EXISTS``; REVOKE ignores the missing).
-The answer's ``created`` says whether this call created it. Usernames and role names compare
-case-insensitively, as MotherDuck compares them.
+The answer's ``created`` says whether this call created it; ``set_share_include`` reads first
+too, and its answer's ``changed`` says whether it changed the share. Usernames and role names
+compare case-insensitively, as MotherDuck compares them.
 """
 
 from __future__ import annotations
@@ -160,17 +161,33 @@ class SQLAdminMixin:
             )
         return found
 
+    def set_share_include(
+        self, name: str, include: Sequence[str] | None, *, as_user: str | None = None
+    ) -> Share:
+        """Change which tables a share the account owns shows, in place: its URL and grants stay.
+
+        ``include``: table patterns (a filtered share, Business plan); ``None`` resets it to the
+        whole database, ``[]`` shares nothing. The answer is the share as it then is; ``changed``
+        is ``False`` when it showed these already (nothing is run).
+        """
+        statement = st.set_share_include(name, include)
+        wanted = None if include is None else check_include_pattern(include)
+        what = _owned_share(name, as_user)
+        with self.sql_session(as_user=as_user) as s:
+            found = _share(s, name)
+            if found is None:
+                raise MotherDuckSQLNotFoundError(f"{what} does not exist", statement.label)
+            if found.include == wanted:
+                return found
+            s.run(statement)
+            return replace(_read_back(_share(s, name), what, statement.label), changed=True)
+
     def drop_share(self, name: str, *, as_user: str | None = None, missing_ok: bool = True) -> bool:
         """Drop a share the account owns; ``False`` if it owns none of that name (and ``missing_ok``)."""
         statement = st.drop_share(name)
         with self.sql_session(as_user=as_user) as s:
-            return _drop(
-                s,
-                statement,
-                bool(s.run(st.owned_shares(name))),
-                missing_ok,
-                f"the share {name!r} (of this owner)",
-            )
+            found = bool(s.run(st.owned_shares(name)))
+            return _drop(s, statement, found, missing_ok, _owned_share(name, as_user))
 
     def share_grants(self, name: str, *, as_user: str | None = None) -> list[ShareGrant]:
         """Who may read a share (``MD_LIST_SHARE_GRANTEES``); run as its owner or an admin."""
@@ -288,6 +305,12 @@ def _attachment(s: SQLSession, alias: str) -> Attachment | None:
 def _share(s: SQLSession, name: str) -> Share | None:
     rows = s.run(st.owned_shares(name))
     return Share.from_row(rows[0]) if rows else None
+
+
+def _owned_share(name: str, as_user: str | None) -> str:
+    """How errors name a share: with its owner, the only account that finds it by name."""
+    owner = as_user if as_user is not None else "the connection's account"
+    return f"the share {name!r} of {owner}"
 
 
 def _database(s: SQLSession, name: str) -> Database | None:

@@ -102,6 +102,8 @@ class Share:
     include: tuple[str, ...] | None = None
     created_at: str | None = None
     created: bool = field(default=False, compare=False)
+    #: Whether the call that answered changed its include pattern in place.
+    changed: bool = field(default=False, compare=False)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Share:

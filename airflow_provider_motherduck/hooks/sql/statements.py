@@ -5,7 +5,8 @@ quotes) or :func:`literal` (``'`` doubled inside single quotes), after the check
 :mod:`~airflow_provider_motherduck.validation`; keywords come from validated lowercase enums,
 uppercased. Each :class:`Statement` knows its :class:`Kind`, which decides whether a transient
 failure may be retried: reads, drops and revokes yes (repeating them changes nothing), creates
-and grants no (MotherDuck's own Terraform provider draws the same line).
+and grants no (MotherDuck's own Terraform provider draws the same line), nor ``ALTER SHARE``,
+a write like them.
 """
 
 from __future__ import annotations
@@ -192,12 +193,29 @@ def create_share(
         f"UPDATE {check_share_update(update).upper()}",
     ]
     if include is not None:
-        options.append(f"INCLUDE_PATTERN {literal(','.join(check_include_pattern(include)))}")
+        options.append(_include_pattern(include))
     sql = (
         f"CREATE SHARE {ident(check_object_name(name, 'name'))} "
         f"FROM {ident(check_object_name(database, 'database'))} ({', '.join(options)})"
     )
     return Statement(sql, Kind.WRITE, "CREATE SHARE")
+
+
+def set_share_include(name: str, include: Sequence[str] | None) -> Statement:
+    """``ALTER SHARE "name" SET INCLUDE_PATTERN '...'``, or ``RESET INCLUDE_PATTERN`` for ``None``.
+
+    The one option changed in place (its URL stays); ``None`` shares the whole database again,
+    an empty list nothing.
+    """
+    change = "RESET INCLUDE_PATTERN" if include is None else f"SET {_include_pattern(include)}"
+    return Statement(
+        f"ALTER SHARE {ident(check_object_name(name, 'name'))} {change}", Kind.WRITE, "ALTER SHARE"
+    )
+
+
+def _include_pattern(include: Sequence[str]) -> str:
+    """``INCLUDE_PATTERN '<patterns joined with ,>'``."""
+    return f"INCLUDE_PATTERN {literal(','.join(check_include_pattern(include)))}"
 
 
 def drop_share(name: str) -> Statement:

@@ -535,7 +535,8 @@ class Catalog:
             raise invalid("DuckLake databases cannot be shared with an include pattern")
 
     def alter_share(self, caller: User, name: str, pattern: str | None) -> None:
-        """ALTER SHARE SET INCLUDE_PATTERN 'p' (``pattern``) or RESET INCLUDE_PATTERN (None)."""
+        """ALTER SHARE SET INCLUDE_PATTERN 'p' (``pattern``) or RESET INCLUDE_PATTERN (None), by the
+        owner only (anyone else does not find the share); a pattern needs the Business plan."""
         share = self.owned_share(caller, name)
         if pattern is not None:
             self._check_filter(share.database)

@@ -174,6 +174,38 @@ def test_only_the_owner_grants(sql_hook: MotherDuckHook, org: MotherDuckEmulator
     assert _no_session_tokens(org, READER)
 
 
+def test_a_share_include_changes_in_place(sql_hook: MotherDuckHook, org: MotherDuckEmulator) -> None:
+    share = sql_hook.create_share(SHARE, "orders", **OPTIONS, include=["main.orders"], as_user=OWNER)
+    sql_hook.grant_share(SHARE, to_user=READER, as_user=OWNER)
+    wider = sql_hook.set_share_include(SHARE, ["main.orders", "main.customers"], as_user=OWNER)
+    assert (wider.include, wider.url, wider.changed) == (("main.orders", "main.customers"), share.url, True)
+    org.clear_journal()
+    again = sql_hook.set_share_include(SHARE, ["main.orders", "main.customers"], as_user=OWNER)
+    assert (again, again.changed) == (wider, False)
+    assert sql_hook.set_share_include(SHARE, [], as_user=OWNER).include == ()
+    whole = sql_hook.set_share_include(SHARE, None, as_user=OWNER)
+    assert (whole.include, whole.url, whole.changed) == (None, share.url, True)
+    assert [sql for sql in _sql_seen(org) if sql.startswith("ALTER")] == [
+        f"ALTER SHARE \"{SHARE}\" SET INCLUDE_PATTERN ''",
+        f'ALTER SHARE "{SHARE}" RESET INCLUDE_PATTERN',
+    ]
+    assert [g.grantee for g in sql_hook.share_grants(SHARE, as_user=OWNER)] == [READER]  # grants stay
+    assert _no_session_tokens(org, OWNER)
+
+
+def test_only_the_owner_changes_a_share_include_and_patterns_need_the_plan(
+    sql_hook: MotherDuckHook, org: MotherDuckEmulator
+) -> None:
+    sql_hook.create_share(SHARE, "orders", **OPTIONS, include=["main.orders"], as_user=OWNER)
+    with pytest.raises(MotherDuckSQLNotFoundError, match=f"the share '{SHARE}' of {READER} does not exist"):
+        sql_hook.set_share_include(SHARE, None, as_user=READER)
+    org.business_plan = False
+    with pytest.raises(MotherDuckPlanLimitError, match="Filtered shares require a MotherDuck Business plan"):
+        sql_hook.set_share_include(SHARE, ["main.customers"], as_user=OWNER)
+    assert sql_hook.set_share_include(SHARE, None, as_user=OWNER).changed is True  # a reset needs no plan
+    assert _no_session_tokens(org, OWNER, READER)
+
+
 def test_an_alias_taken_by_a_database_is_refused_not_detached(
     sql_hook: MotherDuckHook, org: MotherDuckEmulator
 ) -> None:

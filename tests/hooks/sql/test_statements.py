@@ -81,6 +81,13 @@ def test_the_token_statement_is_quoted_and_never_shown() -> None:
             'CREATE SHARE "s" FROM "d" (ACCESS ORGANIZATION, VISIBILITY DISCOVERABLE, UPDATE AUTOMATIC, INCLUDE_PATTERN \'\')',
             Kind.WRITE,
         ),
+        (
+            st.set_share_include('we"ird', ["main.orders", "main.o'brien"]),
+            "ALTER SHARE \"we\"\"ird\" SET INCLUDE_PATTERN 'main.orders,main.o''brien'",
+            Kind.WRITE,
+        ),
+        (st.set_share_include("s", []), "ALTER SHARE \"s\" SET INCLUDE_PATTERN ''", Kind.WRITE),
+        (st.set_share_include("s", None), 'ALTER SHARE "s" RESET INCLUDE_PATTERN', Kind.WRITE),
         (st.drop_share("s"), 'DROP SHARE IF EXISTS "s"', Kind.DROP),
         (
             st.owned_shares("o's"),
@@ -171,6 +178,8 @@ def test_only_writes_are_not_retried() -> None:
             "include[0]='a,b'",
             "comma",
         ),
+        (lambda: st.set_share_include("s", ["a,b"]), "include[0]='a,b'", "comma"),
+        (lambda: st.set_share_include("a.b", None), "name='a.b'", "dot"),
         (lambda: st.attach_share("md:analytics", "a"), "url='md:analytics'", "not a share URL"),
         (lambda: st.detach(""), "alias=''", "empty"),
         (lambda: st.create_database("x\ny"), "name='x\\ny'", "control"),
