@@ -244,7 +244,7 @@ def _create_share(run: Run, action: CreateShare) -> dict[str, Any]:
 
 def _set_share_include(run: Run, action: SetShareInclude) -> dict[str, Any]:
     share = run.hook.set_share_include(action.share, action.include, as_user=run.as_owner(action.owner))
-    return {"include": None if share.include is None else list(share.include)}
+    return {"changed": share.changed}
 
 
 def _grant_share_to_role(run: Run, action: GrantShareToRole) -> dict[str, Any]:

@@ -293,18 +293,18 @@ def check_declaration(
         for i, item in enumerate(listed)
     }
     checked = problems.unique({path: a for path, a in accounts.items() if a is not None})
-    roles = _list(data.get("roles"), "roles", problems, "role mappings (or names)", _role(problems))
-    problems.once("role", ((f"roles[{j}].name", r.name) for j, r in enumerate(roles)), str)
+    roles = _positions(data.get("roles"), "roles", problems, "role mappings (or names)", _role(problems))
+    problems.once("role", ((f"roles[{j}].name", r.name) for j, r in roles.items()), str)
     _no_cycle(roles, problems)
-    shares = _list(data.get("shares"), "shares", problems, "share mappings", _org_share(problems))
+    shares = _positions(data.get("shares"), "shares", problems, "share mappings", _org_share(problems))
     problems.once(
         "share",
-        ((f"shares[{j}]", f"{s.name} of {s.owner or 'the connection'}") for j, s in enumerate(shares)),
+        ((f"shares[{j}]", f"{s.name} of {s.owner or 'the connection'}") for j, s in shares.items()),
         str.casefold,  # share names and usernames alike compare case-insensitively
     )
     problems.raise_any()
     assert name is not None
-    return Declaration(name, tuple(checked.values()), roles, shares)
+    return Declaration(name, tuple(checked.values()), tuple(roles.values()), tuple(shares.values()))
 
 
 def _role(problems: _Problems) -> Callable[[Any, str], DeclaredRole]:
@@ -328,16 +328,16 @@ def _role(problems: _Problems) -> Callable[[Any, str], DeclaredRole]:
     return check
 
 
-def _no_cycle(roles: Sequence[DeclaredRole], problems: _Problems) -> None:
+def _no_cycle(roles: Mapping[int, DeclaredRole], problems: _Problems) -> None:
     """Roles that include one another in a circle (``a`` includes ``b`` includes ``a``)."""
-    includes = {r.name: r.includes for r in roles}
+    includes = {r.name: r.includes for r in roles.values()}
 
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
         return any(
             n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in includes.get(start, ())
         )
 
-    for j, role in enumerate(roles):
+    for j, role in roles.items():
         if any(reaches(n, role.name, {n}) for n in role.includes):
             problems.add(f"roles[{j}].includes", list(role.includes), "it leads back to the role", "no cycle")
 
@@ -438,13 +438,20 @@ def _list(
     raw: Any, path: str, problems: _Problems, what: str, check: Callable[[Any, str], T]
 ) -> tuple[T, ...]:
     """Each item of an optional list checked with ``check`` (``None``: an empty list)."""
+    return tuple(_positions(raw, path, problems, what, check).values())
+
+
+def _positions(
+    raw: Any, path: str, problems: _Problems, what: str, check: Callable[[Any, str], T]
+) -> dict[int, T]:
+    """:func:`_list`'s items that passed, by their position in ``raw``."""
     if raw is None:
-        return ()
+        return {}
     if isinstance(raw, (str, Mapping)) or not isinstance(raw, (list, tuple)):
         problems.add(path, raw, "expected a list", f"a list of {what} (may be empty)")
-        return ()
-    made = [problems.check(check, value, f"{path}[{j}]") for j, value in enumerate(raw)]
-    return tuple(m for m in made if m is not None)
+        return {}
+    made = {j: problems.check(check, value, f"{path}[{j}]") for j, value in enumerate(raw)}
+    return {j: m for j, m in made.items() if m is not None}
 
 
 def _share(problems: _Problems) -> Callable[[Any, str], DeclaredShare]:

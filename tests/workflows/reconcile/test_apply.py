@@ -463,6 +463,24 @@ def test_an_owned_share_whose_options_differ_is_made_again_and_attached_again(
     assert reconcile(opened, mode="check")["plan"] == []
 
 
+def test_a_share_shows_other_tables_in_place_its_url_and_attachment_kept(
+    reconcile: Reconcile, access_org: MotherDuckEmulator, sql_hook: MotherDuckHook
+) -> None:
+    reconcile(SALES)
+    (before,) = [s for s in sql_hook.list_shares(as_user=OWNER) if s.name == "sales_orders"]
+    wider = json.loads(json.dumps(SALES))
+    wider["shares"][0]["include"] = ["main.orders", "main.customers"]
+    summary = reconcile(wider)
+    assert [(a["action"], a["detail"], a["outcome"]) for a in summary["done"]] == [
+        ("set_share_include", "include: main.orders -> main.orders, main.customers", {"changed": True})
+    ]
+    (after,) = [s for s in sql_hook.list_shares(as_user=OWNER) if s.name == "sales_orders"]
+    assert (after.include, after.url) == (("main.orders", "main.customers"), before.url)
+    del wider["shares"][0]["include"]  # the whole database
+    assert [a["action"] for a in reconcile(wider)["done"]] == ["set_share_include"]
+    assert reconcile(wider, mode="check")["plan"] == []
+
+
 def test_a_share_it_does_not_own_is_never_replaced_the_apply_is_refused(
     reconcile: Reconcile,
     access_org: MotherDuckEmulator,

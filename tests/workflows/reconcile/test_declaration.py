@@ -159,3 +159,48 @@ def test_roles_and_shares_are_checked_with_every_problem_and_its_path() -> None:
         {"name": "readers", "service_accounts": [{**account, "roles": ["analysts"], "attach": []}]}
     )
     assert (ok.accounts[0].roles, ok.accounts[0].attach) == (("analysts",), ())
+
+
+def test_top_level_roles_and_shares_are_checked_with_every_problem_and_its_path() -> None:
+    org = {
+        "name": "sales",
+        "roles": [
+            "sales_readers",
+            {"name": "aa_b", "includes": ["bbb"]},
+            {"name": "bbb", "includes": ["aa_b"]},  # a circle
+            "Admin",
+            "explorer",  # a preset role: never made or dropped
+            "sales_readers",
+        ],
+        "shares": [
+            {"name": "s", "database": "db", "access": "organization", "grants": {"users": ["a"]}},
+            {"name": "t", "database": "d.b", "acess": "restricted"},
+            {"name": "u"},
+            {"name": "v", "database": "db"},
+            {"name": "V", "database": "db"},  # v of the same owner: declared twice
+        ],
+    }
+    with pytest.raises(ValueError, match="10 problem") as info:
+        check_declaration(org)
+    problems = [p.split(" is invalid")[0] for p in str(info.value).splitlines()[1:]]
+    assert problems == [
+        "  - roles[3].name='Admin'",
+        "  - roles[4].name='explorer'",
+        "  - roles[5].name='sales_readers'",
+        "  - roles[1].includes=['bbb']",
+        "  - roles[2].includes=['aa_b']",
+        "  - shares[0].grants={'users': ['a']}",
+        "  - shares[1].acess='restricted'",
+        "  - shares[1].database='d.b'",
+        "  - shares[2].database=None",
+        "  - shares[4]='V of the connection'",
+    ]
+    ok = check_declaration(
+        {"name": "sales", "roles": ["sales_readers"], "shares": [{"name": "s", "database": "db"}]}
+    )
+    assert (ok.roles[0].includes, ok.shares[0].owner, ok.shares[0].access, ok.shares[0].include) == (
+        (),
+        None,
+        "restricted",
+        None,
+    )

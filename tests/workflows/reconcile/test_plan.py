@@ -8,13 +8,16 @@ from typing import Any
 import pytest
 
 from airflow_provider_motherduck.exceptions import MotherDuckReconcileError
+from airflow_provider_motherduck.hooks.sql.answers import Role, Share, ShareGrant
 from airflow_provider_motherduck.workflows.reconcile import (
+    AccountAccess,
     AccountState,
     OrgState,
     Ownership,
     check_declaration,
     plan_reconcile,
 )
+from airflow_provider_motherduck.workflows.reconcile.state import ShareState
 
 
 def user(name: str, *, roles: Any = ("member",), sa: Any = True, gone: Any = False) -> dict[str, Any]:
@@ -163,3 +166,81 @@ def test_unsafe_plans_are_refused_before_any_write_with_every_reason() -> None:
     assert "revokes or deletes 3 thing(s), more than max_deletes=2" in message
     assert caught.value.summary["unsafe"] == plan.unsafe(2)
     plan_reconcile(declared, OrgState((), {}), prune=True).raise_if_unsafe(max_deletes=0)  # safe: passes
+
+
+def test_prune_takes_back_only_owned_roles_inclusions_shares_and_grants() -> None:
+    declared = check_declaration(
+        {
+            "name": "analytics",
+            "roles": [{"name": "readers", "includes": ["explorer"]}],
+            "shares": [
+                {
+                    "name": "orders",
+                    "owner": "Sales_Owner",
+                    "database": "sales",
+                    "grants": {"roles": ["readers"]},
+                }
+            ],
+            "service_accounts": [
+                {
+                    "username": "bot",
+                    "roles": ["readers"],
+                    "attach": [{"share": "orders", "owner": "sales_owner"}],
+                }
+            ],
+        }
+    )
+    role = Role("readers", "custom", ("explorer", "builder", "theirs"))
+    grants = tuple(
+        ShareGrant("sales_owner", name, kind, "read")
+        for kind, name in (("role", "readers"), ("user", "Old_Bot"), ("user", "their_bot"))
+    )
+    state = OrgState(
+        users=(user("bot"), user("sales_owner")),
+        accounts={"bot": AccountState(access=AccountAccess())},
+        owned=Ownership(
+            "analytics",
+            {
+                ("accounts", "bot"): ("bot", {}),
+                ("roles", "readers"): ("readers", {"includes": frozenset({"builder"})}),
+                ("roles", "gone_role"): ("gone_role", {}),
+                ("shares", "sales_owner/orders"): ("sales_owner/orders", {"users": frozenset({"old_bot"})}),
+                ("shares", "sales_owner/old_share"): ("sales_owner/old_share", {}),
+            },
+        ),
+        me="admin",
+        roles={
+            "readers": role,
+            "gone_role": Role("gone_role", "custom"),
+            "their_role": Role("their_role", "custom"),
+        },
+        shares={
+            "sales_owner/orders": ShareState(
+                Share("orders", "sales", "restricted", "hidden", "automatic", "md:_share/sales/x"), grants
+            ),
+            "sales_owner/old_share": ShareState(
+                Share("old_share", "sales", "restricted", "hidden", "automatic", "md:_share/sales/y")
+            ),
+        },
+    )
+    plan = plan_reconcile(declared, state, prune=True)
+    assert [(a["action"], a["detail"]) for a in plan.as_list()] == [
+        ("grant_role", "role readers"),
+        ("attach_share", "share orders of sales_owner as 'orders'"),  # read through the role: no grant
+        ("exclude_role", "no longer includes builder"),  # owned; "theirs" is not
+        ("revoke_share", "read of user old_bot: no longer declared"),  # owned; their_bot's is not
+        ("drop_share", "owned, no longer declared: dropped"),
+        ("drop_role", "owned, no longer declared: dropped"),  # gone_role; their_role is not owned
+    ]
+    assert [a.subject for a in plan.actions][-2:] == ["share sales_owner/old_share", "role gone_role"]
+    assert plan.deletes == 4
+    assert ("shares", "sales_owner/orders", "roles", "readers") in plan.owns
+
+    no_owner = check_declaration(
+        {"name": "analytics", "shares": [{"name": "x", "owner": "nobody", "database": "d"}]}
+    )
+    refused = plan_reconcile(
+        no_owner, OrgState(users=(), accounts={}, me="admin", missing_owners=frozenset({"nobody"}))
+    )
+    assert refused.actions == ()
+    assert "owner nobody, which is not an active service account" in refused.refusals[0]
