@@ -370,9 +370,7 @@ def main() -> int:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME}/airflow.db",
-            "AIRFLOW_CONN_MOTHERDUCK_DEFAULT": json.dumps(
-                {"conn_type": "motherduck", "host": emulator.url, "password": emulator.admin_token}
-            ),
+            "AIRFLOW_CONN_MOTHERDUCK_DEFAULT": json.dumps(emulator.airflow_connection()),
         }
         print(f"MotherDuck emulator at {emulator.url}; throwaway Airflow home {HOME}; its users:")
         state = organisation(emulator)
