@@ -55,6 +55,7 @@ DAGS = (
 
 
 SQL_READS = ("SELECT", "SHOW", "FROM", "DESCRIBE")
+SHARE_URL = re.compile(r"(md:_share/[^/'\s]+/)[^'\s]+")
 # How many days the emulator's clock runs behind: tokens seeded meanwhile look that old.
 LAG = {"days": 0}
 
@@ -90,6 +91,11 @@ def is_write(entry: JournalEntry) -> bool:
     if entry.method == "SQL":
         return not entry.path.lstrip().upper().startswith(SQL_READS)
     return entry.method != "GET"
+
+
+def without_share_urls(text: str) -> str:
+    """``text`` with each share URL's token blanked (whoever holds a URL may attach the share)."""
+    return SHARE_URL.sub(r"\1***", text)
 
 
 def airflow(*args: str, env: dict[str, str]) -> tuple[int, str]:
@@ -470,7 +476,9 @@ def main() -> int:
             print("the organisation's users that changed:")
             state, before = organisation(emulator), state
             print(describe(state, before))
-        writes = [f"{e.method} {e.path} -> {e.status}" for e in emulator.journal if is_write(e)]
+        writes = [
+            f"{e.method} {without_share_urls(e.path)} -> {e.status}" for e in emulator.journal if is_write(e)
+        ]
     print(f"\n=== {len(writes)} writes reached MotherDuck ===")
     print("\n".join(f"  {w}" for w in writes))
     print("\n=== summary ===")

@@ -173,3 +173,4 @@ def test_story_of_a_run(
     secrets = [s["secret"] for s in issued]
     assert not SECRET_RE.search(text)
     assert [s for s in secrets if s in text] == []
+    assert "md:_share/" not in text  # nor a share's URL
