@@ -497,6 +497,20 @@ def check_alias(name: Any, field: str = "alias") -> str:
     return _sql_text(field, name, "a non-empty name without surrounding spaces or control characters")
 
 
+def check_table_path(path: Any, field: str = "table") -> tuple[str, str, str]:
+    """``alias.schema.table`` (or ``alias.table``, schema ``main``) as its three parts, each checked.
+
+    The parts are split at dots, so a part cannot hold one (an alias with a dot cannot be named here).
+    """
+    allowed = "alias.schema.table or alias.table, each part non-empty without surrounding spaces"
+    text = _sql_text(field, path, allowed)
+    parts = text.split(".")
+    if len(parts) not in (2, 3) or any(not p or p != p.strip() for p in parts):
+        raise invalid(field, text, "it is not two or three dotted parts", allowed)
+    alias, schema, table = parts if len(parts) == 3 else (parts[0], "main", parts[1])
+    return alias, schema, table
+
+
 def check_share_url(url: Any, field: str = "url") -> str:
     """Return ``url`` if it has a share URL's form, ``md:_share/<database>/<share token>``."""
     allowed = f"{SHARE_URL_PREFIX}<database>/<share token>, as creating or listing a share gives it"

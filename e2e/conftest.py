@@ -94,12 +94,7 @@ def deployment(run_dir: Path, emulator: MotherDuckEmulator, issued: IssuedSecret
         home=run_dir / "airflow",
         db_url=db_url,
         broker_url=broker_url,
-        connection={
-            "conn_type": "motherduck",
-            "host": emulator.url,
-            "password": emulator.admin_token,
-            "extra": {"retry_delay": 0.5, "timeout": 30},
-        },
+        connection=emulator.airflow_connection(retry_delay=0.5, timeout=30),
         extra_env={
             "E2E_ROTATION_START": (now - timedelta(minutes=6)).isoformat(),
             "E2E_ROTATION_END": (now - timedelta(minutes=2)).isoformat(),

@@ -39,6 +39,7 @@ EXAMPLE_SEED = json.loads((EXAMPLE_DAGS / "demo_seed.json").read_text())
 ONBOARDING = "example_motherduck_onboarding"
 # After onboarding, these need the seeded accounts and onboarding's (and etl_loader's Duckling to run).
 EXAMPLES_NEXT = (
+    "example_motherduck_data_access",
     "example_motherduck_bulk_onboarding",
     "example_motherduck_bulk_onboarding_one_task",
     "example_motherduck_sizing",
@@ -47,6 +48,7 @@ EXAMPLES_NEXT = (
     "example_motherduck_wait_for_active",
 )
 OFFBOARDING = "example_motherduck_offboarding"
+DATA_OWNER, DATA_READER = "warehouse_owner", "report_builder"  # example_motherduck_data_access's
 RETIRED = ("legacy_etl", "tableau_extracts", "churn_model_v1")  # what the offboarding example removes
 EXAMPLES = (ONBOARDING, *EXAMPLES_NEXT, OFFBOARDING)
 ALL_EXAMPLES = tuple(sorted(path.stem for path in EXAMPLE_DAGS.glob("example_motherduck_*.py")))
@@ -133,6 +135,12 @@ def test_every_example_dag_succeeds(local: LocalPhase, emulator: MotherDuckEmula
     assert {"etl_loader", "bi_dashboards", "ml_features"} <= set(emulator.users())
     emulator.set_ducklings("etl_loader", ACTIVE_RW)  # what example_motherduck_wait_for_active waits for
     _run_examples(airflow, EXAMPLES_NEXT)
+    # example_motherduck_data_access: the owner's share granted to the account it onboarded, and
+    # attached by that account itself (over the Postgres endpoint, through short-lived tokens).
+    access = emulator.describe_access()["users"]
+    [share] = access[DATA_OWNER]["shares"]
+    assert share["users"] == [DATA_READER], f"the share's read grants: {share['users']}"
+    assert {"alias": share["name"], "url": share["url"]} in access[DATA_READER]["attached"]
     _run_examples(airflow, (OFFBOARDING,))
     gone = {*RETIRED, "backfill_bot"} & set(emulator.users())
     assert not gone, f"offboarded or temporary accounts still exist: {gone}"

@@ -1,6 +1,8 @@
 """After both executors: no secret the emulator issued is anywhere but in the Variables meant for it.
 
-Searched: every file the deployment wrote (component and task logs, the triggerer's trigger logs,
+The secrets are every one the emulator issued, the short-lived SQL session tokens of ``as_user``
+included (at least one was issued, and none is still live at the end). Searched: every file the
+deployment wrote (component and task logs, the triggerer's trigger logs,
 Celery's and PostgreSQL's logs) and every row of every table of the metadata database (xcom,
 rendered fields, task instances, DAG runs and their conf, the audit log, connections, Variables,
 and the trigger rows, which are deleted once a trigger fires, as copied while the sensors were
@@ -94,11 +96,15 @@ def test_no_issued_secret_outside_its_destination(
 ) -> None:
     secrets = sorted(set(issued.all()), key=len, reverse=True)
     assert len(secrets) > 100, "the e2e run issued the secrets it is meant to search for"
+    sessions = issued.session_tokens()
+    assert sessions, "the SQL examples acted as service accounts through short-lived session tokens"
+    assert set(sessions) <= set(secrets)
     pattern = re.compile(b"|".join(re.escape(s.encode()) for s in secrets))
     files, size, in_files = _scan_files(run_dir, pattern)
     tables, rows, in_tables, in_destinations = _scan_tables(deployment, pattern)
     REPORT.secrets = [
-        f"{len(secrets)} secrets issued (the admin token and every created token, revoked ones included)",
+        f"{len(secrets)} secrets issued (the admin token and every created token, revoked ones included; "
+        f"{len(sessions)} short-lived SQL session tokens, {issued.live_session_tokens()} still live)",
         f"searched {files} files ({size / 1e6:.1f} MB) and {rows} rows of {tables} tables "
         f"({len(deployment.snapshots)} copied while short-lived; encrypted values decrypted)",
         f"found in log files: {sum(in_files.values())}",
@@ -109,3 +115,4 @@ def test_no_issued_secret_outside_its_destination(
     assert not in_tables, f"secrets in the metadata database: {dict(in_tables)}"
     # The search itself works: it finds the delivered secrets where they belong.
     assert len(in_destinations) >= 100
+    assert issued.live_session_tokens() == 0, "a short-lived SQL session token outlived its task"

@@ -3,7 +3,8 @@
 Starts the emulator, points ``motherduck_default`` at it, runs each example DAG with
 ``airflow dags test`` in a throwaway AIRFLOW_HOME (SQLite), and prints, DAG by DAG, what it did
 (the reconcile plan, the drift verdict, the audit findings, each rotation's new, kept and revoked
-tokens with the reason, each onboarding's changes), then the users that changed. What it did is
+tokens with the reason, each onboarding's changes, the roles, shares, grants and attachments
+given, the rows read through an attachment, the access report), then the users that changed. What it did is
 read from the run's XComs and the task logs ``airflow dags test`` prints: token ids and names, never
 a secret (XComs hold none, logs are masked). Run it with ``make demo``.
 """
@@ -26,18 +27,20 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_motherduck._compat import AIRFLOW_V_3
-from airflow_provider_motherduck.testing import MotherDuckEmulator
+from airflow_provider_motherduck.testing import JournalEntry, MotherDuckEmulator
 from airflow_provider_motherduck.testing.dag_run import read_dag_run
+from airflow_provider_motherduck.workflows.access_report import access_table
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
 # The accounts the examples expect to exist already (each example creates only its own).
 SEED = REPO / "example_dags" / "demo_seed.json"
-# In the order a platform team lives them: onboard, size, rotate, wait for compute, size down when
-# idle (asset watchers: Airflow 3 only), audit the tokens, take the organisation over as code and
-# check it for drift, offboard.
+# In the order a platform team lives them: onboard, give an account data to read, size, rotate,
+# wait for compute, size down when idle (asset watchers: Airflow 3 only), audit the tokens, take
+# the organisation over as code and check it for drift, offboard.
 DAGS = (
     "example_motherduck_onboarding",
+    "example_motherduck_data_access",
     "example_motherduck_bulk_onboarding",
     "example_motherduck_bulk_onboarding_one_task",
     "example_motherduck_sizing",
@@ -52,6 +55,9 @@ DAGS = (
 )
 
 
+# The list of writes at the end leaves SQL reads out, and blanks each share URL's token.
+SQL_READS = ("SELECT", "SHOW", "FROM", "DESCRIBE")
+SHARE_URL = re.compile(r"(md:_share/[^/'\s]+/)[^'\s]+")
 # How many days the emulator's clock runs behind: tokens seeded meanwhile look that old.
 LAG = {"days": 0}
 
@@ -80,6 +86,18 @@ BEFORE = {
     "example_motherduck_wait_for_active": start_query,
     "example_motherduck_resize_when_idle": notebooks_idle,
 }
+
+
+def is_write(entry: JournalEntry) -> bool:
+    """A request that may change MotherDuck: not a GET, and not a SQL read."""
+    if entry.method == "SQL":
+        return not entry.path.lstrip().upper().startswith(SQL_READS)
+    return entry.method != "GET"
+
+
+def without_share_urls(text: str) -> str:
+    """``text`` with each share URL's token blanked (whoever holds a URL may attach the share)."""
+    return SHARE_URL.sub(r"\1***", text)
 
 
 def airflow(*args: str, env: dict[str, str]) -> tuple[int, str]:
@@ -266,11 +284,43 @@ def describe_onboarding(run: TaskRun) -> list[str]:
         for m in map(DONE.match, run.messages)
         if m and m.group(1) == "update_duckling_config" and m.group(2) == summary["username"]
     ]
+    access = [
+        f"{what}: {', '.join(summary[key])}"
+        for key, what in (
+            ("granted_roles", "roles granted"),
+            ("granted_shares", "read granted by each share's owner"),
+            ("attached_aliases", "attached as the account itself"),
+        )
+        if summary.get(key)
+    ]
     return [
         f"  {run.task_id}: {summary['username']}: user {'created' if created else 'adopted (it existed)'}",
         f"    Ducklings: {'; '.join(changes) or 'unchanged'}",
         f"    token {token.get('name')} ({token.get('id')}): "
         f"{'issued' if summary.get('token_created') else 'kept (its destination holds it)'}",
+        *([f"    access: {'; '.join(access)}"] if access else []),
+    ]
+
+
+def describe_share(run: TaskRun) -> list[str]:
+    """A share made or found (never its URL: whoever holds it may attach the share)."""
+    share: Mapping[str, Any] = run.xcom
+    include = ", ".join(share.get("include") or []) or "every table"
+    return [
+        f"  {run.task_id}: share {share['share']} of {share['database']} ({share['access']}, "
+        f"{share['visibility']}; {include}), owned by {share.get('username') or 'the connection'}: "
+        f"{'created' if share['created'] else 'existed already'}"
+    ]
+
+
+def describe_access_report(run: TaskRun) -> list[str]:
+    """The report's table, as the operator logs it: per account its roles (``*``: through another
+    role), the shares it reads and through which grant, what it attached, the rules it breaks."""
+    report: Mapping[str, Any] = run.xcom
+    return [
+        f"  {run.task_id}: access of {len(report['accounts'])} account(s), {len(report['violations'])} "
+        "finding(s) (* = held through another role)",
+        *(f"    {line}" for line in access_table(report).splitlines()),
     ]
 
 
@@ -308,6 +358,21 @@ def describe_task(run: TaskRun) -> list[str]:
         return describe_rotation(run)
     if "token_created" in value:
         return describe_onboarding(run)
+    if "accounts" in value and "violations" in value and "missing_shares" in value:
+        return describe_access_report(run)
+    if "share" in value and "url" in value:
+        return describe_share(run)
+    if value.keys() == {"role", "created"}:
+        return [
+            f"  {run.task_id}: role {value['role']} {'created' if value['created'] else 'existed already'}"
+        ]
+    if {"role", "grantee", "granted"} <= value.keys():
+        done = "granted" if value["granted"] else "held already"
+        return [
+            f"  {run.task_id}: role {value['role']} to the {value['grantee_type']} {value['grantee']}: {done}"
+        ]
+    if value.keys() == {"username", "table", "row_count"}:
+        return [f"  {run.task_id}: {value['username']} reads {value['row_count']} row(s) of {value['table']}"]
     if value.keys() == {"username", "created"}:
         return [
             f"  {run.task_id}: user {value['username']} {'created' if value['created'] else 'existed already'}"
@@ -370,9 +435,7 @@ def main() -> int:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME}/airflow.db",
-            "AIRFLOW_CONN_MOTHERDUCK_DEFAULT": json.dumps(
-                {"conn_type": "motherduck", "host": emulator.url, "password": emulator.admin_token}
-            ),
+            "AIRFLOW_CONN_MOTHERDUCK_DEFAULT": json.dumps(emulator.airflow_connection()),
         }
         print(f"MotherDuck emulator at {emulator.url}; throwaway Airflow home {HOME}; its users:")
         state = organisation(emulator)
@@ -396,7 +459,9 @@ def main() -> int:
             print("the organisation's users that changed:")
             state, before = organisation(emulator), state
             print(describe(state, before))
-        writes = [f"{e.method} {e.path} -> {e.status}" for e in emulator.journal if e.method != "GET"]
+        writes = [
+            f"{e.method} {without_share_urls(e.path)} -> {e.status}" for e in emulator.journal if is_write(e)
+        ]
     print(f"\n=== {len(writes)} writes reached MotherDuck ===")
     print("\n".join(f"  {w}" for w in writes))
     print("\n=== summary ===")

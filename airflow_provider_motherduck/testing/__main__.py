@@ -39,10 +39,10 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _connection_line(conn_id: str, url: str, admin_token: str) -> str:
-    """``AIRFLOW_CONN_<ID>='{...}'``: the connection Airflow reads from the environment, shell-quoted."""
-    connection = {"conn_type": "motherduck", "host": url, "password": admin_token}
-    return f"AIRFLOW_CONN_{conn_id.upper()}={shlex.quote(json.dumps(connection))}"
+def _connection_line(conn_id: str, emulator: MotherDuckEmulator) -> str:
+    """``AIRFLOW_CONN_<ID>='{...}'``: the connection Airflow reads from the environment, shell-quoted
+    (both sides: the REST API and the Postgres endpoint)."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}={shlex.quote(json.dumps(emulator.airflow_connection()))}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"MOTHERDUCK_EMULATOR_ADMIN_TOKEN={emulator.admin_token}", flush=True)
         print(f"MOTHERDUCK_EMULATOR_CONTROL_KEY={emulator.control_key}", flush=True)
         print(f"MOTHERDUCK_EMULATOR_POSTGRES_PORT={emulator.postgres_port}", flush=True)
-        print(_connection_line(args.conn_id, emulator.url, emulator.admin_token), flush=True)
+        print(_connection_line(args.conn_id, emulator), flush=True)
         if args.info_file is not None:
             info = {
                 "url": emulator.url,

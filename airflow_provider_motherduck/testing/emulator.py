@@ -143,6 +143,22 @@ class MotherDuckEmulator:
         as ``password=`` to ``psycopg.connect`` or in ``PGPASSWORD``)."""
         return f"host={self.postgres_host} port={self.postgres_port} user=postgres dbname={database} sslmode=disable"
 
+    def airflow_connection(self, **extra: Any) -> dict[str, Any]:
+        """A ``motherduck`` Airflow connection (its JSON form) reaching both sides with the admin
+        token: the REST API at ``url`` and the Postgres endpoint (extra ``sql_transport=postgres``
+        with ``postgres_host`` and ``postgres_port``); ``extra`` adds to its extras."""
+        return {
+            "conn_type": "motherduck",
+            "host": self.url,
+            "password": self.admin_token,
+            "extra": {
+                "sql_transport": "postgres",
+                "postgres_host": self.postgres_host,
+                "postgres_port": self.postgres_port,
+                **extra,
+            },
+        }
+
     def start(self) -> None:
         """Bind, listen and serve in a daemon thread."""
         if self._server is not None:

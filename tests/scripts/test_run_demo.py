@@ -1,14 +1,17 @@
 """``make demo``'s account of each run (``scripts/run_demo.py``), over a real run's XComs and logs.
 
 One ``airflow dags test`` of a DAG that plans, applies and drift-checks a declaration, rotates a
-token and audits the tokens: the account read back from its metadata database and logs shows
-the plan table, the drift verdict, the audit findings and each rotated token's fate with its
-reason, and no secret the emulator ever issued.
+token, audits the tokens, and gives an account data to read (a role, a share, its grant and
+attachment, a count through it, the access report): the account read back from its metadata
+database and logs shows the plan table, the drift verdict, the audit findings, each rotated
+token's fate with its reason, the access given and read, and no secret the emulator ever issued
+(the short-lived SQL session tokens included).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,9 +20,10 @@ from types import ModuleType
 
 import pytest
 
+from airflow_provider_motherduck.hooks.sql import is_session_token
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.operators.helpers import SECRET_RE, everything_printed, failure_excerpt
-from tests.support import CONN_ENV, REPO_ROOT, connection_json
+from tests.support import CONN_ENV, REPO_ROOT, session_tokens
 
 DAG_ID = "demo_story"
 ROTATED = "demo_story_rotated_service_account"  # longer than any column's header: the tables widen
@@ -31,15 +35,24 @@ service_accounts:
     tokens:
       - {name: airflow, ttl: 90 days, variable_key: demo_story_token_loader}
 """
+OWNER = "demo_story_owner"  # owns the database demo_story_db (table orders: 42 rows)
+READER = "demo_story_reader"
 DAG_FILE = f"""
 from datetime import datetime
 
 try:
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, task
 except ImportError:
     from airflow import DAG
+    from airflow.decorators import task
 
+from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook
 from airflow_provider_motherduck.operators import (
+    MotherDuckAccessAuditOperator,
+    MotherDuckCreateRoleOperator,
+    MotherDuckCreateShareOperator,
+    MotherDuckGrantRoleOperator,
+    MotherDuckOnboardAccountOperator,
     MotherDuckReconcileOperator,
     MotherDuckRotateTokenOperator,
     MotherDuckTokenAuditOperator,
@@ -54,7 +67,29 @@ with DAG(dag_id="{DAG_ID}", schedule=None, start_date=datetime(2025, 1, 1), catc
         variable_key="demo_story_token_rotated", keep=2,
     )
     audit = MotherDuckTokenAuditOperator(task_id="audit", require_expiry=True)
-    plan >> apply >> check >> rotate >> audit
+    role = MotherDuckCreateRoleOperator(task_id="role", role="story_readers")
+    nest = MotherDuckGrantRoleOperator(task_id="nest", role="explorer", to_role="story_readers")
+    share = MotherDuckCreateShareOperator(
+        task_id="share", share="story_share", database="demo_story_db", include=["main.orders"],
+        as_user="{OWNER}",
+    )
+    onboard = MotherDuckOnboardAccountOperator(
+        task_id="onboard", username="{READER}", token_name="airflow", ttl="90 days",
+        variable_key="demo_story_token_reader", roles=["story_readers"],
+        shares=[{{"share": "story_share", "owner": "{OWNER}", "alias": "story_in"}}],
+    )
+
+    @task
+    def count() -> dict[str, object]:
+        hook = MotherDuckHook()
+        rows = hook.count_rows("story_in.main.orders", as_user="{READER}")
+        hook.close()
+        return {{"username": "{READER}", "table": "story_in.main.orders", "row_count": rows}}
+
+    access = MotherDuckAccessAuditOperator(
+        task_id="access", usernames=["{READER}"], restricted_shares=["story_share"], read_attachments=True
+    )
+    plan >> apply >> check >> rotate >> audit >> role >> nest >> share >> onboard >> count() >> access
 """
 
 
@@ -78,12 +113,12 @@ def test_story_of_a_run(
     (tmp_path / "declaration.yaml").write_text(DECLARATION)
     (tmp_path / "demo_story_dag.py").write_text(DAG_FILE)
     emulator.add_user(ROTATED)
+    emulator.add_user(OWNER)
+    emulator.add_database(OWNER, "demo_story_db", tables={"orders": 42})
     oldest, newest = (
         emulator.add_token(ROTATED, "airflow") for _ in range(2)
     )  # no expiry: the audit flags them
-    result = airflow_dag_runner(
-        DAG_ID, tmp_path, {CONN_ENV: connection_json(emulator.url, emulator.admin_token)}
-    )
+    result = airflow_dag_runner(DAG_ID, tmp_path, {CONN_ENV: json.dumps(emulator.airflow_connection())})
     printed = everything_printed(result, airflow_db, DAG_ID)
     assert result.returncode == 0, failure_excerpt(printed)
 
@@ -107,7 +142,26 @@ def test_story_of_a_run(
     # The audit findings: the two tokens with no expiry.
     findings = [line.split() for line in text.splitlines() if "never_expires" in line]
     assert [f[:2] for f in findings if f[1] == newest["id"]] == [[ROTATED, newest["id"]]]
-    # No secret the emulator ever issued.
-    secrets = [s["secret"] for s in emulator.issued_secrets()]
+    # The access given, the rows read through the attachment, and the access report.
+    assert "role: role story_readers created" in text
+    assert "nest: role explorer to the role story_readers: granted" in text
+    assert (
+        "share: share story_share of demo_story_db (restricted, hidden; main.orders), "
+        f"owned by {OWNER}: created" in text
+    )
+    assert (
+        "    access: roles granted: story_readers; read granted by each share's owner: story_share; "
+        "attached as the account itself: story_in" in text
+    )
+    assert f"count: {READER} reads 42 row(s) of story_in.main.orders" in text
+    assert "access: access of 1 account(s), 0 finding(s) (* = held through another role)" in text
+    row = f"{READER} service explorer*, story_readers story_share via user story_in -"
+    assert row.split() in [line.split() for line in text.splitlines()]
+    # No secret the emulator ever issued, the short-lived SQL session tokens among them (none left live).
+    issued = emulator.issued_secrets()
+    assert any(is_session_token(s["name"]) for s in issued)
+    assert session_tokens(emulator) == []
+    secrets = [s["secret"] for s in issued]
     assert not SECRET_RE.search(text)
     assert [s for s in secrets if s in text] == []
+    assert "md:_share/" not in text  # nor a share's URL

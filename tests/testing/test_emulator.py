@@ -944,7 +944,7 @@ def test_cli_serves_until_signalled(tmp_path: Path, stop_signal: signal.Signals)
         "MOTHERDUCK_EMULATOR_CONTROL_KEY=ctl_cli",
         f"MOTHERDUCK_EMULATOR_POSTGRES_PORT={info['postgres_port']}",
         "AIRFLOW_CONN_MOTHERDUCK_DEFAULT="
-        + shlex.quote(json.dumps({"conn_type": "motherduck", "host": info["url"], "password": "tok_cli"})),
+        + shlex.quote(json.dumps(_both_sides(info["url"], "tok_cli", info["postgres_port"]))),
     ]
     assert not info_file.exists()
 
@@ -967,7 +967,13 @@ def test_cli_prints_the_connection_of_the_conn_id_given_ready_for_a_shell(tmp_pa
         check=True,
     )
     connection = json.loads(shell.stdout)
-    assert connection == {"conn_type": "motherduck", "host": info["url"], "password": info["admin_token"]}
+    assert connection == _both_sides(info["url"], info["admin_token"], info["postgres_port"])
+
+
+def _both_sides(url: str, token: str, postgres_port: int) -> dict[str, object]:
+    """The connection the CLI prints: the REST API and the Postgres endpoint, both on loopback."""
+    extra = {"sql_transport": "postgres", "postgres_host": "127.0.0.1", "postgres_port": postgres_port}
+    return {"conn_type": "motherduck", "host": url, "password": token, "extra": extra}
 
 
 def test_cli_on_a_busy_port_says_to_pick_another_or_use_port_0() -> None:

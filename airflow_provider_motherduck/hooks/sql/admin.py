@@ -1,4 +1,4 @@
-"""The SQL hook methods: roles, role grants, shares, share grants, attachments, databases, the current user.
+"""The SQL hook methods: roles, role grants, shares, share grants, attachments (and reading through one), databases.
 
 Each method builds its statements in :mod:`~airflow_provider_motherduck.hooks.sql.statements`
 and runs them through :meth:`SQLAdminMixin.sql_session`, the one SQL choke point (the hook
@@ -263,6 +263,15 @@ class SQLAdminMixin:
     def attached_databases(self, *, as_user: str | None) -> list[Attachment]:
         """What the account ``as_user`` has attached (``None``: the connection's account)."""
         return [Attachment.from_row(row) for row in self._run(st.attached_databases(), as_user)]
+
+    def count_rows(self, table: str, *, as_user: str | None = None) -> int:
+        """How many rows ``table`` (``alias.schema.table`` or ``alias.table``) holds, read as ``as_user``.
+
+        Through an attachment, this is a read as the account that attached the share; a table
+        it cannot reach (not attached, no grant, not in the share) raises ``MotherDuckSQLNotFoundError``.
+        """
+        [row] = self._run(st.count_rows(table), as_user)
+        return int(row["row_count"])
 
     # -- databases -------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from airflow_provider_motherduck.validation import (
     check_share_update,
     check_share_url,
     check_share_visibility,
+    check_table_path,
 )
 
 GranteeKind: TypeAlias = Literal["user", "role"]
@@ -265,6 +266,12 @@ def attached_databases() -> Statement:
         "WHERE is_attached = true ORDER BY alias"
     )
     return Statement(sql, Kind.READ, "MD_ALL_DATABASES()")
+
+
+def count_rows(table: str) -> Statement:
+    """``SELECT count(*) AS row_count FROM "alias"."schema"."table"`` (``alias.table``: schema ``main``)."""
+    path = ".".join(ident(part) for part in check_table_path(table))
+    return Statement(f"SELECT count(*) AS row_count FROM {path}", Kind.READ, "SELECT count(*)")
 
 
 # -- databases (facts, section 7) ----------------------------------------------------------------

@@ -225,6 +225,38 @@ def test_an_unknown_share_url_is_not_found(sql_hook: MotherDuckHook, org: Mother
     assert _no_session_tokens(org, READER)
 
 
+def test_rows_read_through_an_attachment_as_the_account(
+    sql_hook: MotherDuckHook, org: MotherDuckEmulator
+) -> None:
+    share = sql_hook.create_share(SHARE, "orders", **OPTIONS, as_user=OWNER)
+    with pytest.raises(MotherDuckSQLNotFoundError):  # not attached yet
+        sql_hook.count_rows("orders_in.main.orders", as_user=READER)
+    sql_hook.grant_share(SHARE, to_user=READER, as_user=OWNER)
+    sql_hook.attach_share(share.url, "orders_in", as_user=READER)
+    assert sql_hook.count_rows("orders_in.main.orders", as_user=READER) == 3
+    assert sql_hook.count_rows("orders_in.orders", as_user=READER) == 3  # schema main
+    assert sql_hook.count_rows("orders.main.orders", as_user=OWNER) == 3  # the owner's own database
+    assert 'SELECT count(*) AS row_count FROM "orders_in"."main"."orders"' in _sql_seen(org)
+    with pytest.raises(MotherDuckSQLNotFoundError):  # attached by the reader, not by the admin
+        sql_hook.count_rows("orders_in.main.orders")
+    with pytest.raises(MotherDuckSQLNotFoundError):
+        sql_hook.count_rows("orders_in.main.missing", as_user=READER)
+    sql_hook.revoke_share(SHARE, from_user=READER, as_user=OWNER)
+    with pytest.raises(MotherDuckSQLNotFoundError):  # still attached, no longer readable
+        sql_hook.count_rows("orders_in.main.orders", as_user=READER)
+    assert _no_session_tokens(org, OWNER, READER)
+
+
+def test_a_transient_failure_of_a_count_is_retried(
+    sql_hook: MotherDuckHook, org: MotherDuckEmulator, fake_sleep: FakeSleep
+) -> None:
+    statement = 'SELECT count(*) AS row_count FROM "orders"."main"."orders"'
+    org.inject_sql(statement, error="IO Error: UNAVAILABLE: failed to connect to all addresses")
+    assert sql_hook.count_rows("orders.orders", as_user=OWNER) == 3
+    assert fake_sleep.waits == [2.0]
+    assert _sql_seen(org).count(statement) == 2
+
+
 # -- databases ---------------------------------------------------------------------------------
 
 

@@ -115,6 +115,16 @@ def test_the_token_statement_is_quoted_and_never_shown() -> None:
             Kind.WRITE,
         ),
         (st.detach("birds"), 'DETACH "birds"', Kind.DROP),
+        (
+            st.count_rows('orders_in.main.we"ird'),
+            'SELECT count(*) AS row_count FROM "orders_in"."main"."we""ird"',
+            Kind.READ,
+        ),
+        (
+            st.count_rows("orders_in.orders"),
+            'SELECT count(*) AS row_count FROM "orders_in"."main"."orders"',
+            Kind.READ,
+        ),
         (st.create_database("analytics"), 'CREATE DATABASE "analytics"', Kind.WRITE),
         (st.drop_database("analytics"), 'DROP DATABASE IF EXISTS "analytics"', Kind.DROP),
         (
@@ -183,6 +193,10 @@ def test_only_writes_are_not_retried() -> None:
         (lambda: st.attach_share("md:analytics", "a"), "url='md:analytics'", "not a share URL"),
         (lambda: st.detach(""), "alias=''", "empty"),
         (lambda: st.create_database("x\ny"), "name='x\\ny'", "control"),
+        (lambda: st.count_rows("orders"), "table='orders'", "two or three dotted parts"),
+        (lambda: st.count_rows("a.b.c.d"), "table='a.b.c.d'", "two or three dotted parts"),
+        (lambda: st.count_rows("a..c"), "table='a..c'", "two or three dotted parts"),
+        (lambda: st.count_rows("a. b"), "table='a. b'", "two or three dotted parts"),
     ],
 )
 def test_bad_input_names_the_field(build: object, field: str, problem: str) -> None:
