@@ -6,8 +6,8 @@
    failure part-way leaves a state the next run finishes from; once MotherDuck matches the file, a
    run only reads.
 
-A declared account that exists already is adopted. The file manages only what it owns: the
-accounts and token names it created or adopted, kept in its ownership record (the Variable
+A declared account, role or share that exists already is adopted. The file manages only what it
+owns: the accounts, token names, roles, shares and grants it created or adopted, kept in its ownership record (the Variable
 ``motherduck_owned_<name>``). ``prune=True``: owned service accounts the file no longer names are
 deleted (their tokens revoked first), and owned token names it no longer declares are revoked; an
 account it neither declares nor owns is never touched. Human users, users with the Admin role,
@@ -15,8 +15,11 @@ deprovisioned users and names matching ``protect`` are never pruned, and a plan 
 ``max_deletes`` revokes and deletions is not applied.
 
 Manages the accounts the file declares (``dwh_loader``, ``looker_reader``, ``feature_store``,
-``reporting_bot``), their Duckling configs, tokens and Variables ``motherduck_token_<user>``; no
-other example declares them. Uses the ``motherduck_default`` connection.
+``reporting_bot``), their Duckling configs, tokens and Variables ``motherduck_token_<user>``, the
+role ``dwh_analysts``, the share ``dwh_customers`` of ``warehouse_owner`` (an account it expects to
+exist, owning the database ``warehouse``; the demo seeds it) with its grant, and
+``looker_reader``'s attachment ``customers``; no other example declares them. Uses the
+``motherduck_default`` connection, with its SQL transport.
 """
 
 from __future__ import annotations

@@ -232,6 +232,22 @@ def sql_writes(emulator: MotherDuckEmulator) -> list[str]:
     return [e.path for e in emulator.journal if e.method == "SQL" and e.path.upper().startswith(SQL_WRITES)]
 
 
+def writes_beside_sessions(emulator: MotherDuckEmulator) -> list[str]:
+    """What the journal shows changed MotherDuck (REST writes and SQL writes), leaving out the
+    short-lived session tokens, each minted and revoked to act as an account."""
+    sessions = {i["id"] for i in emulator.issued_secrets() if is_session_token(str(i.get("name")))}
+    writes = []
+    for e in emulator.journal:
+        if e.method == "SQL":
+            writes += [e.path] if e.path.upper().startswith(SQL_WRITES) else []
+        elif e.method != "GET" and not (
+            (e.method == "POST" and is_session_token(str((e.body or {}).get("name"))))
+            or (e.method == "DELETE" and e.path.rsplit("/", 1)[-1] in sessions)
+        ):
+            writes.append(f"{e.method} {e.path}")
+    return writes
+
+
 def session_tokens(emulator: MotherDuckEmulator) -> list[str]:
     """Names of short-lived SQL session tokens still live, of any user."""
     return [t["name"] for u in emulator.users() for t in emulator.tokens(u) if is_session_token(t["name"])]

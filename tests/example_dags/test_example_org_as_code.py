@@ -1,7 +1,7 @@
 """The org-as-code and drift-check examples, run with ``airflow dags test`` against the emulator.
 
-Run 1 (org as code) creates what ``motherduck_organisation.yaml`` declares, adopts an account made
-by hand, prunes one an earlier version of the file owned and leaves one it never owned alone; real
+Run 1 (org as code) creates what ``motherduck_organisation.yaml`` declares (accounts, a role, a
+share of the data owner's database, its grant, an attachment), adopts an account made by hand, prunes one an earlier version of the file owned and leaves one it never owned alone; real
 Variables, real task runner. Run 2 (drift check)
 passes and makes no write. After a resize by hand, run 3 (drift check) fails and logs the plan.
 """
@@ -26,9 +26,8 @@ from tests.operators.helpers import (
     leaked_secrets,
     set_variable,
     variable,
-    writes_seen,
 )
-from tests.support import CONN_ENV, REPO_ROOT, connection_json, scans_dags_test_output_for_secrets
+from tests.support import CONN_ENV, REPO_ROOT, scans_dags_test_output_for_secrets, writes_beside_sessions
 
 EXAMPLES = REPO_ROOT / "example_dags"
 DECLARATION: dict[str, Any] = yaml.safe_load((EXAMPLES / "motherduck_organisation.yaml").read_text())
@@ -40,7 +39,7 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _run(dag_id: str, emulator: MotherDuckEmulator, runner: Runner, home: str) -> tuple[DagRunRecord, str]:
-    result = runner(dag_id, EXAMPLES, {CONN_ENV: connection_json(emulator.url, emulator.admin_token)})
+    result = runner(dag_id, EXAMPLES, {CONN_ENV: json.dumps(emulator.airflow_connection())})
     return DagRunRecord(home, dag_id), everything_printed(result, home, dag_id)
 
 
@@ -60,12 +59,26 @@ def test_org_as_code_then_drift_check(
     set_variable(airflow_db, OWNED_KEY, json.dumps({"accounts": owned_before}))
     emulator.add_user("other_team_bot")  # neither declared nor owned: never touched
     emulator.add_user("jane", roles=["admin"])  # a human Admin: never a candidate
+    emulator.add_user("warehouse_owner")  # owns the database the declared share shares
+    emulator.add_database("warehouse_owner", "warehouse", tables={"orders": 3, "customers": 5})
 
     record, printed = _run("example_motherduck_org_as_code", emulator, airflow_dag_runner, airflow_db)
     assert set(record.states().values()) == {"success"}, failure_excerpt(printed)
 
     names = [a["username"] for a in DECLARED]
-    assert sorted(emulator.users()) == sorted(["admin", "jane", "break_glass_ops", "other_team_bot", *names])
+    assert sorted(emulator.users()) == sorted(
+        ["admin", "jane", "break_glass_ops", "other_team_bot", "warehouse_owner", *names]
+    )
+    access = emulator.describe_access()
+    assert access["roles"]["dwh_analysts"] == ["explorer"]
+    (share,) = access["users"]["warehouse_owner"]["shares"]
+    assert (share["name"], share["roles"], share["include_pattern"]) == (
+        "dwh_customers",
+        ["dwh_analysts"],
+        ["main.customers"],
+    )
+    assert access["users"]["looker_reader"]["roles"] == ["dwh_analysts"]
+    assert access["users"]["looker_reader"]["attached"] == [{"alias": "customers", "url": share["url"]}]
     assert sorted(json.loads(variable(airflow_db, OWNED_KEY) or "{}")["accounts"]) == sorted(
         ["break_glass_ops", *names]
     )
@@ -92,11 +105,12 @@ def test_org_as_code_then_drift_check(
     assert not any(SECRET_RE.search(text) for text in record.xcom_raw().values())
     assert leaked_secrets(printed, [*secrets, emulator.admin_token]) == []
 
-    # Run 2: converged, so the drift check passes and nothing is written.
+    # Run 2: converged, so the drift check passes and nothing is written (it reads the account's
+    # attachments as the account, through a short-lived token minted and revoked).
     emulator.clear_journal()
     record, printed = _run("example_motherduck_drift_check", emulator, airflow_dag_runner, airflow_db)
     assert record.states() == {("check", -1): "success"}, failure_excerpt(printed)
-    assert writes_seen(emulator) == []
+    assert writes_beside_sessions(emulator) == []
     assert record.xcom()[("check", -1)]["plan"] == []
 
     # Run 3: someone resized an account by hand.
@@ -111,5 +125,5 @@ def test_org_as_code_then_drift_check(
     record, printed = _run("example_motherduck_drift_check", emulator, airflow_dag_runner, airflow_db)
     assert record.states() == {("check", -1): "failed"}
     assert "read_write.instance_size: giga -> jumbo" in printed
-    assert writes_seen(emulator) == []
+    assert writes_beside_sessions(emulator) == []
     assert leaked_secrets(printed, [*secrets, emulator.admin_token]) == []
