@@ -216,7 +216,7 @@ def describe_reconcile(run: TaskRun, shown_plan: Any = None) -> list[str]:
     summary: Mapping[str, Any] = run.xcom
     plan = summary["plan"]
     mode = summary["mode"]
-    rows = [(a["action"], a["username"], a.get("detail", "")) for a in plan]
+    rows = [(a["action"], a["subject"], a.get("detail", "")) for a in plan]
     if mode == "check":
         verdict = (
             "no drift: MotherDuck matches the declaration" if not plan else f"DRIFT: {len(plan)} action(s)"
@@ -229,7 +229,7 @@ def describe_reconcile(run: TaskRun, shown_plan: Any = None) -> list[str]:
     if plan and shown_plan == plan:
         lines.append("    the plan above")
     elif plan:
-        lines += table(("action", "username", "what"), rows)
+        lines += table(("action", "subject", "what"), rows)
     lines += [f"    not pruned: {s['username']} ({s['reason']})" for s in summary.get("spared", [])]
     lines += [f"    applying would be refused: {reason}" for reason in summary.get("unsafe", [])]
     if mode == "apply":

@@ -99,8 +99,15 @@ class Action:
         return ()
 
     def as_dict(self) -> dict[str, Any]:
-        """The XCom form: ``username`` is the account acted on or as (``None``: the connection's)."""
-        return {"action": self.kind, "username": self.acting, "detail": self.detail, **self.payload()}
+        """The XCom form: ``username`` is the account acted on or as (``None``: the connection's),
+        ``subject`` what it acts on (as the log table shows it)."""
+        return {
+            "action": self.kind,
+            "username": self.acting,
+            "subject": self.subject,
+            "detail": self.detail,
+            **self.payload(),
+        }
 
 
 @dataclass(frozen=True)
