@@ -849,7 +849,15 @@ def _plan_shares(
             GrantShareToRole(owner, declared.name, role=r) for r in declared.roles if r not in held["role"]
         ]
         if prune:
-            for kind, part, wanted in (("user", "users", declared.users), ("role", "roles", declared.roles)):
+            attaching = tuple(
+                a.username
+                for a in declaration.accounts
+                if any(fold_username(share_key(s.owner, s.share)) == fold_username(key) for s in a.attach)
+            )  # an account that attaches the share keeps its read
+            for kind, part, wanted in (
+                ("user", "users", declared.users + attaching),
+                ("role", "roles", declared.roles),
+            ):
                 keep = {fold_username(n) for n in wanted}
                 actions += [
                     RevokeShare(owner, declared.name, grantee_type=kind, grantee=name)

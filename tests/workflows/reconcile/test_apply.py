@@ -501,3 +501,29 @@ def test_a_share_it_does_not_own_is_never_replaced_the_apply_is_refused(
         reconcile(theirs)
     assert sql_writes(access_org) == []
     assert "motherduck_owned_sales_access" not in motherduck_variables
+
+
+def test_a_share_granted_to_a_user_is_revoked_by_prune_once_nothing_declares_it(
+    reconcile: Reconcile, access_org: MotherDuckEmulator, sql_hook: MotherDuckHook
+) -> None:
+    direct = json.loads(json.dumps(SALES))
+    direct["shares"][0].update(grants={"users": [READER.upper()]}, visibility="discoverable", update="manual")
+    direct["service_accounts"][0]["roles"] = []
+    summary = reconcile(direct)
+    assert [(a["action"], a["username"]) for a in summary["done"] if "share" in a["action"]] == [
+        ("create_share", OWNER),
+        ("grant_share", READER.upper()),  # the declared grant, once: the attachment needs no other
+        ("attach_share", READER),
+    ]
+    (share,) = [s for s in sql_hook.list_shares(as_user=OWNER) if s.name == "sales_orders"]
+    assert (share.visibility, share.update) == ("discoverable", "manual")
+
+    del direct["shares"][0]["grants"]  # the account still attaches it: it keeps its read
+    assert reconcile(direct, prune=True)["plan"] == []
+    direct["service_accounts"][0]["attach"] = []
+    summary = reconcile(direct, prune=True)
+    assert [(a["action"], a["detail"]) for a in summary["done"]] == [
+        ("revoke_share", f"read of user {READER.upper()}: no longer declared")
+    ]
+    assert [g.grantee for g in sql_hook.share_grants("sales_orders", as_user=OWNER)] == []
+    assert reconcile(direct, mode="check", prune=True)["plan"] == []
