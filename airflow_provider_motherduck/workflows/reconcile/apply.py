@@ -45,7 +45,7 @@ from airflow_provider_motherduck.workflows.delivery import Issuer, VariableStore
 from airflow_provider_motherduck.workflows.issuing import issue_token
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.offboarding import offboard_account
-from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool
+from airflow_provider_motherduck.workflows.pool import HookFactory, affects_all, run_on_pool
 from airflow_provider_motherduck.workflows.reconcile.plan import (
     PHASES,
     PRUNE_GRANTS,
@@ -328,7 +328,8 @@ def apply_plan(
     First :meth:`~.plan.ReconcilePlan.raise_if_unsafe` (``max_deletes``: ``None``, no limit), then
     the ownership record in ``store``. A group whose action fails stops there, and its actions in
     later phases are not attempted; the other groups go on, but once anything failed nothing is
-    pruned. A re-run (a new plan from a new read) finishes the job.
+    pruned, and after an error every call would hit (a rejected admin token) no later phase runs.
+    A re-run (a new plan from a new read) finishes the job.
     """
     plan.raise_if_unsafe(max_deletes)
     own(plan.name, store, plan.owns)
@@ -336,12 +337,13 @@ def apply_plan(
     failed: dict[str, str] = {}
     not_attempted: list[dict[str, Any]] = []
     finished: list[Action] = []
+    hopeless = False  # an error every call would hit (a rejected admin token): no later phase runs
     for phase in PHASES:
         groups: dict[str, list[Action]] = {}
         for action in plan.actions:
             if action.phase == phase:
                 groups.setdefault(action.group, []).append(action)
-        stopped = [g for g in groups if g in failed or (failed and phase >= PRUNE_GRANTS)]
+        stopped = [g for g in groups if g in failed or (failed and (phase >= PRUNE_GRANTS or hopeless))]
         not_attempted += [a.as_dict() for g in stopped for a in groups.pop(g)]
         order = list(groups)
         results, errors = run_on_pool(
@@ -360,6 +362,7 @@ def apply_plan(
                 cause = error.cause if isinstance(error, _Stopped) else error
                 not_attempted += [a.as_dict() for a in groups[group][len(run.finished) if run else 0 :]]
                 failed[group] = f"{type(cause).__name__}: {redact(str(cause))}"
+                hopeless = hopeless or affects_all(cause) or affects_all(cause.__cause__)
     gone = [path for action in finished for path in action.forgets()]
     if gone:
         disown(plan.name, store, gone)

@@ -527,3 +527,24 @@ def test_a_share_granted_to_a_user_is_revoked_by_prune_once_nothing_declares_it(
     ]
     assert [g.grantee for g in sql_hook.share_grants("sales_orders", as_user=OWNER)] == []
     assert reconcile(direct, mode="check", prune=True)["plan"] == []
+
+
+def test_a_rejected_admin_token_stops_every_later_phase_and_a_rerun_finishes(
+    reconcile: Reconcile, access_org: MotherDuckEmulator, motherduck_variables: InMemoryVariableStore
+) -> None:
+    access_org.inject("POST", "/v1/users", status=401)
+    with pytest.raises(MotherDuckReconcileError, match="1 account") as caught:
+        reconcile(SALES)
+    summary = caught.value.summary
+    assert [a["action"] for a in summary["done"]] == ["create_role", "include_role"]
+    assert [a["action"] for a in summary["not_attempted"]] == [
+        "create_user",
+        "issue_token",
+        "grant_role",
+        "create_share",
+        "grant_share_to_role",
+        "attach_share",
+    ]
+    assert session_tokens(access_org) == []
+    assert [a["action"] for a in reconcile(SALES)["done"]] == [a["action"] for a in summary["not_attempted"]]
+    assert count_as(access_org, motherduck_variables["md_report_reader"], "orders") == 3
