@@ -29,7 +29,8 @@ def affects_all(err: BaseException | None) -> bool:
     )
 
 
-def _stops_the_pool(err: BaseException) -> bool:
+def stops_all(err: BaseException) -> bool:
+    """Whether ``err``, or the error it wraps, is one every other call would hit too."""
     return affects_all(err) or affects_all(err.__cause__)
 
 
@@ -40,7 +41,7 @@ def run_on_pool(
     *,
     max_workers: int,
     name: str,
-    stops: Callable[[BaseException], bool] = _stops_the_pool,
+    stops: Callable[[BaseException], bool] = stops_all,
 ) -> tuple[list[R | None], dict[int, BaseException]]:
     """``work(hook, item)`` for each item on up to ``max_workers`` threads, one hook per thread.
 

@@ -45,7 +45,7 @@ from airflow_provider_motherduck.workflows.delivery import Issuer, VariableStore
 from airflow_provider_motherduck.workflows.issuing import issue_token
 from airflow_provider_motherduck.workflows.naming import name_pattern
 from airflow_provider_motherduck.workflows.offboarding import offboard_account
-from airflow_provider_motherduck.workflows.pool import HookFactory, affects_all, run_on_pool
+from airflow_provider_motherduck.workflows.pool import HookFactory, run_on_pool, stops_all
 from airflow_provider_motherduck.workflows.reconcile.plan import (
     PHASES,
     PRUNE_GRANTS,
@@ -362,7 +362,7 @@ def apply_plan(
                 cause = error.cause if isinstance(error, _Stopped) else error
                 not_attempted += [a.as_dict() for a in groups[group][len(run.finished) if run else 0 :]]
                 failed[group] = f"{type(cause).__name__}: {redact(str(cause))}"
-                hopeless = hopeless or affects_all(cause) or affects_all(cause.__cause__)
+                hopeless = hopeless or stops_all(cause)
     gone = [path for action in finished for path in action.forgets()]
     if gone:
         disown(plan.name, store, gone)
