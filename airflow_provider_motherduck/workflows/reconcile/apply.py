@@ -98,11 +98,16 @@ class Run:
     hook: MotherDuckHook
     listed: tuple[Mapping[str, Any], ...] = ()
     stale: bool = False
-    done: list[dict[str, Any]] = field(default_factory=list)
-    finished: list[Action] = field(default_factory=list)
+    finished: list[tuple[Action, dict[str, Any]]] = field(default_factory=list)
+    """Each action done, with its outcome."""
     sessions: ActingSessions | None = None
     issuer: Issuer | None = None
     """Who issues tokens (a task's run and try): a retry then revokes what its own earlier tries left."""
+
+    @property
+    def done(self) -> list[dict[str, Any]]:
+        """Each action done, in its XCom form with its ``outcome``."""
+        return _as_done(self.finished)
 
     def acting(self) -> ActingSessions:
         if self.sessions is None:
@@ -228,8 +233,6 @@ def _drop_role(run: Run, action: DropRole) -> dict[str, Any]:
 
 def _create_share(run: Run, action: CreateShare) -> dict[str, Any]:
     d = action.declared
-    as_user = run.as_owner(action.owner)
-    dropped = isinstance(action, ReplaceShare) and run.hook.drop_share(action.share, as_user=as_user)
     made = run.hook.create_share(
         d.name,
         d.database,
@@ -237,9 +240,14 @@ def _create_share(run: Run, action: CreateShare) -> dict[str, Any]:
         visibility=d.visibility,
         update=d.update,
         include=d.include,
-        as_user=as_user,
+        as_user=run.as_owner(action.owner),
     )
-    return {"created": made.created, **({"dropped": dropped} if isinstance(action, ReplaceShare) else {})}
+    return {"created": made.created}
+
+
+def _replace_share(run: Run, action: ReplaceShare) -> dict[str, Any]:
+    dropped = run.hook.drop_share(action.share, as_user=run.as_owner(action.owner))
+    return {**_create_share(run, action), "dropped": dropped}
 
 
 def _set_share_include(run: Run, action: SetShareInclude) -> dict[str, Any]:
@@ -279,7 +287,7 @@ _DISPATCH: dict[type[Action], Callable[[Run, Any], dict[str, Any]]] = {
     ExcludeRole: _exclude_role,
     DropRole: _drop_role,
     CreateShare: _create_share,
-    ReplaceShare: _create_share,
+    ReplaceShare: _replace_share,
     AdoptShare: _adopt,
     SetShareInclude: _set_share_include,
     GrantShareToRole: _grant_share_to_role,
@@ -295,8 +303,7 @@ def apply_actions(run: Run, actions: Sequence[Action]) -> list[dict[str, Any]]:
     try:
         for action in actions:
             outcome = _DISPATCH[type(action)](run, action)
-            run.done.append({**action.as_dict(), "outcome": outcome})
-            run.finished.append(action)
+            run.finished.append((action, outcome))
             log.info("Done: %s %s %s", action.kind, action.subject, action.detail)
     finally:
         if run.sessions is not None:
@@ -333,10 +340,9 @@ def apply_plan(
     """
     plan.raise_if_unsafe(max_deletes)
     own(plan.name, store, plan.owns)
-    done: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     not_attempted: list[dict[str, Any]] = []
-    finished: list[Action] = []
+    finished: list[tuple[Action, dict[str, Any]]] = []
     hopeless = False  # an error every call would hit (a rejected admin token): no later phase runs
     for phase in PHASES:
         groups: dict[str, list[Action]] = {}
@@ -356,17 +362,20 @@ def apply_plan(
         for i, group in enumerate(order):
             error = errors.get(i)
             run = results[i] if error is None else error.run if isinstance(error, _Stopped) else None
-            done += run.done if run is not None else []
             finished += run.finished if run is not None else []
             if error is not None:
                 cause = error.cause if isinstance(error, _Stopped) else error
                 not_attempted += [a.as_dict() for a in groups[group][len(run.finished) if run else 0 :]]
                 failed[group] = f"{type(cause).__name__}: {redact(str(cause))}"
                 hopeless = hopeless or stops_all(cause)
-    gone = [path for action in finished for path in action.forgets()]
+    gone = [path for action, _ in finished for path in action.forgets()]
     if gone:
         disown(plan.name, store, gone)
-    return ReconcileResult(done, failed, not_attempted)
+    return ReconcileResult(_as_done(finished), failed, not_attempted)
+
+
+def _as_done(finished: Sequence[tuple[Action, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    return [{**action.as_dict(), "outcome": outcome} for action, outcome in finished]
 
 
 def _run_group(

@@ -83,7 +83,7 @@ class Action:
     @property
     def group(self) -> str:
         """Actions of one group run in order in one thread (each group has its own SQL sessions)."""
-        return fold_username(self.subject)
+        raise NotImplementedError
 
     @property
     def detail(self) -> str:
