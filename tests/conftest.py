@@ -7,6 +7,7 @@ point, never again here); ``emulator`` and ``motherduck_conn`` are the names the
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -31,7 +32,7 @@ os.environ.pop("MOTHERDUCK_TOKEN", None)
 from airflow_provider_motherduck.hooks.motherduck import MotherDuckHook  # noqa: E402
 from airflow_provider_motherduck.testing import MotherDuckEmulator  # noqa: E402
 from airflow_provider_motherduck.testing.dag_run import migrate  # noqa: E402
-from tests.support import FakeSleep, connection_json, run_airflow_dag, seed_access  # noqa: E402
+from tests.support import FakeSleep, run_airflow_dag, seed_access  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.sql_standin import StandIn
@@ -54,13 +55,7 @@ def sql_conn(
     motherduck_emulator: MotherDuckEmulator, motherduck_conn_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     """``motherduck_default`` on the emulator with the ``postgres`` SQL transport (its Postgres endpoint)."""
-    connection = connection_json(
-        motherduck_emulator.url,
-        motherduck_emulator.admin_token,
-        sql_transport="postgres",
-        postgres_host=motherduck_emulator.postgres_host,
-        postgres_port=motherduck_emulator.postgres_port,
-    )
+    connection = json.dumps(motherduck_emulator.airflow_connection())
     monkeypatch.setenv(f"AIRFLOW_CONN_{motherduck_conn_id.upper()}", connection)
     return motherduck_conn_id
 

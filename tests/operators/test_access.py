@@ -29,7 +29,7 @@ from airflow_provider_motherduck.operators import (
 )
 from airflow_provider_motherduck.testing import MotherDuckEmulator
 from tests.operators.helpers import DagRunRecord, everything_printed, failure_excerpt, leaked_secrets, run
-from tests.support import CONN_ENV, connection_json, scans_dags_test_output_for_secrets
+from tests.support import CONN_ENV, scans_dags_test_output_for_secrets
 
 DAGS = Path(__file__).parent / "dags"
 OWNER, READER = "share_owner", "etl_bot"
@@ -220,13 +220,7 @@ def test_access_as_code_in_a_real_dag_run(
 ) -> None:
     for name in (OWNER, READER):
         emulator.add_user(name)
-    conn = connection_json(
-        emulator.url,
-        emulator.admin_token,
-        sql_transport="postgres",
-        postgres_host=emulator.postgres_host,
-        postgres_port=emulator.postgres_port,
-    )
+    conn = json.dumps(emulator.airflow_connection())
     result = airflow_dag_runner("md_access_contract", DAGS, {CONN_ENV: conn})
     record = DagRunRecord(airflow_db, "md_access_contract")
     printed = everything_printed(result, airflow_db, "md_access_contract")

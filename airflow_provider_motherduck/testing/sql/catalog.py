@@ -573,6 +573,10 @@ class Catalog:
             if user_id in live:
                 yield from account.shares.values()
 
+    def exists(self, share: Share) -> bool:
+        """Whether ``share`` still exists (not dropped, its owner not deleted)."""
+        return any(s is share for s in self.all_shares())
+
     def can_read(self, user: User, share: Share) -> bool:
         """Owner; everyone for organization and unrestricted shares; for a restricted share, a
         grant to the user or to any role it holds (through other roles too)."""
@@ -687,7 +691,7 @@ class Catalog:
         name = alias if alias is not None else share.database.name
         _check_object_name(name, "alias")
         stale = account.attached.get(_key(name))
-        if stale is not None and not any(s is stale[1] for s in self.all_shares()):
+        if stale is not None and not self.exists(stale[1]):
             del account.attached[_key(name)]  # its share was dropped: the attachment went with it
         if _key(name) in account.databases or _key(name) in account.attached:
             attached = account.attached.get(_key(name))
@@ -745,7 +749,7 @@ class Catalog:
         share: Share | None = None
         if _key(alias) in account.attached:
             share = account.attached[_key(alias)][1]
-            if not any(s is share for s in self.all_shares()) or not self.can_read(caller, share):
+            if not self.exists(share) or not self.can_read(caller, share):
                 raise catalog_missing(f"Database share {alias} not found")
             database = share.database
         elif _key(alias) in account.databases and _key(alias) not in account.detached:
